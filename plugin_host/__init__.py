@@ -1,0 +1,23 @@
+"""NoiseNil's engine: ONNX denoisers as pedalboard-compatible effects, a mixed chain, batch rendering."""
+
+from .chain import Chain, load_preset, preset_names
+from .effects import Denoise
+from .errors import AudioFileError, ModelError, NoiseNilError, ParameterError, UnknownNameError
+from .registry import CLASSIFIERS, DEFAULT_DENOISER, DENOISERS
+
+__version__ = "0.1.0"
+__all__ = [
+    "Chain",
+    "Denoise",
+    "load_preset",
+    "preset_names",
+    "DENOISERS",
+    "CLASSIFIERS",
+    "DEFAULT_DENOISER",
+    "NoiseNilError",
+    "AudioFileError",
+    "ModelError",
+    "ParameterError",
+    "UnknownNameError",
+    "__version__",
+]

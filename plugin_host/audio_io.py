@@ -1,0 +1,219 @@
+"""Reading and writing audio files safely.
+
+Every problem with an input becomes ``AudioFileError(path, one-line reason)``. Outputs are
+written to a hidden temporary file next to their destination and renamed into place only
+when complete and verified, so an interrupted or failed run never leaves a half-written output
+and never touches an input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pedalboard.io import AudioFile, get_supported_read_formats, get_supported_write_formats
+
+from .errors import AudioFileError
+
+READ_EXTENSIONS = tuple(sorted(get_supported_read_formats()))
+WRITE_EXTENSIONS = tuple(sorted(get_supported_write_formats()))
+PARTIAL_TAG = ".noisenil-partial"
+BIT_DEPTHS = {"int8": 8, "int16": 16, "int24": 24, "int32": 32, "float32": 32, "float64": 32}
+LOSSY = (".mp3", ".ogg")
+
+
+@dataclass
+class InputInfo:
+    path: Path
+    sample_rate: int
+    channels: int
+    frames: int
+    file_dtype: str
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate
+
+    @property
+    def bit_depth(self) -> int:
+        return BIT_DEPTHS.get(self.file_dtype, 16)
+
+
+def _riff_truncation(path: Path, size: int) -> str | None:
+    """For WAV/AIFF: compare the data chunk's declared size with what the file holds."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12:
+            return "file is shorter than its header"
+        riff, little = head[:4] in (b"RIFF", b"RF64"), head[:4] != b"FORM"
+        if not (riff or head[:4] == b"FORM"):
+            return None
+        data_name = b"data" if riff else b"SSND"
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            hdr = f.read(8)
+            if len(hdr) < 8:
+                break
+            length = struct.unpack("<I" if little else ">I", hdr[4:])[0]
+            if hdr[:4] == data_name:
+                if head[:4] == b"RF64" or length in (0xFFFFFFFF, 0):
+                    return None  # RF64 / streaming writers: size lives elsewhere or is unknown
+                if pos + 8 + length > size:
+                    return f"truncated: header announces {length} bytes of audio, file holds {size - pos - 8}"
+                return None
+            pos += 8 + length + (length & 1)
+    return None
+
+
+def probe(path: str | os.PathLike) -> InputInfo:
+    """Check that ``path`` is a readable, complete, non-empty audio file NoiseNil can process."""
+    p = Path(path)
+    if not p.exists():
+        raise AudioFileError(p, "no such file" if not p.is_symlink() else "broken symbolic link")
+    if p.is_dir():
+        raise AudioFileError(p, "is a folder, not an audio file")
+    if not p.is_file():
+        raise AudioFileError(p, "is not a regular file")
+    if p.suffix.lower() not in READ_EXTENSIONS:
+        raise AudioFileError(p, f"unsupported format {p.suffix or '(no extension)'!r}; NoiseNil reads {', '.join(READ_EXTENSIONS)}")
+    try:
+        size = p.stat().st_size
+        with open(p, "rb"):
+            pass
+    except OSError as exc:
+        raise AudioFileError(p, f"cannot read it ({exc.strerror or exc})") from None
+    if size == 0:
+        raise AudioFileError(p, "empty file (0 bytes)")
+    if p.suffix.lower() in (".wav", ".bwf", ".aif", ".aiff"):
+        problem = _riff_truncation(p, size)
+        if problem:
+            raise AudioFileError(p, problem)
+    try:
+        with AudioFile(str(p)) as f:
+            info = InputInfo(p, int(round(f.samplerate)), int(f.num_channels), int(f.frames), str(f.file_dtype))
+    except (ValueError, RuntimeError, OSError) as exc:
+        reason = str(exc).split("\n")[0]
+        if "does not seem to contain audio" in reason:
+            reason = "not a valid audio file (unknown or corrupt data)"
+        raise AudioFileError(p, reason) from None
+    if info.frames <= 0:
+        raise AudioFileError(p, "no audio samples (0 frames)")
+    if info.channels <= 0:
+        raise AudioFileError(p, "no audio channels")
+    if not (8000 <= info.sample_rate <= 192000):
+        raise AudioFileError(p, f"sample rate {info.sample_rate} Hz is outside 8000..192000 Hz")
+    return info
+
+
+def read_chunks(info: InputInfo, chunk_frames: int, sample_rate: int | None = None):
+    """Yield float32 (channels, n) chunks; resampled on the fly if ``sample_rate`` differs. Checks NaN/Inf."""
+    done = 0
+    try:
+        with AudioFile(str(info.path)) as f:
+            src = f.resampled_to(sample_rate) if sample_rate and sample_rate != info.sample_rate else f
+            rate = sample_rate or info.sample_rate
+            while src.tell() < src.frames:
+                chunk = src.read(chunk_frames)
+                if chunk.shape[1] == 0:
+                    break
+                if not np.all(np.isfinite(chunk)):
+                    bad = int(np.argmax(~np.isfinite(chunk).all(axis=0)))
+                    raise AudioFileError(info.path, f"contains NaN/Inf samples (first at {(done + bad) / rate:.3f} s)")
+                done += chunk.shape[1]
+                yield chunk
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise AudioFileError(info.path, f"cannot decode audio ({str(exc).splitlines()[0]})") from None
+
+
+def partial_path(dst: Path) -> Path:
+    """A fresh hidden temporary path next to ``dst`` that keeps its extension (pedalboard picks the format by it)."""
+    fd, name = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.stem}.", suffix=f"{PARTIAL_TAG}{dst.suffix}")
+    os.close(fd)
+    return Path(name)
+
+
+def remove_stale_partials(dst: Path) -> None:
+    """Delete temporaries a killed run left for ``dst`` (only files matching our own pattern)."""
+    for stale in dst.parent.glob(f".{dst.stem}.*{PARTIAL_TAG}{dst.suffix}"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+
+
+def check_free_space(folder: Path, needed_bytes: int) -> None:
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if free < needed_bytes * 1.05 + (1 << 20):
+        raise AudioFileError(folder, f"not enough disk space (need about {needed_bytes / 1e6:.1f} MB, {free / 1e6:.1f} MB free)")
+
+
+class SafeWriter:
+    """Writes to a temporary file next to ``dst``; ``commit()`` verifies and renames it into place."""
+
+    def __init__(self, dst: Path, sample_rate: int, channels: int, bit_depth: int = 16, quality=None):
+        self.dst = dst
+        if dst.suffix.lower() not in WRITE_EXTENSIONS:
+            raise AudioFileError(dst, f"cannot write {dst.suffix or '(no extension)'!r} files; choose one of {', '.join(WRITE_EXTENSIONS)}")
+        if not dst.parent.is_dir():
+            raise AudioFileError(dst.parent, "output folder does not exist")
+        if not os.access(dst.parent, os.W_OK):
+            raise AudioFileError(dst.parent, "output folder is not writable")
+        self.tmp = partial_path(dst)
+        self.frames = 0
+        self.clipped = 0
+        self._integer = dst.suffix.lower() not in LOSSY and bit_depth < 32 or dst.suffix.lower() == ".flac"
+        kwargs = {} if dst.suffix.lower() in LOSSY else {"bit_depth": bit_depth}
+        if quality is not None:
+            kwargs["quality"] = quality
+        try:
+            self._file = AudioFile(str(self.tmp), "w", sample_rate, channels, **kwargs)
+        except (ValueError, RuntimeError, OSError) as exc:
+            self.tmp.unlink(missing_ok=True)
+            raise AudioFileError(dst, f"cannot create output ({str(exc).splitlines()[0]})") from None
+
+    def write(self, chunk: np.ndarray) -> None:
+        if chunk.shape[1] == 0:
+            return
+        if self._integer:
+            over = np.abs(chunk) > 1.0
+            if over.any():
+                self.clipped += int(over.sum())
+                chunk = np.clip(chunk, -1.0, 1.0)
+        try:
+            self._file.write(np.ascontiguousarray(chunk, dtype=np.float32))
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise AudioFileError(self.dst, f"write failed ({str(exc).splitlines()[0]})") from None
+        self.frames += chunk.shape[1]
+
+    def commit(self) -> Path:
+        try:
+            self._file.close()
+            with open(self.tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        except OSError as exc:
+            self.abort()
+            raise AudioFileError(self.dst, f"write failed ({exc.strerror or exc})") from None
+        try:
+            with AudioFile(str(self.tmp)) as f:
+                written = f.frames
+        except (ValueError, RuntimeError, OSError):
+            written = -1
+        slack = 4096 if self.dst.suffix.lower() in LOSSY else 0
+        if not (self.frames - slack <= written <= self.frames + (slack and 8192)):
+            self.abort()
+            raise AudioFileError(self.dst, f"output incomplete ({written} of {self.frames} frames written; disk full?)")
+        os.replace(self.tmp, self.dst)
+        return self.dst
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._file.close()
+        self.tmp.unlink(missing_ok=True)

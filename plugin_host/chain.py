@@ -1,0 +1,231 @@
+"""A list-like chain mixing NoiseNil effects with native pedalboard plugins, and chain presets.
+
+pedalboard cannot host Python plugins inside its own ``Pedalboard`` (spotify/pedalboard#12), so
+``Chain`` runs each run of consecutive native plugins as one native ``Pedalboard`` and our
+effects between them. With ``reset=True`` every step is latency-compensated, so the whole
+chain's output lines up with its input; with ``reset=False`` it streams, delayed by
+``streaming_latency_samples``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from collections.abc import MutableSequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pedalboard
+
+from .effects import Denoise, as_channels_first, check_buffer_size, restore_layout, run_offline
+from .engine import check_sample_rate
+from .errors import ParameterError, UnknownNameError
+
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+_NOT_FOR_PRESETS = {"Plugin", "Pedalboard", "Chain", "Mix", "ExternalPlugin", "VST3Plugin", "AudioUnitPlugin"}
+
+
+def native_plugin_names() -> list[str]:
+    """pedalboard's built-in plugins that a preset may name."""
+    return sorted(
+        n
+        for n in dir(pedalboard)
+        if n not in _NOT_FOR_PRESETS
+        and isinstance(getattr(pedalboard, n), type)
+        and issubclass(getattr(pedalboard, n), pedalboard.Plugin)
+    )
+
+
+OUR_EFFECTS = {"Denoise": Denoise}
+
+
+def _is_native(plugin) -> bool:
+    return isinstance(plugin, pedalboard.Plugin)
+
+
+def _check_plugin(plugin):
+    if _is_native(plugin) or (callable(getattr(plugin, "process", None)) and callable(getattr(plugin, "reset", None))):
+        return plugin
+    raise ParameterError(f"a Chain holds pedalboard plugins or NoiseNil effects, got {plugin!r}")
+
+
+class Chain(MutableSequence):
+    """``Chain([HighpassFilter(80), Denoise(), Compressor()])``; list operations; pedalboard's process contract."""
+
+    def __init__(self, plugins=None):
+        self._plugins = [_check_plugin(p) for p in (plugins or [])]
+        self._segments = None
+
+    # list protocol -------------------------------------------------------------------------------
+    def __getitem__(self, index):
+        return Chain(self._plugins[index]) if isinstance(index, slice) else self._plugins[index]
+
+    def __setitem__(self, index, plugin):
+        if isinstance(index, slice):
+            self._plugins[index] = [_check_plugin(p) for p in plugin]
+        else:
+            self._plugins[index] = _check_plugin(plugin)
+        self._segments = None
+
+    def __delitem__(self, index):
+        del self._plugins[index]
+        self._segments = None
+
+    def __len__(self):
+        return len(self._plugins)
+
+    def insert(self, index, plugin):
+        self._plugins.insert(index, _check_plugin(plugin))
+        self._segments = None
+
+    def __repr__(self):
+        return f"<plugin_host.Chain with {len(self)} plugins: {self._plugins!r}>"
+
+    # processing ------------------------------------------------------------------------------------
+    def _build(self):
+        segments, native = [], []
+        for p in self._plugins:
+            if _is_native(p):
+                native.append(p)
+                continue
+            if native:
+                segments.append(pedalboard.Pedalboard(native))
+                native = []
+            segments.append(p)
+        if native:
+            segments.append(pedalboard.Pedalboard(native))
+        self._segments = segments
+        return segments
+
+    @property
+    def segments(self) -> list:
+        """What actually runs: native ``Pedalboard`` sub-chains and our effects, in order."""
+        return self._segments if self._segments is not None else self._build()
+
+    def reset(self) -> None:
+        for p in self._plugins:
+            p.reset()
+
+    def streaming_latency_samples(self, sample_rate: float) -> int:
+        """Total delay with ``reset=False`` (native plugins report none)."""
+        return sum(p.streaming_latency_samples(sample_rate) for p in self._plugins if not _is_native(p))
+
+    def offline_pipeline(self, sample_rate: int, channels: int) -> "ChainPipeline":
+        """Aligned chunked rendering of the whole chain (used for files: flat memory, exact length)."""
+        return ChainPipeline(self.segments, check_sample_rate(sample_rate), channels)
+
+    def process(self, input_array, sample_rate: float, buffer_size: int = 8192, reset: bool = True) -> np.ndarray:
+        rate = check_sample_rate(sample_rate)
+        size = check_buffer_size(buffer_size)
+        x, layout = as_channels_first(input_array)
+        if reset:
+            y = run_offline(self.offline_pipeline(rate, x.shape[0]), x, size)
+        else:
+            for segment in self.segments:
+                x = segment.process(x, rate, buffer_size=size, reset=False)
+            y = x
+        return restore_layout(np.asarray(y, dtype=np.float32), layout)
+
+    __call__ = process
+
+
+class ChainPipeline:
+    """Push chunks through every step; our effects drop their latency, native sub-chains stream.
+
+    Native pedalboard plugins here are run with ``reset=False`` one chunk at a time (they are
+    reset first); pedalboard reports no latency for them, and the built-in filters, gates and
+    compressors have none.
+    """
+
+    def __init__(self, segments: list, sample_rate: int, channels: int):
+        self.sample_rate = sample_rate
+        self.stages = []
+        for seg in segments:
+            if _is_native(seg):
+                seg.reset()
+                self.stages.append(seg)
+            else:
+                self.stages.append(seg.offline_pipeline(sample_rate, channels))
+        self.channels = channels
+
+    def _stage_push(self, stage, x: np.ndarray) -> np.ndarray:
+        if x.shape[1] == 0:
+            return x
+        if _is_native(stage):
+            return np.asarray(stage.process(x, self.sample_rate, buffer_size=max(1, x.shape[1]), reset=False), np.float32)
+        return stage.push(x)
+
+    def push(self, x: np.ndarray) -> np.ndarray:
+        for stage in self.stages:
+            x = self._stage_push(stage, x)
+        return x
+
+    def finish(self) -> np.ndarray:
+        carry = np.zeros((self.channels, 0), np.float32)
+        for stage in self.stages:
+            carry = self._stage_push(stage, carry)
+            if not _is_native(stage):
+                carry = np.concatenate([carry, stage.finish()], axis=1)
+        return carry
+
+
+# presets -------------------------------------------------------------------------------------------
+@dataclass
+class Preset:
+    name: str
+    description: str
+    chain: Chain
+    loudness_lufs: float | None = None
+    true_peak_dbtp: float = -1.0
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.json"))
+
+
+def _make_step(step: dict, where: str):
+    if not isinstance(step, dict) or "plugin" not in step:
+        raise ParameterError(f"{where}: each step must be an object with a 'plugin' key, got {step!r}")
+    kind, kwargs = step["plugin"], {k: v for k, v in step.items() if k != "plugin"}
+    natives = native_plugin_names()
+    if kind in OUR_EFFECTS:
+        cls = OUR_EFFECTS[kind]
+    elif kind in natives:
+        cls = getattr(pedalboard, kind)
+    else:
+        raise UnknownNameError("plugin", kind, sorted(OUR_EFFECTS) + natives)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        try:
+            valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        except (TypeError, ValueError):
+            valid = []
+        raise ParameterError(f"{where}: bad parameters {sorted(kwargs)} for {kind} ({exc}); valid: {', '.join(valid)}") from None
+
+
+def load_preset(name_or_path: str | os.PathLike, model: str | None = None) -> Preset:
+    """A preset by name (``preset_names()``) or path to a JSON file; ``model`` overrides its denoisers' model."""
+    text = os.fspath(name_or_path)
+    path = Path(text) if (text.endswith(".json") or os.sep in text) else PRESETS_DIR / f"{text}.json"
+    if not path.is_file():
+        if path.parent == PRESETS_DIR:
+            raise UnknownNameError("preset", text, preset_names())
+        raise ParameterError(f"{path}: preset file not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        steps = data["steps"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ParameterError(f"{path}: not a valid preset ({exc!r})") from None
+    if model is not None:
+        steps = [dict(s, model=model) if isinstance(s, dict) and s.get("plugin") == "Denoise" else s for s in steps]
+    chain = Chain([_make_step(s, str(path)) for s in steps])
+    return Preset(
+        name=str(data.get("name", path.stem)),
+        description=str(data.get("description", "")),
+        chain=chain,
+        loudness_lufs=data.get("loudness_lufs"),
+        true_peak_dbtp=float(data.get("true_peak_dbtp", -1.0)),
+    )

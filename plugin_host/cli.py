@@ -1,0 +1,366 @@
+"""``noisenil``: batch render, list models and presets, inspect files, evaluate models.
+
+Errors are one line each (file and problem), never a traceback; the exit status is non-zero
+when anything failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import glob
+import json
+import multiprocessing
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .audio_io import PARTIAL_TAG, READ_EXTENSIONS, WRITE_EXTENSIONS, probe, read_chunks
+from .errors import AudioFileError, NoiseNilError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+# input expansion -----------------------------------------------------------------------------------
+@dataclass
+class Job:
+    src: Path
+    dst: Path
+    seconds: float = 0.0
+
+
+def _is_audio(p: Path) -> bool:
+    return p.suffix.lower() in READ_EXTENSIONS and not p.name.startswith(".") and PARTIAL_TAG not in p.name
+
+
+def expand_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
+    """(file, base folder) pairs for files, folders (recursive) and globs; plus (input, problem) for bad ones."""
+    found, bad = [], []
+    for text in inputs:
+        paths = [Path(p) for p in sorted(glob.glob(text, recursive=True))] if glob.has_magic(text) else [Path(text)]
+        if not paths:
+            bad.append((text, "no file matches this pattern"))
+        for p in paths:
+            if p.is_dir():
+                files = sorted(f for f in p.rglob("*") if f.is_file() and _is_audio(f))
+                if not files:
+                    bad.append((str(p), "folder holds no audio files"))
+                found += [(f, p) for f in files]
+            else:
+                found.append((p, p.parent))
+    return found, bad
+
+
+def plan_jobs(inputs: list[str], out: str, fmt: str | None) -> tuple[list[Job], list[tuple[str, str]]]:
+    found, bad = expand_inputs(inputs)
+    out_path = Path(out)
+    single_file = (
+        len(found) == 1
+        and len(inputs) == 1
+        and not Path(inputs[0]).is_dir()
+        and out_path.suffix.lower() in WRITE_EXTENSIONS
+        and not out_path.is_dir()
+    )
+    jobs, seen = [], {}
+    sources = {f.resolve() for f, _ in found}
+    for src, base in found:
+        if single_file:
+            dst = out_path
+        else:
+            dst = out_path / src.relative_to(base)
+        if fmt:
+            dst = dst.with_suffix("." + fmt.lstrip(".").lower())
+        key = dst.resolve()
+        if key in sources:
+            bad.append((str(src), f"output {dst} would overwrite an input; choose another -o"))
+        elif key in seen:
+            bad.append((str(src), f"output {dst} collides with the output of {seen[key]}"))
+        else:
+            seen[key] = src
+            jobs.append(Job(src, dst))
+    return jobs, bad
+
+
+# rendering (runs in worker processes when --jobs > 1) -----------------------------------------------
+def _render_one(job: Job, options, queue, index: int):
+    from .render import render_file
+
+    def progress(seconds: float) -> None:
+        if queue is not None:
+            queue.put((index, seconds))
+
+    try:
+        job.dst.parent.mkdir(parents=True, exist_ok=True)
+        r = render_file(job.src, job.dst, options, progress)
+        return ("done", r.seconds, r.notes)
+    except NoiseNilError as exc:
+        return ("failed", 0.0, [str(exc) if isinstance(exc, AudioFileError) else f"{job.src}: {exc}"])
+    except OSError as exc:
+        return ("failed", 0.0, [f"{job.src}: {exc.strerror or exc}"])
+    except MemoryError:
+        return ("failed", 0.0, [f"{job.src}: out of memory"])
+
+
+def _fmt_time(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def cmd_render(args) -> int:
+    from tqdm import tqdm
+
+    from .render import RenderOptions
+
+    options = RenderOptions(
+        model=args.model,
+        preset=args.preset,
+        attenuation_limit_db=args.attenuation_limit_db,
+        loudness_lufs=args.loudness_lufs,
+        true_peak_dbtp=args.true_peak_dbtp,
+        sample_rate=args.sample_rate,
+        bit_depth=args.bit_depth,
+        channels=args.channels,
+    )
+    options.build()  # bad model / preset / parameters: fail once, before any file
+    jobs, failures = plan_jobs(args.inputs, args.output, args.format)
+    failures = [f"{src}: {why}" for src, why in failures]
+    todo, skipped = [], []
+    for job in jobs:
+        if job.dst.exists() and not args.overwrite:
+            skipped.append(job)
+            continue
+        try:
+            job.seconds = probe(job.src).seconds
+            todo.append(job)
+        except AudioFileError as exc:
+            failures.append(str(exc))
+    for job in skipped:
+        print(f"skip {job.src}: {job.dst} exists (use --overwrite)", file=sys.stderr)
+
+    total = sum(j.seconds for j in todo)
+    done_seconds, n_done = 0.0, 0
+    t0 = time.perf_counter()
+    quiet = args.quiet
+    bar = tqdm(total=round(total, 1), unit="s", desc="total", disable=quiet, dynamic_ncols=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]")
+    file_bars: dict[int, tqdm] = {}
+    progress_at = {i: 0.0 for i in range(len(todo))}
+
+    def on_progress(index: int, seconds: float) -> None:
+        if quiet:
+            return
+        fb = file_bars.get(index)
+        if fb is None:
+            fb = file_bars[index] = tqdm(total=round(todo[index].seconds, 1), unit="s", desc=todo[index].src.name[:30], leave=False, position=len(file_bars) + 1, disable=quiet, dynamic_ncols=True, bar_format="  {desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s")
+        delta = seconds - progress_at[index]
+        progress_at[index] = seconds
+        fb.update(round(delta, 3))
+        bar.update(round(delta, 3))
+
+    def on_done(index: int, outcome) -> None:
+        nonlocal n_done, done_seconds
+        status, seconds, notes = outcome
+        if status == "done":
+            n_done += 1
+            done_seconds += seconds
+            on_progress(index, seconds)
+            for note in notes:
+                tqdm.write(f"note {todo[index].src}: {note}", file=sys.stderr)
+        else:
+            failures.extend(notes)
+        fb = file_bars.pop(index, None)
+        if fb is not None:
+            fb.close()
+
+    try:
+        if args.jobs <= 1 or len(todo) <= 1:
+            class _Direct:
+                def put(self, item):
+                    on_progress(*item)
+
+            for i, job in enumerate(todo):
+                on_done(i, _render_one(job, options, _Direct(), i))
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ctx.Manager() as manager:
+                queue = manager.Queue()
+                stop = threading.Event()
+
+                def pump():
+                    while not stop.is_set():
+                        try:
+                            on_progress(*queue.get(timeout=0.1))
+                        except Exception:
+                            continue
+
+                pumper = threading.Thread(target=pump, daemon=True)
+                pumper.start()
+                with cf.ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
+                    futures = {pool.submit(_render_one, job, options, queue, i): i for i, job in enumerate(todo)}
+                    for fut in cf.as_completed(futures):
+                        on_done(futures[fut], fut.result())
+                stop.set()
+                pumper.join()
+    except KeyboardInterrupt:
+        bar.close()
+        print("interrupted: finished outputs are kept, unfinished ones were removed; run again to continue", file=sys.stderr)
+        return 130
+    bar.close()
+    elapsed = time.perf_counter() - t0
+    speed = f", {done_seconds / elapsed:.1f}x real time" if elapsed > 0 and done_seconds else ""
+    for line in failures:
+        print(f"FAILED {line}", file=sys.stderr)
+    print(
+        f"{n_done} done, {len(skipped)} skipped, {len(failures)} failed; "
+        f"{_fmt_time(done_seconds)} of audio in {elapsed:.1f} s{speed}"
+    )
+    if n_done == 1 and len(todo) == 1 and not failures:
+        print(f"wrote {todo[0].dst}")
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def cmd_models(args) -> int:
+    from .registry import DEFAULT_DENOISER, DENOISERS
+
+    rows = []
+    for name in DENOISERS.names():
+        try:
+            m = DENOISERS.get(name)
+        except NoiseNilError as exc:
+            rows.append((name, "-", "-", "-", "-", "-", f"broken manifest: {exc}"))
+            continue
+        met = m.metrics
+        quality = (
+            f"SI-SDR {met['si_sdr_improvement_db']:+.2f} dB, pauses -{met['pause_noise_reduction_db']:.1f} dB, RTF {met['real_time_factor']:.3f}"
+            if "si_sdr_improvement_db" in met
+            else "not measured"
+        )
+        mode = "streaming" if m.streaming else "offline"
+        rows.append((name + (" (default)" if name == DEFAULT_DENOISER else ""), f"{m.sample_rate / 1000:g} kHz", f"{m.latency_ms:.0f} ms", mode, m.licence, quality, m.display_name))
+    if args.json:
+        print(json.dumps([dict(zip(["name", "rate", "latency", "mode", "licence", "quality", "title"], r)) for r in rows], indent=2))
+        return EXIT_OK
+    head = ("model", "rate", "latency", "mode", "licence", "dev-set quality", "")
+    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(6)]
+    for r in [head] + rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+    return EXIT_OK
+
+
+def cmd_presets(args) -> int:
+    from .chain import load_preset, preset_names
+
+    for name in preset_names():
+        print(f"{name}: {load_preset(name).description}")
+    return EXIT_OK
+
+
+def cmd_info(args) -> int:
+    from .loudness import LoudnessMeter
+
+    status = EXIT_OK
+    for text in args.files:
+        try:
+            info = probe(text)
+            meter = LoudnessMeter(info.sample_rate, info.channels)
+            for chunk in read_chunks(info, info.sample_rate * 10):
+                meter.add(chunk)
+            lufs = meter.integrated_lufs()
+            print(
+                f"{info.path}: {info.path.suffix.lstrip('.').upper()} {info.file_dtype}, {info.sample_rate} Hz, "
+                f"{info.channels} ch, {_fmt_time(info.seconds)} ({info.seconds:.2f} s), "
+                f"loudness {lufs:.1f} LUFS, peak {meter.sample_peak_dbfs:.1f} dBFS, true peak {meter.true_peak_dbtp:.1f} dBTP"
+            )
+        except NoiseNilError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = EXIT_FAILED
+    return status
+
+
+def cmd_eval(args) -> int:
+    from .effects import Denoise
+    from .evaluation import build_dev_set, evaluate, markdown_table, write_metrics
+    from .registry import DENOISERS
+
+    names = DENOISERS.names() if args.model == ["all"] else args.model
+    manifests = {n: DENOISERS.get(n) for n in names}
+    pairs = build_dev_set(args.data, n_speech=args.n_speech)
+    results = {"noisy (input)": evaluate(lambda: None, pairs)}
+    for name in names:
+        results[name] = evaluate(lambda n=name: Denoise(n), pairs)
+        if args.write_manifest:
+            write_metrics(manifests[name].path, results[name])
+    table = markdown_table(results)
+    print(table)
+    if args.out:
+        Path(args.out).write_text(table + "\n\n" + results["noisy (input)"]["set"] + "\n", encoding="utf-8")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="noisenil", description="NoiseNil speech denoiser")
+    parser.add_argument("--version", action="version", version=f"noisenil {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("render", help="denoise files and folders")
+    r.add_argument("inputs", nargs="+", help="files, folders (searched recursively) or glob patterns")
+    r.add_argument("-o", "--output", required=True, help="output folder (or output file, for a single input file)")
+    r.add_argument("--model", help="denoiser name (see `noisenil models`) or manifest path")
+    r.add_argument("--preset", help="chain preset name (see `noisenil presets`) or JSON path")
+    r.add_argument("--attenuation-limit-db", type=float, help="at most this much noise reduction, 0..100 dB (100 = no limit)")
+    r.add_argument("--loudness-lufs", type=float, help="normalise integrated loudness to this target, e.g. -16")
+    r.add_argument("--true-peak-dbtp", type=float, default=-1.0, help="true-peak ceiling for loudness normalisation (default -1)")
+    r.add_argument("--format", choices=[e.lstrip(".") for e in WRITE_EXTENSIONS], help="output format (default: the input's)")
+    r.add_argument("--sample-rate", type=int, help="output sample rate in Hz (default: the input's)")
+    r.add_argument("--bit-depth", type=int, choices=[16, 24, 32], help="output bit depth (default: the input's)")
+    r.add_argument("--channels", type=int, choices=[1, 2], help="output channels (default: the input's)")
+    r.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default 1)")
+    r.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    r.set_defaults(func=cmd_render)
+
+    m = sub.add_parser("models", help="list the registered denoisers")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("presets", help="list the chain presets")
+    p.set_defaults(func=cmd_presets)
+
+    i = sub.add_parser("info", help="format, duration, loudness and peak of audio files")
+    i.add_argument("files", nargs="+")
+    i.set_defaults(func=cmd_info)
+
+    e = sub.add_parser("eval", help="score denoisers on the dev split (needs the eval extra and ../shared/data)")
+    e.add_argument("--model", nargs="+", default=["all"], help="model names, or 'all'")
+    e.add_argument("--data", help="corpus folder (default: $NOISENIL_DATA or ../shared/data)")
+    e.add_argument("--n-speech", type=int, default=10, help="dev utterances (x 5 SNRs)")
+    e.add_argument("--out", help="also write the markdown table to this file")
+    e.add_argument("--write-manifest", action="store_true", help="store the figures in each model's manifest")
+    e.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "jobs", 1) < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    try:
+        return args.func(args)
+    except NoiseNilError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""pedalboard-compatible effects backed by NoiseNil's engine.
+
+They follow pedalboard's ``Plugin`` contract: ``process(input_array, sample_rate,
+buffer_size=8192, reset=True)``, ``__call__`` as an alias, ``reset()``; float32 audio shaped
+``(channels, samples)`` (1-D mono accepted and returned as 1-D).
+
+* ``reset=True`` (the default): the whole buffer is one piece of audio. The output has the
+  input's length and is latency-compensated: it lines up with the input sample for sample.
+* ``reset=False``: streaming. State carries over to the next call, and the output is delayed by
+  ``streaming_latency_samples(sample_rate)`` (as pedalboard's own plugins with latency are).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .engine import OfflinePipeline, RealtimePipeline, check_sample_rate
+from .errors import ParameterError, check_range
+from .processor import MAX_ATTENUATION_DB, SpectralModelProcessor
+from .registry import DEFAULT_DENOISER, DENOISERS
+
+
+def as_channels_first(input_array) -> tuple[np.ndarray, str]:
+    """(channels, samples) float32 view of the input, and how to give the output back ('1d', 'cf', 'cl')."""
+    x = np.asarray(input_array)
+    if x.dtype.kind not in "fiu":
+        raise ParameterError(f"input_array must hold numbers, got dtype {x.dtype}")
+    if x.ndim == 1:
+        return x[np.newaxis, :].astype(np.float32, copy=False), "1d"
+    if x.ndim != 2:
+        raise ParameterError(f"input_array must be 1-D or 2-D (channels, samples), got shape {x.shape}")
+    if x.shape[0] > 16 and x.shape[1] <= 16:  # unambiguous (samples, channels)
+        return np.ascontiguousarray(x.T, dtype=np.float32), "cl"
+    return x.astype(np.float32, copy=False), "cf"
+
+
+def restore_layout(y: np.ndarray, layout: str) -> np.ndarray:
+    if layout == "1d":
+        return y[0]
+    return np.ascontiguousarray(y.T) if layout == "cl" else y
+
+
+def check_buffer_size(buffer_size) -> int:
+    if isinstance(buffer_size, bool) or not isinstance(buffer_size, (int, np.integer)) or buffer_size < 1:
+        raise ParameterError(f"buffer_size must be a positive integer, got {buffer_size!r}")
+    return int(buffer_size)
+
+
+def run_offline(pipeline, x: np.ndarray, buffer_size: int) -> np.ndarray:
+    parts = [pipeline.push(x[:, i : i + buffer_size]) for i in range(0, x.shape[1], buffer_size)]
+    parts.append(pipeline.finish())
+    return np.concatenate(parts, axis=1)
+
+
+class StreamingEffect:
+    """Shared plumbing: layout handling, buffer splitting, offline vs. streaming pipelines."""
+
+    model_rate: int
+
+    def __init__(self):
+        self._stream: RealtimePipeline | None = None
+
+    def _make_processors(self, channels: int) -> list:
+        raise NotImplementedError
+
+    def _make(self, cls, sample_rate: int, channels: int):
+        return cls(self._make_processors, sample_rate, self.model_rate, channels)
+
+    def reset(self) -> None:
+        """Forget all streaming state (the next ``reset=False`` call starts from silence)."""
+        self._stream = None
+
+    def offline_pipeline(self, sample_rate: int, channels: int) -> OfflinePipeline:
+        """Aligned chunked rendering: ``push(chunk)`` any number of times, then ``finish()``."""
+        return self._make(OfflinePipeline, check_sample_rate(sample_rate), channels)
+
+    def streaming_latency_samples(self, sample_rate: float) -> int:
+        """Delay of the output behind the input with ``reset=False``, in samples at ``sample_rate``."""
+        rate = check_sample_rate(sample_rate)
+        if self._stream is not None and self._stream.host_rate == rate:
+            return self._stream.latency_samples
+        return self._make(RealtimePipeline, rate, 1).latency_samples
+
+    def process(self, input_array, sample_rate: float, buffer_size: int = 8192, reset: bool = True) -> np.ndarray:
+        rate = check_sample_rate(sample_rate)
+        size = check_buffer_size(buffer_size)
+        x, layout = as_channels_first(input_array)
+        if not np.all(np.isfinite(x)):
+            raise ParameterError("input_array contains NaN or Inf samples")
+        channels = x.shape[0]
+        if reset:
+            self._stream = None
+            y = run_offline(self.offline_pipeline(rate, channels), x, size)
+        else:
+            if self._stream is None or (self._stream.host_rate, self._stream.channels) != (rate, channels):
+                self._stream = self._make(RealtimePipeline, rate, channels)
+            parts = [self._stream.process(x[:, i : i + size]) for i in range(0, x.shape[1], size)]
+            y = np.concatenate(parts, axis=1) if parts else np.zeros((channels, 0), np.float32)
+        return restore_layout(y.astype(np.float32, copy=False), layout)
+
+    __call__ = process
+
+
+class Denoise(StreamingEffect):
+    """Remove noise with a registered denoiser.
+
+    model: a registered name (``noisenil models``) or a path to a manifest; None = the default.
+    attenuation_limit_db: how far noise may be pushed down, 0..100 dB (100 = no limit).
+    mix: dry/wet, 0 (input only) .. 1 (fully denoised).
+    """
+
+    def __init__(self, model: str | None = None, attenuation_limit_db: float = MAX_ATTENUATION_DB, mix: float = 1.0):
+        super().__init__()
+        self._model = DENOISERS.load(model or DEFAULT_DENOISER)
+        self.manifest = self._model.manifest
+        self.model_rate = self.manifest.sample_rate
+        self.attenuation_limit_db = attenuation_limit_db
+        self.mix = mix
+
+    @property
+    def model(self) -> str:
+        return self.manifest.name
+
+    @property
+    def attenuation_limit_db(self) -> float:
+        return self._attenuation_limit_db
+
+    @attenuation_limit_db.setter
+    def attenuation_limit_db(self, value: float) -> None:
+        self._attenuation_limit_db = check_range("attenuation_limit_db", value, 0.0, MAX_ATTENUATION_DB)
+        self._apply("attenuation_limit_db", self._attenuation_limit_db)
+
+    @property
+    def mix(self) -> float:
+        return self._mix
+
+    @mix.setter
+    def mix(self, value: float) -> None:
+        self._mix = check_range("mix", value, 0.0, 1.0)
+        self._apply("mix", self._mix)
+
+    def _apply(self, name: str, value: float) -> None:
+        """Settings changed while streaming take effect at the next frame (smoothly, via overlap-add)."""
+        if self._stream is not None:
+            for p in self._stream.adapter.processors:
+                setattr(p, name, value)
+
+    @property
+    def latency_samples(self) -> int:
+        """Algorithmic latency at the model's rate (STFT overlap + lookahead)."""
+        return self.manifest.latency_samples
+
+    @property
+    def latency_ms(self) -> float:
+        return self.manifest.latency_ms
+
+    def _make_processors(self, channels: int) -> list:
+        return [SpectralModelProcessor(self._model, self._attenuation_limit_db, self._mix) for _ in range(channels)]
+
+    def __repr__(self) -> str:
+        return (
+            f"<plugin_host.Denoise model={self.model!r} attenuation_limit_db={self._attenuation_limit_db:g} "
+            f"mix={self._mix:g}>"
+        )

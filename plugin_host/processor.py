@@ -1,0 +1,149 @@
+"""Frame processors and the block adapter.
+
+Every model sits behind a small stateful frame processor (one per channel):
+``frame_size``, ``hop_length``, ``latency_samples``, ``process_frame(hop) -> hop``, ``reset()``.
+``HopAdapter`` turns any host buffer size into whole hops for a set of per-channel processors.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Protocol
+
+import numpy as np
+
+from .errors import check_range
+from .registry import LoadedModel
+from .stft import StreamingSTFT
+
+MAX_ATTENUATION_DB = 100.0
+
+
+class FrameProcessor(Protocol):
+    frame_size: int
+    hop_length: int
+    latency_samples: int
+
+    def process_frame(self, hop: np.ndarray) -> np.ndarray: ...
+
+    def reset(self) -> None: ...
+
+
+def attenuation_floor(attenuation_limit_db: float) -> float:
+    """The smallest gain allowed by an attenuation limit (100 dB means no limit at all)."""
+    db = check_range("attenuation_limit_db", attenuation_limit_db, 0.0, MAX_ATTENUATION_DB)
+    return 0.0 if db >= MAX_ATTENUATION_DB else float(10.0 ** (-db / 20.0))
+
+
+class SpectralModelProcessor:
+    """One channel of an STFT-domain ONNX model: features in, mask or spectrum out, states carried.
+
+    ``attenuation_limit_db`` bounds how far any bin may be pushed down; ``mix`` blends the model's
+    output with the (time-aligned) noisy spectrum. Both act per frame, so changing them while
+    streaming is smoothed by the overlap-add and does not click.
+    """
+
+    def __init__(self, model: LoadedModel, attenuation_limit_db: float = MAX_ATTENUATION_DB, mix: float = 1.0):
+        m = model.manifest
+        self.model = model
+        self.frame_size, self.hop_length = m.n_fft, m.hop_length
+        self.latency_samples = m.latency_samples
+        self.stft = StreamingSTFT(m.n_fft, m.hop_length, m.window)
+        self._feed_shape = m.input.shape
+        self._names = (m.input.name, [s.input for s in m.states])
+        self._noisy = deque(maxlen=m.lookahead_frames + 1)  # noisy spectra aligned with the model's output
+        self.attenuation_limit_db = attenuation_limit_db
+        self.mix = mix
+        self.reset()
+
+    @property
+    def attenuation_limit_db(self) -> float:
+        return self._limit_db
+
+    @attenuation_limit_db.setter
+    def attenuation_limit_db(self, value: float) -> None:
+        self._floor = attenuation_floor(value)
+        self._limit_db = float(value)
+
+    @property
+    def mix(self) -> float:
+        return self._mix
+
+    @mix.setter
+    def mix(self, value: float) -> None:
+        self._mix = check_range("mix", value, 0.0, 1.0)
+
+    def reset(self) -> None:
+        m = self.model.manifest
+        self.stft.reset()
+        self._states = [np.full(s.shape, s.init, dtype=np.float32) for s in m.states]
+        self._noisy.clear()
+        for _ in range(m.lookahead_frames):
+            self._noisy.append(np.zeros(m.n_bins, dtype=np.complex128))
+
+    def _feature(self, spec: np.ndarray) -> np.ndarray:
+        feature = self.model.manifest.feature
+        if feature == "complex":
+            x = np.stack([spec.real, spec.imag])
+        elif feature == "power":
+            x = spec.real**2 + spec.imag**2
+        else:
+            x = np.abs(spec)
+        return x.astype(np.float32).reshape(self._feed_shape)
+
+    def process_frame(self, hop: np.ndarray) -> np.ndarray:
+        spec = self.stft.analyze(hop)
+        self._noisy.append(spec)
+        in_name, state_names = self._names
+        feeds = {in_name: self._feature(spec)}
+        feeds.update(zip(state_names, self._states))
+        out, *self._states = self.model.run(feeds)
+        noisy = self._noisy[0]
+        if self.model.manifest.output_kind == "mask":
+            gain = np.maximum(out.reshape(-1).astype(np.float64), self._floor)
+            enhanced = noisy * (self._mix * gain + (1.0 - self._mix))
+        else:
+            o = out.reshape(2, -1).astype(np.float64)
+            enhanced = o[0] + 1j * o[1]
+            if self._floor > 0.0:  # as DeepFilterNet: keep a floor of the noisy signal
+                enhanced = enhanced * (1.0 - self._floor) + noisy * self._floor
+            enhanced = self._mix * enhanced + (1.0 - self._mix) * noisy
+        return self.stft.synthesize(enhanced)
+
+
+class HopAdapter:
+    """Feeds any number of samples to per-channel frame processors, one hop at a time.
+
+    ``push(x)`` with ``x`` of shape (channels, n) returns the output of every hop completed by
+    it, shape (channels, k * hop_length). Concatenated outputs do not depend on how the input
+    was split.
+    """
+
+    def __init__(self, processors: list):
+        self.processors = processors
+        self.hop_length = processors[0].hop_length
+        self.latency_samples = processors[0].latency_samples
+        self._buf = np.zeros((len(processors), self.hop_length), dtype=np.float32)
+        self._fill = 0
+
+    def reset(self) -> None:
+        self._fill = 0
+        for p in self.processors:
+            p.reset()
+
+    def push(self, x: np.ndarray) -> np.ndarray:
+        h, n = self.hop_length, x.shape[1]
+        n_hops = (self._fill + n) // h
+        out = np.empty((len(self.processors), n_hops * h), dtype=np.float32)
+        pos = 0
+        for k in range(n_hops):
+            take = h - self._fill
+            self._buf[:, self._fill :] = x[:, pos : pos + take]
+            pos += take
+            self._fill = 0
+            for c, p in enumerate(self.processors):
+                out[c, k * h : (k + 1) * h] = p.process_frame(self._buf[c])
+        rest = n - pos
+        self._buf[:, self._fill : self._fill + rest] = x[:, pos:]
+        self._fill += rest
+        return out

@@ -1,0 +1,155 @@
+"""Render one file through a chain: chunked (flat memory), aligned, atomic, optionally loudness-normalised."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .audio_io import SafeWriter, check_free_space, probe, read_chunks, remove_stale_partials
+from .chain import Chain, load_preset
+from .effects import Denoise
+from .errors import AudioFileError, ParameterError
+from .loudness import LoudnessMeter, normalization_gain_db
+from .processor import MAX_ATTENUATION_DB
+
+CHUNK_SECONDS = 5.0
+
+
+@dataclass
+class RenderOptions:
+    model: str | None = None
+    preset: str | None = None
+    attenuation_limit_db: float | None = None
+    loudness_lufs: float | None = None
+    true_peak_dbtp: float = -1.0
+    sample_rate: int | None = None
+    bit_depth: int | None = None
+    channels: int | None = None
+
+    def build(self) -> tuple[Chain, float | None, float]:
+        """The chain to run, the loudness target (None = leave as is) and the true-peak ceiling."""
+        if self.preset:
+            preset = load_preset(self.preset, model=self.model)
+            chain, target, ceiling = preset.chain, preset.loudness_lufs, preset.true_peak_dbtp
+            if self.attenuation_limit_db is not None:
+                for step in chain:
+                    if isinstance(step, Denoise):
+                        step.attenuation_limit_db = self.attenuation_limit_db
+        else:
+            limit = MAX_ATTENUATION_DB if self.attenuation_limit_db is None else self.attenuation_limit_db
+            chain, target, ceiling = Chain([Denoise(self.model, attenuation_limit_db=limit)]), None, self.true_peak_dbtp
+        if self.loudness_lufs is not None:
+            target, ceiling = self.loudness_lufs, self.true_peak_dbtp
+        if target is not None and not (-70.0 <= float(target) <= 0.0):
+            raise ParameterError(f"loudness target must be in [-70, 0] LUFS, got {target!r}")
+        return chain, target, ceiling
+
+
+@dataclass
+class RenderResult:
+    src: Path
+    dst: Path
+    seconds: float
+    elapsed: float
+    loudness_lufs: float | None = None
+    gain_db: float = 0.0
+    peak_limited: bool = False
+    clipped_samples: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _convert_channels(x: np.ndarray, channels: int | None) -> np.ndarray:
+    if channels is None or channels == x.shape[0]:
+        return x
+    if channels == 1:
+        return x.mean(axis=0, keepdims=True)
+    if x.shape[0] == 1:
+        return np.repeat(x, channels, axis=0)
+    raise ParameterError(f"cannot turn {x.shape[0]} channels into {channels}; use 1 (downmix) or start from mono")
+
+
+def render_file(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    options: RenderOptions | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> RenderResult:
+    """Denoise ``src`` into ``dst``. ``progress(seconds_done)`` is called after each chunk.
+
+    Raises AudioFileError (one line, names the file) for any problem with the input or output;
+    on any failure nothing is left at ``dst`` that was not there before.
+    """
+    options = options or RenderOptions()
+    src, dst = Path(src), Path(dst)
+    t0 = time.perf_counter()
+    info = probe(src)
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise AudioFileError(dst, "refusing to write onto the input file")
+    rate = int(options.sample_rate or info.sample_rate)
+    channels = int(options.channels or info.channels)
+    bit_depth = int(options.bit_depth or info.bit_depth)
+    if bit_depth not in (16, 24, 32):
+        raise ParameterError(f"bit depth must be 16, 24 or 32, got {bit_depth!r}")
+    _convert_channels(np.zeros((info.channels, 1), np.float32), channels)  # fail early on impossible layouts
+    chain, target, ceiling = options.build()
+    frames_out = int(round(info.frames * rate / info.sample_rate))
+    check_free_space(dst.parent if dst.parent.exists() else Path("."), frames_out * channels * (bit_depth // 8) * (2 if target is not None else 1))
+
+    chunk = int(CHUNK_SECONDS * rate)
+    result = RenderResult(src, dst, info.seconds, 0.0)
+    pass1 = dst.with_name(f"{dst.stem}.loudness-pass.wav")
+    remove_stale_partials(dst)
+    remove_stale_partials(pass1)
+    stage1 = SafeWriter(pass1 if target is not None else dst, rate, channels, 32 if target is not None else bit_depth)
+    final = None
+    try:
+        pipe = chain.offline_pipeline(rate, channels)
+        meter = LoudnessMeter(rate, channels) if target is not None else None
+        done = 0
+        for x in read_chunks(info, chunk, rate):
+            y = pipe.push(_convert_channels(x, channels))
+            if meter:
+                meter.add(y)
+            stage1.write(y)
+            done += x.shape[1]
+            if progress:
+                progress(min(info.seconds, done / rate))
+        y = pipe.finish()
+        if meter:
+            meter.add(y)
+        stage1.write(y)
+        if meter is None:
+            stage1.commit()
+            result.clipped_samples = stage1.clipped
+        else:
+            stage1._file.close()
+            measured = meter.integrated_lufs()
+            gain_db, limited = normalization_gain_db(measured, float(target), meter.true_peak_dbtp, ceiling)
+            result.gain_db, result.peak_limited = gain_db, limited
+            result.loudness_lufs = measured + gain_db if np.isfinite(measured) else None
+            if limited:
+                result.notes.append(f"loudness {result.loudness_lufs:.1f} LUFS: held below the {ceiling:g} dBTP ceiling")
+            gain = np.float32(10 ** (gain_db / 20))
+            final = SafeWriter(dst, rate, channels, bit_depth)
+            tmp_info = probe(stage1.tmp)
+            for y in read_chunks(tmp_info, chunk):
+                final.write(y * gain)
+            final.commit()
+            result.clipped_samples = final.clipped
+    except BaseException:
+        stage1.abort()
+        if final is not None:
+            final.abort()
+        raise
+    else:
+        if target is not None:
+            stage1.abort()  # the intermediate float file
+    if result.clipped_samples:
+        result.notes.append(f"{result.clipped_samples} samples clipped at full scale")
+    result.elapsed = time.perf_counter() - t0
+    return result
