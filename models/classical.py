@@ -26,14 +26,15 @@ EPS = 1e-12
 class SpectralSubtraction(nn.Module):
     state_names = ("smoothed", "s_min", "s_tmp", "count")
 
-    def __init__(self, smoothing=0.85, window_frames=150, bias=1.5, floor_db=-12.0, max_over=2.0):
+    def __init__(self, smoothing=0.85, window_frames=150, bias=2.5, floor_db=-15.0, max_over=2.0, gain_smoothing=1.0):
         super().__init__()
         self.smoothing, self.bias, self.max_over = smoothing, bias, max_over
+        self.gain_smoothing = gain_smoothing  # 0: gain from this frame's power; 1: from the smoothed power
         self.window_frames = float(window_frames)
         self.floor = 10.0 ** (floor_db / 10.0)  # power floor
 
     def forward(self, power, smoothed, s_min, s_tmp, count):
-        first = count < 0.5
+        first = count < 1.5  # frame 0 is half silence (STFT start): start the trackers on frame 1
         ps = torch.where(first, power, self.smoothing * smoothed + (1.0 - self.smoothing) * power)
         s_min_new = torch.where(first, ps, torch.minimum(s_min, ps))
         s_tmp_new = torch.where(first, ps, torch.minimum(s_tmp, ps))
@@ -43,7 +44,8 @@ class SpectralSubtraction(nn.Module):
         n = self.bias * s_min_new  # minimum statistics underestimate the mean noise power
         snr_db = 10.0 * torch.log10((power.sum(-1, keepdim=True) + EPS) / (n.sum(-1, keepdim=True) + EPS))
         over = torch.clamp(self.max_over - 0.15 * snr_db, 1.0, self.max_over)
-        g2 = 1.0 - over * n / (power + EPS)
+        p_ref = self.gain_smoothing * ps + (1.0 - self.gain_smoothing) * power
+        g2 = 1.0 - over * n / (p_ref + EPS)
         gain = torch.sqrt(torch.clamp(g2, min=self.floor))
         return gain, ps, s_min_new, s_tmp_new, count + 1.0
 
@@ -71,7 +73,7 @@ class WienerMCRA(nn.Module):
         self.register_buffer("freq_kernel", torch.tensor([[[0.25, 0.5, 0.25]]]))
 
     def forward(self, power, smoothed, s_min, s_tmp, noise, presence, clean_prev, count):
-        first = count < 0.5
+        first = count < 1.5  # frame 0 is half silence (STFT start): start the trackers on frame 1
         sf = nn.functional.conv1d(nn.functional.pad(power.unsqueeze(1), (1, 1), mode="replicate"), self.freq_kernel)
         sf = sf.squeeze(1)
         s = torch.where(first, sf, self.alpha_s * smoothed + (1.0 - self.alpha_s) * sf)
@@ -113,7 +115,7 @@ MODELS = {
     "spectral_subtraction": (
         SpectralSubtraction,
         "Spectral subtraction",
-        "Classical power spectral subtraction (Berouti over-subtraction up to 2x, -12 dB floor) with a "
+        "Classical power spectral subtraction (Berouti over-subtraction up to 2x on the smoothed power, -15 dB floor) with a "
         "minimum-statistics noise estimate (bias-compensated minimum over 1.5-3 s windows). 48 kHz, 20 ms frames, 10 ms hop.",
     ),
     "wiener": (

@@ -41,8 +41,24 @@ def native_plugin_names() -> list[str]:
 OUR_EFFECTS = {"Denoise": Denoise}
 
 
+NATIVE_BUFFER_SIZE = 8192  # constant: pedalboard re-prepares (resets) plugins when buffer_size changes
+
+
 def _is_native(plugin) -> bool:
     return isinstance(plugin, pedalboard.Plugin)
+
+
+def _prime_native(board, sample_rate: int, channels: int, buffer_size: int = NATIVE_BUFFER_SIZE) -> None:
+    """Reset a native sub-chain, teach it our (channels, samples) layout and its largest block.
+
+    pedalboard guesses the layout of each array and cannot tell (2, 1) or (2, 2) apart; it
+    remembers the layout of the last non-square array. It also re-prepares (resets) plugins
+    when a block is larger than any before, which would reset a compressor mid-stream when
+    chunk sizes vary. One full block of zeros with reset=True settles both, leaving the
+    plugins as fresh as a reset would (they have seen nothing but silence).
+    """
+    zeros = np.zeros((channels, max(buffer_size, channels + 1)), np.float32)
+    board.process(zeros, sample_rate, buffer_size=buffer_size, reset=True)
 
 
 def _check_plugin(plugin):
@@ -57,6 +73,7 @@ class Chain(MutableSequence):
     def __init__(self, plugins=None):
         self._plugins = [_check_plugin(p) for p in (plugins or [])]
         self._segments = None
+        self._primed: set[tuple[int, int, int, int]] = set()  # (segment id, rate, channels, buffer size) primed
 
     # list protocol -------------------------------------------------------------------------------
     def __getitem__(self, index):
@@ -107,6 +124,7 @@ class Chain(MutableSequence):
     def reset(self) -> None:
         for p in self._plugins:
             p.reset()
+        self._primed.clear()
 
     def streaming_latency_samples(self, sample_rate: float) -> int:
         """Total delay with ``reset=False`` (native plugins report none)."""
@@ -124,6 +142,10 @@ class Chain(MutableSequence):
             y = run_offline(self.offline_pipeline(rate, x.shape[0]), x, size)
         else:
             for segment in self.segments:
+                key = (id(segment), rate, x.shape[0], size)
+                if _is_native(segment) and key not in self._primed:
+                    _prime_native(segment, rate, x.shape[0], size)
+                    self._primed.add(key)
                 x = segment.process(x, rate, buffer_size=size, reset=False)
             y = x
         return restore_layout(np.asarray(y, dtype=np.float32), layout)
@@ -135,7 +157,7 @@ class ChainPipeline:
     """Push chunks through every step; our effects drop their latency, native sub-chains stream.
 
     Native pedalboard plugins here are run with ``reset=False`` one chunk at a time (they are
-    reset first); pedalboard reports no latency for them, and the built-in filters, gates and
+    primed first); pedalboard reports no latency for them, and the built-in filters, gates and
     compressors have none.
     """
 
@@ -144,7 +166,7 @@ class ChainPipeline:
         self.stages = []
         for seg in segments:
             if _is_native(seg):
-                seg.reset()
+                _prime_native(seg, sample_rate, channels)
                 self.stages.append(seg)
             else:
                 self.stages.append(seg.offline_pipeline(sample_rate, channels))
@@ -154,7 +176,7 @@ class ChainPipeline:
         if x.shape[1] == 0:
             return x
         if _is_native(stage):
-            return np.asarray(stage.process(x, self.sample_rate, buffer_size=max(1, x.shape[1]), reset=False), np.float32)
+            return np.asarray(stage.process(x, self.sample_rate, buffer_size=NATIVE_BUFFER_SIZE, reset=False), np.float32)
         return stage.push(x)
 
     def push(self, x: np.ndarray) -> np.ndarray:

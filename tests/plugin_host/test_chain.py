@@ -1,0 +1,112 @@
+import json
+
+import numpy as np
+import pedalboard
+import pytest
+from conftest import speechlike
+
+from plugin_host import Chain, Denoise, ParameterError, UnknownNameError, load_preset, preset_names
+
+RATE = 48000
+
+
+@pytest.fixture(scope="module")
+def noisy():
+    rng = np.random.default_rng(5)
+    x = speechlike(1.0) + 0.03 * rng.standard_normal(RATE).astype(np.float32)
+    return np.stack([x, np.roll(x, 1000)]).astype(np.float32)
+
+
+def test_list_operations():
+    hp, d, comp = pedalboard.HighpassFilter(80), Denoise(), pedalboard.Compressor()
+    chain = Chain([hp, d])
+    chain.append(comp)
+    assert len(chain) == 3 and chain[1] is d and chain.index(comp) == 2
+    chain.insert(0, pedalboard.Gain(gain_db=-3))
+    assert [type(p).__name__ for p in chain] == ["Gain", "HighpassFilter", "Denoise", "Compressor"]
+    del chain[0]
+    assert list(chain) == [hp, d, comp]
+    chain[2] = pedalboard.Limiter()
+    assert isinstance(chain[-1], pedalboard.Limiter)
+    assert isinstance(chain[1:], Chain) and len(chain[1:]) == 2
+    with pytest.raises(ParameterError, match="holds pedalboard plugins or NoiseNil effects"):
+        chain.append("not a plugin")
+
+
+def test_consecutive_native_plugins_run_as_one_pedalboard():
+    chain = Chain([pedalboard.HighpassFilter(80), pedalboard.NoiseGate(), Denoise(), pedalboard.Compressor(), pedalboard.Limiter()])
+    kinds = [type(s).__name__ for s in chain.segments]
+    assert kinds == ["Pedalboard", "Denoise", "Pedalboard"]
+    assert len(chain.segments[0]) == 2 and len(chain.segments[2]) == 2
+
+
+def test_chain_equals_steps_applied_one_after_another(noisy):
+    hp, comp = pedalboard.HighpassFilter(100), pedalboard.Compressor(threshold_db=-20, ratio=3)
+    chain = Chain([hp, Denoise(), comp])
+    y = chain(noisy, RATE)
+    expected = pedalboard.Pedalboard([comp])(Denoise()(pedalboard.Pedalboard([hp])(noisy, RATE), RATE), RATE)
+    assert y.shape == noisy.shape and y.dtype == np.float32
+    assert np.max(np.abs(y - expected)) < 1e-5
+
+
+@pytest.mark.parametrize("buffer_size", [1, 64, 65, 8192, 8193])
+def test_chain_streaming_is_chunk_invariant(noisy, buffer_size):
+    make = lambda: Chain([pedalboard.HighpassFilter(100), Denoise(), pedalboard.Gain(gain_db=2)])
+    x = noisy if buffer_size > 1 else noisy[:, :4800]
+    whole = make().process(x, RATE, reset=False)
+    chain = make()
+    parts = [chain.process(x[:, i : i + buffer_size], RATE, reset=False) for i in range(0, x.shape[1], buffer_size)]
+    assert np.max(np.abs(np.concatenate(parts, axis=1) - whole)) < 1e-6
+
+
+def test_chain_latency_is_compensated_offline_and_reported_streaming():
+    chain = Chain([Denoise(mix=0.0), pedalboard.Gain(gain_db=0.0), Denoise(mix=0.0)])
+    x = np.zeros(RATE // 2, np.float32)
+    x[7000] = 1.0
+    assert int(np.argmax(np.abs(chain(x, RATE)))) == 7000
+    latency = chain.streaming_latency_samples(RATE)
+    assert latency == 2 * 960
+    chain.reset()
+    assert int(np.argmax(np.abs(chain(x, RATE, reset=False)))) == 7000 + latency
+
+
+def test_pedalboard_audiofile_chunk_loop(tmp_path, noisy):
+    """The usual pedalboard read loop with reset=False, then the latency trimmed."""
+    from pedalboard.io import AudioFile
+
+    src, dst = tmp_path / "in.wav", tmp_path / "out.wav"
+    with AudioFile(str(src), "w", RATE, 2, bit_depth=32) as f:
+        f.write(noisy)
+    chain = Chain([pedalboard.HighpassFilter(100), Denoise()])
+    with AudioFile(str(src)) as f, AudioFile(str(dst), "w", f.samplerate, f.num_channels, bit_depth=32) as o:
+        while f.tell() < f.frames:
+            o.write(chain(f.read(4000), f.samplerate, reset=False))
+    with AudioFile(str(dst)) as f:
+        streamed = f.read(f.frames)
+    offline = Chain([pedalboard.HighpassFilter(100), Denoise()])(noisy, RATE)
+    lat = chain.streaming_latency_samples(RATE)
+    assert np.max(np.abs(streamed[:, lat:] - offline[:, :-lat])) < 1e-5
+
+
+def test_bundled_presets_load():
+    assert {"podcast_voice", "denoise_only"} <= set(preset_names())
+    preset = load_preset("podcast_voice")
+    assert [type(p).__name__ for p in preset.chain] == ["HighpassFilter", "Denoise", "Compressor"]
+    assert preset.loudness_lufs == -16.0 and preset.true_peak_dbtp == -1.0
+    assert preset.chain[1].attenuation_limit_db == 30.0
+    assert load_preset("podcast_voice", model="spectral_subtraction").chain[1].model == "spectral_subtraction"
+
+
+def test_preset_from_path_and_errors(tmp_path):
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"steps": [{"plugin": "Gain", "gain_db": -6}, {"plugin": "Denoise", "mix": 0.5}]}))
+    preset = load_preset(str(path))
+    assert preset.name == "mine" and preset.chain[1].mix == 0.5
+    with pytest.raises(UnknownNameError, match="unknown preset 'nope'; valid: .*podcast_voice"):
+        load_preset("nope")
+    path.write_text(json.dumps({"steps": [{"plugin": "Reverbz"}]}))
+    with pytest.raises(UnknownNameError, match="unknown plugin 'Reverbz'; valid: Denoise, .*Compressor"):
+        load_preset(str(path))
+    path.write_text(json.dumps({"steps": [{"plugin": "Gain", "gain": 3}]}))
+    with pytest.raises(ParameterError, match=r"bad parameters \['gain'\] for Gain"):
+        load_preset(str(path))

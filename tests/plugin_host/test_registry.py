@@ -1,0 +1,100 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from plugin_host import DENOISERS, Denoise, ModelError, UnknownNameError
+from plugin_host.registry import DEFAULT_DENOISER, load_onnx, parse_manifest, shipped_models_dir
+
+SHIPPED = DENOISERS.names()
+
+
+def test_shipped_denoisers_are_registered():
+    assert {"spectral_subtraction", "wiener"} <= set(SHIPPED)
+    assert DEFAULT_DENOISER in SHIPPED
+
+
+def test_unknown_name_lists_the_valid_ones():
+    with pytest.raises(UnknownNameError) as err:
+        DENOISERS.get("rnnoisy")
+    msg = str(err.value)
+    assert "'rnnoisy'" in msg
+    for name in SHIPPED:
+        assert name in msg
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_manifest_is_complete(name):
+    m = DENOISERS.get(name)
+    assert m.sample_rate == 48000 and m.hop_length == 480 and m.n_fft == 960
+    assert m.latency_samples == 480 and m.latency_ms == pytest.approx(10.0)
+    assert len(m.sha256) == 64 and m.licence
+    assert m.states, "streaming models carry explicit state tensors"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_golden_pair_matches_onnxruntime(name):
+    """Export wrote inputs and torch-checked outputs; CI replays them without torch."""
+    model = DENOISERS.load(name)
+    m = model.manifest
+    golden = np.load(shipped_models_dir() / m.raw["golden"])
+    states = [np.full(s.shape, s.init, np.float32) for s in m.states]
+    outs = []
+    for frame in golden["input"]:
+        feeds = {m.input.name: frame.reshape(m.input.shape)} | {s.input: v for s, v in zip(m.states, states)}
+        y, *states = model.run(feeds)
+        outs.append(y.reshape(golden["output"].shape[1:]))
+    assert len(outs) >= 30
+    assert np.max(np.abs(np.asarray(outs) - golden["output"])) < 1e-4
+
+
+def _copy_model(tmp_path, name="wiener"):
+    src = shipped_models_dir()
+    shutil.copy(src / f"{name}.onnx", tmp_path / f"{name}.onnx")
+    shutil.copy(src / f"{name}.json", tmp_path / f"{name}.json")
+    return tmp_path / f"{name}.json"
+
+
+def test_damaged_model_file_is_refused(tmp_path):
+    manifest = _copy_model(tmp_path)
+    onnx = tmp_path / "wiener.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    onnx.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256 .* does not match"):
+        load_onnx(parse_manifest(manifest))
+
+
+def test_missing_model_file_is_refused(tmp_path):
+    manifest = _copy_model(tmp_path)
+    (tmp_path / "wiener.onnx").unlink()
+    with pytest.raises(ModelError, match="model file missing"):
+        load_onnx(parse_manifest(manifest))
+
+
+def test_manifest_shapes_are_checked_against_the_graph(tmp_path):
+    manifest = _copy_model(tmp_path)
+    data = json.loads(manifest.read_text())
+    data["input"]["shape"] = [1, 257]
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(ModelError, match=r"tensor 'power' has shape \[1, 481\], manifest says \[1, 257\]"):
+        load_onnx(parse_manifest(manifest))
+
+
+def test_bad_manifest_json_is_a_clear_error(tmp_path):
+    bad = tmp_path / "broken.json"
+    bad.write_text("{not json")
+    with pytest.raises(ModelError, match="not valid JSON"):
+        parse_manifest(bad)
+
+
+def test_user_model_folder_via_environment(tmp_path, monkeypatch):
+    manifest = _copy_model(tmp_path)
+    data = json.loads(manifest.read_text())
+    data["name"] = "my_wiener"
+    (tmp_path / "my_wiener.json").write_text(json.dumps(data))
+    manifest.unlink()
+    monkeypatch.setenv("NOISENIL_MODEL_PATH", str(tmp_path))
+    assert "my_wiener" in DENOISERS.names()
+    assert Denoise("my_wiener").model == "my_wiener"
