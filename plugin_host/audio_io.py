@@ -112,15 +112,14 @@ def probe(path: str | os.PathLike) -> InputInfo:
     return info
 
 
-def read_chunks(info: InputInfo, chunk_frames: int, sample_rate: int | None = None):
-    """Yield float32 (channels, n) chunks; resampled on the fly if ``sample_rate`` differs. Checks NaN/Inf."""
+def read_chunks(info: InputInfo, chunk_frames: int):
+    """Yield float32 (channels, n) chunks at the file's own rate; NaN/Inf samples are an error."""
     done = 0
+    rate = info.sample_rate
     try:
         with AudioFile(str(info.path)) as f:
-            src = f.resampled_to(sample_rate) if sample_rate and sample_rate != info.sample_rate else f
-            rate = sample_rate or info.sample_rate
-            while src.tell() < src.frames:
-                chunk = src.read(chunk_frames)
+            while f.tell() < f.frames:
+                chunk = f.read(chunk_frames)
                 if chunk.shape[1] == 0:
                     break
                 if not np.all(np.isfinite(chunk)):
@@ -190,7 +189,7 @@ class SafeWriter:
         try:
             self._file.write(np.ascontiguousarray(chunk, dtype=np.float32))
         except (ValueError, RuntimeError, OSError) as exc:
-            raise AudioFileError(self.dst, f"write failed ({str(exc).splitlines()[0]})") from None
+            raise AudioFileError(self.dst, f"write failed, disk full? ({str(exc).splitlines()[0]})") from None
         self.frames += chunk.shape[1]
 
     def commit(self) -> Path:

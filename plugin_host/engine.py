@@ -36,7 +36,7 @@ def check_sample_rate(sample_rate) -> int:
     return int(rate)
 
 
-class _Resampler:
+class Resampler:
     """soxr stream for (channels, n) arrays; identity when the rates are equal."""
 
     def __init__(self, in_rate: int, out_rate: int, channels: int):
@@ -62,7 +62,7 @@ def max_holdback(in_rate: int, out_rate: int) -> int:
     """Largest number of output samples a soxr stream holds back, fed in small chunks (probed once)."""
     if in_rate == out_rate:
         return 0
-    r = _Resampler(in_rate, out_rate, 1)
+    r = Resampler(in_rate, out_rate, 1)
     step = max(1, in_rate // 4000)
     n_in, n_out, worst = 0, 0, 0.0
     block = np.zeros((1, step), dtype=np.float32)
@@ -79,8 +79,8 @@ class OfflinePipeline:
     def __init__(self, make_processors: Callable[[int], list], host_rate: int, model_rate: int, channels: int):
         self.host_rate, self.model_rate, self.channels = host_rate, model_rate, channels
         self.adapter = HopAdapter(make_processors(channels))
-        self._in = _Resampler(host_rate, model_rate, channels)
-        self._out = _Resampler(model_rate, host_rate, channels)
+        self._in = Resampler(host_rate, model_rate, channels)
+        self._out = Resampler(model_rate, host_rate, channels)
         self.reset()
 
     def reset(self) -> None:
@@ -138,8 +138,8 @@ class RealtimePipeline:
     def __init__(self, make_processors: Callable[[int], list], host_rate: int, model_rate: int, channels: int):
         self.host_rate, self.model_rate, self.channels = host_rate, model_rate, channels
         self.adapter = HopAdapter(make_processors(channels))
-        self._in = _Resampler(host_rate, model_rate, channels)
-        self._out = _Resampler(model_rate, host_rate, channels)
+        self._in = Resampler(host_rate, model_rate, channels)
+        self._out = Resampler(model_rate, host_rate, channels)
         ratio = host_rate / model_rate
         # Samples held back before the output is complete: resamplers and hop buffering. They are
         # covered by a prefill of silence, so every call can return as many samples as it got.

@@ -13,6 +13,7 @@ import numpy as np
 from .audio_io import SafeWriter, check_free_space, probe, read_chunks, remove_stale_partials
 from .chain import Chain, load_preset
 from .effects import Denoise
+from .engine import Resampler
 from .errors import AudioFileError, ParameterError
 from .loudness import LoudnessMeter, normalization_gain_db
 from .processor import MAX_ATTENUATION_DB
@@ -110,19 +111,28 @@ def render_file(
     try:
         pipe = chain.offline_pipeline(rate, channels)
         meter = LoudnessMeter(rate, channels) if target is not None else None
-        done = 0
-        for x in read_chunks(info, chunk, rate):
-            y = pipe.push(_convert_channels(x, channels))
+        to_rate = Resampler(info.sample_rate, rate, channels)  # soxr, aligned; identity if equal
+        written = 0
+
+        def emit(y: np.ndarray) -> None:
+            nonlocal written
+            y = y[:, : frames_out - written]
             if meter:
                 meter.add(y)
             stage1.write(y)
+            written += y.shape[1]
+
+        done = 0
+        for x in read_chunks(info, int(CHUNK_SECONDS * info.sample_rate)):
+            emit(pipe.push(to_rate(_convert_channels(x, channels))))
             done += x.shape[1]
             if progress:
-                progress(min(info.seconds, done / rate))
-        y = pipe.finish()
-        if meter:
-            meter.add(y)
-        stage1.write(y)
+                progress(done / info.sample_rate)
+        if not to_rate.identity:
+            emit(pipe.push(to_rate(np.zeros((channels, 0), np.float32), last=True)))
+        emit(pipe.finish())
+        if written < frames_out:  # resampling may come out a sample short
+            emit(np.zeros((channels, frames_out - written), np.float32))
         if meter is None:
             stage1.commit()
             result.clipped_samples = stage1.clipped

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Set up NoiseNil on a fresh Debian/Ubuntu machine: system packages, then a virtual environment
+# in .venv with NoiseNil and the extras named in $NOISENIL_EXTRAS (default: dev,eval).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  need=()
+  for pkg in libportaudio2 espeak-ng; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "installing system packages: ${need[*]}"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  fi
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[${NOISENIL_EXTRAS:-dev,eval}]"

@@ -1,0 +1,230 @@
+import hashlib
+import os
+import resource
+import signal
+import struct
+
+import numpy as np
+import pytest
+from conftest import read_audio, run_cli, speechlike, write_audio
+
+from plugin_host.audio_io import PARTIAL_TAG
+from plugin_host.cli import main
+from plugin_host.loudness import LoudnessMeter
+
+RATE = 48000
+
+
+def noisy_signal(seconds=2.0, channels=1, seed=0):
+    rng = np.random.default_rng(seed)
+    x = speechlike(seconds) + 0.03 * rng.standard_normal(int(seconds * RATE)).astype(np.float32)
+    return np.tile(x, (channels, 1))
+
+
+def digest(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def no_partials(folder):
+    return not [p for p in folder.rglob("*") if PARTIAL_TAG in p.name]
+
+
+@pytest.fixture
+def src(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    return write_audio(d / "talk.wav", noisy_signal(channels=2), bit_depth=24)
+
+
+def test_render_single_file_to_file_keeps_format(tmp_path, src, capsys):
+    out = tmp_path / "clean.wav"
+    assert main(["render", str(src), "-o", str(out), "-q"]) == 0
+    y, rate = read_audio(out)
+    x, _ = read_audio(src)
+    assert rate == RATE and y.shape == x.shape
+    from pedalboard.io import AudioFile
+
+    with AudioFile(str(out)) as f:
+        assert f.file_dtype == "int24"
+    pauses = np.abs(speechlike(2.0)) == 0
+    pauses[: RATE // 2] = False  # let the noise trackers settle
+    reduction = 10 * np.log10(np.mean(x[:, pauses] ** 2) / np.mean(y[:, pauses] ** 2))
+    assert reduction > 10.0  # white noise in the pauses between bursts
+    stdout = capsys.readouterr().out
+    assert "1 done, 0 skipped, 0 failed" in stdout and f"wrote {out}" in stdout
+
+
+def test_render_folder_recursive_glob_and_skip(tmp_path, capsys):
+    root = tmp_path / "show"
+    (root / "ep1").mkdir(parents=True)
+    write_audio(root / "intro.flac", noisy_signal(1.0))
+    write_audio(root / "ep1" / "a.wav", noisy_signal(1.0, seed=1))
+    write_audio(root / "ep1" / "b.wav", noisy_signal(1.0, seed=2))
+    out = tmp_path / "out"
+    assert main(["render", str(root), "-o", str(out), "-q"]) == 0
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.*")) == ["ep1/a.wav", "ep1/b.wav", "intro.flac"]
+    before = (out / "ep1" / "a.wav").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["render", str(root / "ep1" / "*.wav"), "-o", str(tmp_path / "out" / "ep1"), "-q"]) == 0
+    captured = capsys.readouterr()
+    assert "0 done, 2 skipped, 0 failed" in captured.out
+    assert "exists (use --overwrite)" in captured.err
+    assert (out / "ep1" / "a.wav").stat().st_mtime_ns == before
+    assert main(["render", str(root / "ep1" / "a.wav"), "-o", str(out / "ep1"), "--overwrite", "-q"]) == 0
+    assert (out / "ep1" / "a.wav").stat().st_mtime_ns != before
+
+
+def test_parallel_jobs_give_the_same_files(tmp_path):
+    root = tmp_path / "many"
+    root.mkdir()
+    for i in range(3):
+        write_audio(root / f"f{i}.wav", noisy_signal(1.0, seed=i))
+    assert main(["render", str(root), "-o", str(tmp_path / "one"), "-q"]) == 0
+    assert main(["render", str(root), "-o", str(tmp_path / "two"), "--jobs", "2", "-q"]) == 0
+    for i in range(3):
+        assert digest(tmp_path / "one" / f"f{i}.wav") == digest(tmp_path / "two" / f"f{i}.wav")
+
+
+def test_format_rate_depth_and_channels_can_be_changed(tmp_path, src):
+    out = tmp_path / "o"
+    assert main(["render", str(src), "-o", str(out), "--format", "flac", "--sample-rate", "44100", "--bit-depth", "16", "--channels", "1", "-q"]) == 0
+    from pedalboard.io import AudioFile
+
+    with AudioFile(str(out / "talk.flac")) as f:
+        assert (f.samplerate, f.num_channels, f.file_dtype, f.frames) == (44100, 1, "int16", 88200)
+
+
+def test_loudness_target_is_reached(tmp_path, src):
+    out = tmp_path / "loud.wav"
+    assert main(["render", str(src), "-o", str(out), "--loudness-lufs", "-16", "-q"]) == 0
+    y, _ = read_audio(out)
+    meter = LoudnessMeter(RATE, 2)
+    meter.add(y)
+    assert meter.true_peak_dbtp <= -1.0 + 0.1
+    # either on target, or held down by the true-peak ceiling
+    assert abs(meter.integrated_lufs() + 16) < 0.3 or meter.true_peak_dbtp > -1.3
+
+
+def test_podcast_preset_renders_at_minus_16_lufs(tmp_path, noisy_example):
+    src = write_audio(tmp_path / "ep.wav", noisy_example)
+    out = tmp_path / "ep_clean.wav"
+    assert main(["render", str(src), "-o", str(out), "--preset", "podcast_voice", "-q"]) == 0
+    y, _ = read_audio(out)
+    meter = LoudnessMeter(RATE, 1)
+    meter.add(y)
+    assert abs(meter.integrated_lufs() + 16.0) < 0.5 or meter.true_peak_dbtp > -1.2
+    assert meter.true_peak_dbtp <= -0.9
+
+
+def test_never_writes_onto_an_input(tmp_path, src):
+    h = digest(src)
+    assert main(["render", str(src), "-o", str(src.parent), "-q"]) == 1
+    assert digest(src) == h
+
+
+def test_stale_partial_from_a_killed_run_is_cleaned_and_the_rerun_completes(tmp_path, src):
+    out = tmp_path / "o"
+    out.mkdir()
+    stale = out / f".talk.abc123{PARTIAL_TAG}.wav"
+    stale.write_bytes(b"half a file")
+    assert main(["render", str(src), "-o", str(out), "-q"]) == 0
+    assert not stale.exists() and (out / "talk.wav").is_file() and no_partials(out)
+
+
+def _wav_float_with(value, path):
+    x = np.zeros(4800, np.float32)
+    x[2400] = value
+    data = x.tobytes()
+    header = b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE"
+    header += b"fmt " + struct.pack("<IHHIIHH", 16, 3, 1, RATE, RATE * 4, 4, 32)
+    path.write_bytes(header + b"data" + struct.pack("<I", len(data)) + data)
+
+
+def _bad_inputs(d):
+    good = write_audio(d / "good.wav", noisy_signal(0.5))
+    cases = {}
+    (d / "empty.wav").write_bytes(b"")
+    cases["empty.wav"] = "empty file (0 bytes)"
+    data = good.read_bytes()
+    (d / "truncated.wav").write_bytes(data[: len(data) // 2])
+    cases["truncated.wav"] = "truncated: header announces"
+    (d / "corrupt.flac").write_bytes(os.urandom(4000))
+    cases["corrupt.flac"] = "not a valid audio file"
+    (d / "notes.wav").write_text("these are my show notes\n" * 50)
+    cases["notes.wav"] = "not a valid audio file"
+    _wav_float_with(np.nan, d / "nan.wav")
+    cases["nan.wav"] = "contains NaN/Inf samples (first at 0.050 s)"
+    _wav_float_with(np.inf, d / "inf.wav")
+    cases["inf.wav"] = "contains NaN/Inf samples"
+    write_audio(d / "zero.wav", np.zeros((1, 0), np.float32))
+    cases["zero.wav"] = "no audio samples (0 frames)"
+    (d / "voice.m4a").write_bytes(b"\x00" * 100)
+    cases["voice.m4a"] = "unsupported format '.m4a'"
+    os.symlink(d / "gone.wav", d / "link.wav")
+    cases["link.wav"] = "broken symbolic link"
+    return good, cases
+
+
+def test_every_bad_input_is_one_clear_line_and_nothing_is_damaged(tmp_path):
+    d = tmp_path / "bad"
+    d.mkdir()
+    good, cases = _bad_inputs(d)
+    hashes = {p.name: digest(p) for p in d.iterdir() if p.is_file() and not p.is_symlink()}
+    out = tmp_path / "out"
+    inputs = [str(d / name) for name in cases] + [str(good), str(tmp_path / "missing.wav")]
+    r = run_cli("render", *inputs, "-o", out, "-q")
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr and "Traceback" not in r.stdout
+    failed = [line for line in r.stderr.splitlines() if line.startswith("FAILED ")]
+    assert len(failed) == len(cases) + 1, r.stderr
+    for name, reason in cases.items():
+        lines = [line for line in failed if f"{d / name}: " in line]
+        assert len(lines) == 1 and reason in lines[0], (name, lines)
+    assert any("missing.wav: no such file" in line for line in failed)
+    assert "1 done, 0 skipped, 10 failed" in r.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["good.wav"]
+    assert hashes == {p.name: digest(p) for p in d.iterdir() if p.is_file() and not p.is_symlink()}
+
+
+def test_full_disk_leaves_no_output_and_says_so(tmp_path, src):
+    out = tmp_path / "o"
+    out.mkdir()
+
+    def small_disk():  # writes past 100 kB fail as on a full disk (EFBIG instead of ENOSPC)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    r = run_cli("render", src, "-o", out, "-q", preexec_fn=small_disk)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"FAILED {out / 'talk.wav'}: write failed, disk full?" in r.stderr
+    assert list(out.iterdir()) == []
+
+
+def test_unwritable_or_missing_output_folder(tmp_path, src):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = run_cli("render", src, "-o", blocker / "sub", "-q")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "FAILED" in r.stderr and str(src) in r.stderr
+
+
+def test_bad_options_are_one_line_errors(tmp_path, src):
+    r = run_cli("render", src, "-o", tmp_path, "--model", "rnnoise9000")
+    assert r.returncode == 2 and r.stderr.strip() == "error: unknown denoiser 'rnnoise9000'; valid: spectral_subtraction, wiener"
+    r = run_cli("render", src, "-o", tmp_path, "--attenuation-limit-db", "-5")
+    assert r.returncode == 2 and r.stderr.strip() == "error: attenuation_limit_db must be in [0, 100], got -5.0"
+    r = run_cli("render", src, "-o", tmp_path, "--preset", "radio")
+    assert r.returncode == 2 and "unknown preset 'radio'; valid: denoise_only, podcast_voice" in r.stderr
+
+
+def test_models_info_and_presets(tmp_path, src, capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "wiener (default)" in out and "spectral_subtraction" in out and "10 ms" in out
+    assert main(["info", str(src)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{src}: WAV int24, 48000 Hz, 2 ch, 0:02 (2.00 s), loudness ")
+    assert "LUFS" in line and "true peak" in line
+    assert main(["info", str(tmp_path / "nope.wav")]) == 1
+    assert main(["presets"]) == 0
+    assert "podcast_voice:" in capsys.readouterr().out
