@@ -192,6 +192,14 @@ class SafeWriter:
             raise AudioFileError(self.dst, f"write failed, disk full? ({str(exc).splitlines()[0]})") from None
         self.frames += chunk.shape[1]
 
+    def close(self) -> None:
+        """Finish the temporary file without moving it into place (for intermediate passes)."""
+        try:
+            self._file.close()
+        except (ValueError, RuntimeError, OSError) as exc:
+            self.abort()
+            raise AudioFileError(self.dst, f"write failed, disk full? ({str(exc).splitlines()[0]})") from None
+
     def commit(self) -> Path:
         try:
             self._file.close()

@@ -48,7 +48,7 @@ def _is_native(plugin) -> bool:
     return isinstance(plugin, pedalboard.Plugin)
 
 
-def _prime_native(board, sample_rate: int, channels: int, buffer_size: int = NATIVE_BUFFER_SIZE) -> None:
+def prime_native(board, sample_rate: int, channels: int, buffer_size: int = NATIVE_BUFFER_SIZE) -> None:
     """Reset a native sub-chain, teach it our (channels, samples) layout and its largest block.
 
     pedalboard guesses the layout of each array and cannot tell (2, 1) or (2, 2) apart; it
@@ -144,7 +144,7 @@ class Chain(MutableSequence):
             for segment in self.segments:
                 key = (id(segment), rate, x.shape[0], size)
                 if _is_native(segment) and key not in self._primed:
-                    _prime_native(segment, rate, x.shape[0], size)
+                    prime_native(segment, rate, x.shape[0], size)
                     self._primed.add(key)
                 x = segment.process(x, rate, buffer_size=size, reset=False)
             y = x
@@ -166,7 +166,7 @@ class ChainPipeline:
         self.stages = []
         for seg in segments:
             if _is_native(seg):
-                _prime_native(seg, sample_rate, channels)
+                prime_native(seg, sample_rate, channels)
                 self.stages.append(seg)
             else:
                 self.stages.append(seg.offline_pipeline(sample_rate, channels))

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pedalboard
 
 from .audio_io import SafeWriter, check_free_space, probe, read_chunks, remove_stale_partials
-from .chain import Chain, load_preset
+from .chain import NATIVE_BUFFER_SIZE, Chain, prime_native, load_preset
 from .effects import Denoise
 from .engine import Resampler
 from .errors import AudioFileError, ParameterError
@@ -74,6 +75,67 @@ def _convert_channels(x: np.ndarray, channels: int | None) -> np.ndarray:
     raise ParameterError(f"cannot turn {x.shape[0]} channels into {channels}; use 1 (downmix) or start from mono")
 
 
+LIMITER_HEADROOM_DB = 1.5  # the limiter aims this far below the true-peak ceiling (inter-sample overs)
+
+
+def _copy_with_gain(src: Path, writer: SafeWriter, gain_db: float, effect=None, meter: LoudnessMeter | None = None) -> None:
+    gain = np.float32(10 ** (gain_db / 20))
+    info = probe(src)
+    for y in read_chunks(info, int(CHUNK_SECONDS * info.sample_rate)):
+        y = y * gain
+        if effect is not None:
+            y = effect(y)
+        if meter is not None:
+            meter.add(y)
+        writer.write(y)
+
+
+def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: float, ceiling: float, bit_depth: int, result, temps: list) -> None:
+    """Gain to the target loudness; if that would push the true peak over the ceiling, limit first.
+
+    pedalboard's Limiter (JUCE) adds make-up gain so that its output peaks at 0 dBFS; it is
+    driven at ``ceiling - LIMITER_HEADROOM_DB`` and scaled back by that amount, then a final
+    trim lands on the target without letting the measured true peak over the ceiling.
+    """
+    rate, channels = meter.sample_rate, meter.channels
+    measured = meter.integrated_lufs()
+    if not np.isfinite(measured):  # silence: nothing to normalise
+        final = SafeWriter(dst, rate, channels, bit_depth)
+        _copy_with_gain(pass1, final, 0.0)
+        final.commit()
+        result.notes.append("silent output: loudness left unchanged")
+        return
+    gain_db, over = normalization_gain_db(measured, target, meter.true_peak_dbtp, ceiling)
+    source, final_gain = pass1, gain_db
+    if over:
+        level = ceiling - LIMITER_HEADROOM_DB
+        board = pedalboard.Pedalboard([pedalboard.Limiter(threshold_db=level, release_ms=100.0)])
+        prime_native(board, rate, channels)
+        back = np.float32(10 ** (level / 20))
+
+        def limit(y: np.ndarray) -> np.ndarray:
+            return board.process(y, rate, buffer_size=NATIVE_BUFFER_SIZE, reset=False) * back
+
+        limited = SafeWriter(dst.with_name(f"{dst.stem}.limiter-pass.wav"), rate, channels, 32)
+        temps.append(limited.tmp)
+        meter = LoudnessMeter(rate, channels)
+        _copy_with_gain(pass1, limited, target - measured, limit, meter)
+        limited.close()
+        source = limited.tmp
+        final_gain, held = normalization_gain_db(meter.integrated_lufs(), target, meter.true_peak_dbtp, ceiling)
+        result.peak_limited = True
+        result.notes.append(f"limited peaks to reach {target:g} LUFS under {ceiling:g} dBTP")
+        measured = meter.integrated_lufs()
+        if held:
+            result.notes.append(f"loudness {measured + final_gain:.1f} LUFS: held below the {ceiling:g} dBTP ceiling")
+    final = SafeWriter(dst, rate, channels, bit_depth)
+    _copy_with_gain(source, final, final_gain)
+    final.commit()
+    result.gain_db = gain_db
+    result.loudness_lufs = measured + final_gain
+    result.clipped_samples = final.clipped
+
+
 def render_file(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -104,10 +166,10 @@ def render_file(
     chunk = int(CHUNK_SECONDS * rate)
     result = RenderResult(src, dst, info.seconds, 0.0)
     pass1 = dst.with_name(f"{dst.stem}.loudness-pass.wav")
-    remove_stale_partials(dst)
-    remove_stale_partials(pass1)
+    for name in (dst, pass1, dst.with_name(f"{dst.stem}.limiter-pass.wav")):
+        remove_stale_partials(name)
     stage1 = SafeWriter(pass1 if target is not None else dst, rate, channels, 32 if target is not None else bit_depth)
-    final = None
+    temps: list[Path] = []
     try:
         pipe = chain.offline_pipeline(rate, channels)
         meter = LoudnessMeter(rate, channels) if target is not None else None
@@ -137,28 +199,15 @@ def render_file(
             stage1.commit()
             result.clipped_samples = stage1.clipped
         else:
-            stage1._file.close()
-            measured = meter.integrated_lufs()
-            gain_db, limited = normalization_gain_db(measured, float(target), meter.true_peak_dbtp, ceiling)
-            result.gain_db, result.peak_limited = gain_db, limited
-            result.loudness_lufs = measured + gain_db if np.isfinite(measured) else None
-            if limited:
-                result.notes.append(f"loudness {result.loudness_lufs:.1f} LUFS: held below the {ceiling:g} dBTP ceiling")
-            gain = np.float32(10 ** (gain_db / 20))
-            final = SafeWriter(dst, rate, channels, bit_depth)
-            tmp_info = probe(stage1.tmp)
-            for y in read_chunks(tmp_info, chunk):
-                final.write(y * gain)
-            final.commit()
-            result.clipped_samples = final.clipped
+            stage1.close()
+            temps.append(stage1.tmp)
+            _normalize_loudness(stage1.tmp, dst, meter, float(target), ceiling, bit_depth, result, temps)
     except BaseException:
         stage1.abort()
-        if final is not None:
-            final.abort()
         raise
-    else:
-        if target is not None:
-            stage1.abort()  # the intermediate float file
+    finally:
+        for tmp in temps:  # intermediate float files of the loudness passes
+            tmp.unlink(missing_ok=True)
     if result.clipped_samples:
         result.notes.append(f"{result.clipped_samples} samples clipped at full scale")
     result.elapsed = time.perf_counter() - t0
