@@ -9,6 +9,7 @@ and never touches an input.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import struct
@@ -72,6 +73,44 @@ def _riff_truncation(path: Path, size: int) -> str | None:
     return None
 
 
+class FlacChecksum:
+    """Recomputes the MD5 that FLAC stores over its decoded samples, to catch damaged or truncated files.
+
+    pedalboard (JUCE) decodes a truncated FLAC without complaint and fills the rest with silence;
+    the checksum tells. JUCE reads N-bit integers as ``int / (2**(N-1) - 1)``, which is undone
+    exactly here. ``None`` when the file has no checksum (all zero) or an unusual bit depth.
+    """
+
+    def __init__(self, md5: bytes, bits: int):
+        self.expected, self.bits = md5, bits
+        self.scale = float(2 ** (bits - 1) - 1)
+        self._md5 = hashlib.md5()
+
+    @classmethod
+    def for_file(cls, path: Path) -> FlacChecksum | None:
+        with open(path, "rb") as f:
+            head = f.read(42)
+        if len(head) < 42 or head[:4] != b"fLaC" or head[4] & 0x7F != 0:  # STREAMINFO comes first
+            return None
+        packed = int.from_bytes(head[18:26], "big")
+        bits = ((packed >> 36) & 0x1F) + 1
+        md5 = head[26:42]
+        if md5 == bytes(16) or bits not in (8, 16, 24, 32):
+            return None
+        return cls(md5, bits)
+
+    def update(self, chunk: np.ndarray) -> None:
+        ints = np.round(chunk.T.astype(np.float64) * self.scale).astype("<i4")
+        if self.bits == 24:
+            self._md5.update(ints.reshape(-1).view(np.uint8).reshape(-1, 4)[:, :3].tobytes())
+        else:
+            self._md5.update(ints.astype({8: "<i1", 16: "<i2", 32: "<i4"}[self.bits]).tobytes())
+
+    @property
+    def ok(self) -> bool:
+        return self._md5.digest() == self.expected
+
+
 def probe(path: str | os.PathLike) -> InputInfo:
     """Check that ``path`` is a readable, complete, non-empty audio file NoiseNil can process."""
     p = Path(path)
@@ -113,9 +152,14 @@ def probe(path: str | os.PathLike) -> InputInfo:
 
 
 def read_chunks(info: InputInfo, chunk_frames: int):
-    """Yield float32 (channels, n) chunks at the file's own rate; NaN/Inf samples are an error."""
+    """Yield float32 (channels, n) chunks at the file's own rate.
+
+    NaN/Inf samples are an error, and so is a FLAC whose checksum does not match (raised after
+    the last chunk, so a caller writing an output must not commit it before the loop ends).
+    """
     done = 0
     rate = info.sample_rate
+    checksum = FlacChecksum.for_file(info.path) if info.path.suffix.lower() == ".flac" else None
     try:
         with AudioFile(str(info.path)) as f:
             while f.tell() < f.frames:
@@ -126,9 +170,13 @@ def read_chunks(info: InputInfo, chunk_frames: int):
                     bad = int(np.argmax(~np.isfinite(chunk).all(axis=0)))
                     raise AudioFileError(info.path, f"contains NaN/Inf samples (first at {(done + bad) / rate:.3f} s)")
                 done += chunk.shape[1]
+                if checksum is not None:
+                    checksum.update(chunk)
                 yield chunk
     except (ValueError, RuntimeError, OSError) as exc:
         raise AudioFileError(info.path, f"cannot decode audio ({str(exc).splitlines()[0]})") from None
+    if checksum is not None and not checksum.ok:
+        raise AudioFileError(info.path, "truncated or damaged (FLAC checksum mismatch)")
 
 
 def partial_path(dst: Path) -> Path:
@@ -177,6 +225,13 @@ class SafeWriter:
         except (ValueError, RuntimeError, OSError) as exc:
             self.tmp.unlink(missing_ok=True)
             raise AudioFileError(dst, f"cannot create output ({str(exc).splitlines()[0]})") from None
+
+    def __enter__(self) -> SafeWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:  # anything went wrong (Ctrl-C included): leave nothing behind
+            self.abort()
 
     def write(self, chunk: np.ndarray) -> None:
         if chunk.shape[1] == 0:

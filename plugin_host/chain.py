@@ -130,7 +130,7 @@ class Chain(MutableSequence):
         """Total delay with ``reset=False`` (native plugins report none)."""
         return sum(p.streaming_latency_samples(sample_rate) for p in self._plugins if not _is_native(p))
 
-    def offline_pipeline(self, sample_rate: int, channels: int) -> "ChainPipeline":
+    def offline_pipeline(self, sample_rate: int, channels: int) -> ChainPipeline:
         """Aligned chunked rendering of the whole chain (used for files: flat memory, exact length)."""
         return ChainPipeline(self.segments, check_sample_rate(sample_rate), channels)
 

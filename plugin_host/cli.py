@@ -11,7 +11,7 @@ import concurrent.futures as cf
 import glob
 import json
 import multiprocessing
-import os
+import signal
 import sys
 import threading
 import time
@@ -345,7 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM: the same clean stop as Ctrl-C (temporaries removed)
+
+
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "jobs", 1) < 1:

@@ -6,7 +6,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pedalboard
@@ -100,9 +100,9 @@ def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: fl
     rate, channels = meter.sample_rate, meter.channels
     measured = meter.integrated_lufs()
     if not np.isfinite(measured):  # silence: nothing to normalise
-        final = SafeWriter(dst, rate, channels, bit_depth)
-        _copy_with_gain(pass1, final, 0.0)
-        final.commit()
+        with SafeWriter(dst, rate, channels, bit_depth) as final:
+            _copy_with_gain(pass1, final, 0.0)
+            final.commit()
         result.notes.append("silent output: loudness left unchanged")
         return
     gain_db, over = normalization_gain_db(measured, target, meter.true_peak_dbtp, ceiling)
@@ -116,11 +116,11 @@ def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: fl
         def limit(y: np.ndarray) -> np.ndarray:
             return board.process(y, rate, buffer_size=NATIVE_BUFFER_SIZE, reset=False) * back
 
-        limited = SafeWriter(dst.with_name(f"{dst.stem}.limiter-pass.wav"), rate, channels, 32)
-        temps.append(limited.tmp)
-        meter = LoudnessMeter(rate, channels)
-        _copy_with_gain(pass1, limited, target - measured, limit, meter)
-        limited.close()
+        with SafeWriter(dst.with_name(f"{dst.stem}.limiter-pass.wav"), rate, channels, 32) as limited:
+            temps.append(limited.tmp)
+            meter = LoudnessMeter(rate, channels)
+            _copy_with_gain(pass1, limited, target - measured, limit, meter)
+            limited.close()
         source = limited.tmp
         final_gain, held = normalization_gain_db(meter.integrated_lufs(), target, meter.true_peak_dbtp, ceiling)
         result.peak_limited = True
@@ -128,9 +128,9 @@ def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: fl
         measured = meter.integrated_lufs()
         if held:
             result.notes.append(f"loudness {measured + final_gain:.1f} LUFS: held below the {ceiling:g} dBTP ceiling")
-    final = SafeWriter(dst, rate, channels, bit_depth)
-    _copy_with_gain(source, final, final_gain)
-    final.commit()
+    with SafeWriter(dst, rate, channels, bit_depth) as final:
+        _copy_with_gain(source, final, final_gain)
+        final.commit()
     result.gain_db = gain_db
     result.loudness_lufs = measured + final_gain
     result.clipped_samples = final.clipped
@@ -163,13 +163,12 @@ def render_file(
     frames_out = int(round(info.frames * rate / info.sample_rate))
     check_free_space(dst.parent if dst.parent.exists() else Path("."), frames_out * channels * (bit_depth // 8) * (2 if target is not None else 1))
 
-    chunk = int(CHUNK_SECONDS * rate)
     result = RenderResult(src, dst, info.seconds, 0.0)
     pass1 = dst.with_name(f"{dst.stem}.loudness-pass.wav")
     for name in (dst, pass1, dst.with_name(f"{dst.stem}.limiter-pass.wav")):
         remove_stale_partials(name)
-    stage1 = SafeWriter(pass1 if target is not None else dst, rate, channels, 32 if target is not None else bit_depth)
     temps: list[Path] = []
+    stage1 = SafeWriter(pass1 if target is not None else dst, rate, channels, 32 if target is not None else bit_depth)
     try:
         pipe = chain.offline_pipeline(rate, channels)
         meter = LoudnessMeter(rate, channels) if target is not None else None

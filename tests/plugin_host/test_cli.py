@@ -161,6 +161,10 @@ def _bad_inputs(d):
     data = good.read_bytes()
     (d / "truncated.wav").write_bytes(data[: len(data) // 2])
     cases["truncated.wav"] = "truncated: header announces"
+    flac = write_audio(d / "whole.flac", noisy_signal(0.5), bit_depth=24).read_bytes()
+    (d / "whole.flac").unlink()
+    (d / "cut.flac").write_bytes(flac[: len(flac) * 2 // 3])
+    cases["cut.flac"] = "truncated or damaged (FLAC checksum mismatch)"
     (d / "corrupt.flac").write_bytes(os.urandom(4000))
     cases["corrupt.flac"] = "not a valid audio file"
     (d / "notes.wav").write_text("these are my show notes\n" * 50)
@@ -194,7 +198,7 @@ def test_every_bad_input_is_one_clear_line_and_nothing_is_damaged(tmp_path):
         lines = [line for line in failed if f"{d / name}: " in line]
         assert len(lines) == 1 and reason in lines[0], (name, lines)
     assert any("missing.wav: no such file" in line for line in failed)
-    assert "1 done, 0 skipped, 10 failed" in r.stdout
+    assert "1 done, 0 skipped, 11 failed" in r.stdout
     assert sorted(p.name for p in out.iterdir()) == ["good.wav"]
     assert hashes == {p.name: digest(p) for p in d.iterdir() if p.is_file() and not p.is_symlink()}
 
@@ -241,3 +245,34 @@ def test_models_info_and_presets(tmp_path, src, capsys):
     assert main(["info", str(tmp_path / "nope.wav")]) == 1
     assert main(["presets"]) == 0
     assert "podcast_voice:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bit_depth", [16, 24])
+def test_intact_flac_passes_its_checksum(tmp_path, bit_depth):
+    from plugin_host.audio_io import FlacChecksum, probe, read_chunks
+
+    x = np.clip(np.random.default_rng(bit_depth).standard_normal((2, RATE)) * 0.5, -1, 1)
+    path = write_audio(tmp_path / "ok.flac", x, bit_depth=bit_depth)
+    assert FlacChecksum.for_file(path) is not None
+    assert sum(c.shape[1] for c in read_chunks(probe(path), 10000)) == RATE  # no error raised
+
+
+def test_interrupted_run_leaves_no_output_and_a_rerun_finishes(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    src = write_audio(tmp_path / "long.wav", noisy_signal(60.0))
+    out = tmp_path / "o"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "plugin_host", "render", str(src), "-o", str(out), "-q"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not any(PARTIAL_TAG in p.name for p in out.iterdir()) and time.time() < deadline:
+        time.sleep(0.02)  # wait until it is writing
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert "interrupted" in err
+    assert list(out.iterdir()) == []  # neither a half-written output nor a temporary file
+    assert main(["render", str(src), "-o", str(out), "-q"]) == 0
+    assert read_audio(out / "long.wav")[0].shape == (1, 60 * RATE)
