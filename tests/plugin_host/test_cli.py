@@ -179,6 +179,8 @@ def _bad_inputs(d):
     cases["voice.m4a"] = "unsupported format '.m4a'"
     os.symlink(d / "gone.wav", d / "link.wav")
     cases["link.wav"] = "broken symbolic link"
+    os.mkfifo(d / "pipe.wav")  # reading it would block forever: must be refused, not opened
+    cases["pipe.wav"] = "is not a regular file"
     return good, cases
 
 
@@ -198,9 +200,18 @@ def test_every_bad_input_is_one_clear_line_and_nothing_is_damaged(tmp_path):
         lines = [line for line in failed if f"{d / name}: " in line]
         assert len(lines) == 1 and reason in lines[0], (name, lines)
     assert any("missing.wav: no such file" in line for line in failed)
-    assert "1 done, 0 skipped, 11 failed" in r.stdout
+    assert "1 done, 0 skipped, 12 failed" in r.stdout
     assert sorted(p.name for p in out.iterdir()) == ["good.wav"]
     assert hashes == {p.name: digest(p) for p in d.iterdir() if p.is_file() and not p.is_symlink()}
+
+
+def test_folder_without_audio_and_glob_without_match(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no audio here")
+    r = run_cli("render", tmp_path / "notes", str(tmp_path / "*.mp3"), "-o", tmp_path / "out", "-q")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"FAILED {tmp_path / 'notes'}: folder holds no audio files" in r.stderr
+    assert f"FAILED {tmp_path / '*.mp3'}: no file matches this pattern" in r.stderr
 
 
 def test_full_disk_leaves_no_output_and_says_so(tmp_path, src):
