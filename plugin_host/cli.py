@@ -250,6 +250,16 @@ def cmd_models(args) -> int:
     return EXIT_OK
 
 
+def cmd_models_add(args) -> int:
+    from .registry import user_models_dir
+    from .thirdparty import add_model
+
+    manifest = add_model(args.path)
+    print(f"added {manifest.name} ({manifest.raw.get('title', manifest.display_name)}) to {user_models_dir()}")
+    print(f"use it with: noisenil render FILES -o OUT --model {manifest.name}")
+    return EXIT_OK
+
+
 def cmd_presets(args) -> int:
     from .chain import load_preset, preset_names
 
@@ -324,9 +334,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_render)
 
-    m = sub.add_parser("models", help="list the registered denoisers")
+    m = sub.add_parser("models", help="list the registered denoisers; `models add PATH` registers a third-party model")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_models)
+    msub = m.add_subparsers(dest="models_command")
+    ma = msub.add_parser("add", help="register GTCRN, DTLN or DeepFilterNet3 from the files their authors publish")
+    ma.add_argument("path", help="gtcrn.onnx, the DTLN folder (model_1.onnx + model_2.onnx), or DeepFilterNet3_onnx.tar.gz")
+    ma.set_defaults(func=cmd_models_add)
 
     p = sub.add_parser("presets", help="list the chain presets")
     p.set_defaults(func=cmd_presets)

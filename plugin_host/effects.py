@@ -16,7 +16,8 @@ import numpy as np
 
 from .engine import OfflinePipeline, RealtimePipeline, check_sample_rate
 from .errors import ParameterError, check_range
-from .processor import MAX_ATTENUATION_DB, SpectralModelProcessor
+from .adapters import make_processor
+from .processor import MAX_ATTENUATION_DB
 from .registry import DEFAULT_DENOISER, DENOISERS
 
 
@@ -155,7 +156,7 @@ class Denoise(StreamingEffect):
         return self.manifest.latency_ms
 
     def _make_processors(self, channels: int) -> list:
-        return [SpectralModelProcessor(self._model, self._attenuation_limit_db, self._mix) for _ in range(channels)]
+        return [make_processor(self._model, self._attenuation_limit_db, self._mix) for _ in range(channels)]
 
     def __repr__(self) -> str:
         return (

@@ -35,26 +35,12 @@ def attenuation_floor(attenuation_limit_db: float) -> float:
     return 0.0 if db >= MAX_ATTENUATION_DB else float(10.0 ** (-db / 20.0))
 
 
-class SpectralModelProcessor:
-    """One channel of an STFT-domain ONNX model: features in, mask or spectrum out, states carried.
+class Controls:
+    """The user's two knobs, shared by every frame processor.
 
-    ``attenuation_limit_db`` bounds how far any bin may be pushed down; ``mix`` blends the model's
-    output with the (time-aligned) noisy spectrum. Both act per frame, so changing them while
-    streaming is smoothed by the overlap-add and does not click.
+    ``attenuation_limit_db`` bounds how far noise may be pushed down (as a floor of the noisy
+    signal kept in the output); ``mix`` blends the model's output with the time-aligned input.
     """
-
-    def __init__(self, model: LoadedModel, attenuation_limit_db: float = MAX_ATTENUATION_DB, mix: float = 1.0):
-        m = model.manifest
-        self.model = model
-        self.frame_size, self.hop_length = m.n_fft, m.hop_length
-        self.latency_samples = m.latency_samples
-        self.stft = StreamingSTFT(m.n_fft, m.hop_length, m.window)
-        self._feed_shape = m.input.shape
-        self._names = (m.input.name, [s.input for s in m.states])
-        self._noisy = deque(maxlen=m.lookahead_frames + 1)  # noisy spectra aligned with the model's output
-        self.attenuation_limit_db = attenuation_limit_db
-        self.mix = mix
-        self.reset()
 
     @property
     def attenuation_limit_db(self) -> float:
@@ -73,6 +59,38 @@ class SpectralModelProcessor:
     def mix(self, value: float) -> None:
         self._mix = check_range("mix", value, 0.0, 1.0)
 
+    def blend(self, enhanced, noisy):
+        """Apply the attenuation floor and the dry/wet mix to aligned enhanced/noisy signals or spectra."""
+        if self._floor > 0.0:  # as DeepFilterNet: keep a floor of the noisy signal
+            enhanced = enhanced * (1.0 - self._floor) + noisy * self._floor
+        if self._mix < 1.0:
+            enhanced = self._mix * enhanced + (1.0 - self._mix) * noisy
+        return enhanced
+
+
+class SpectralModelProcessor(Controls):
+    """One channel of an STFT-domain ONNX model: features in, mask or spectrum out, states carried.
+
+    Both knobs act per frame, so changing them while streaming is smoothed by the overlap-add
+    and does not click. A complex input/output whose shape ends in 2 holds real/imag on the last
+    axis (GTCRN's [1, F, 1, 2]); otherwise on the axis before the bins ([1, 2, F]).
+    """
+
+    def __init__(self, model: LoadedModel, attenuation_limit_db: float = MAX_ATTENUATION_DB, mix: float = 1.0):
+        m = model.manifest
+        self.model = model
+        self.frame_size, self.hop_length = m.n_fft, m.hop_length
+        self.latency_samples = m.latency_samples
+        self.stft = StreamingSTFT(m.n_fft, m.hop_length, m.window)
+        self._feed_shape = m.input.shape
+        self._ri_last_in = m.input.shape[-1] == 2 and m.feature == "complex"
+        self._ri_last_out = m.output.shape[-1] == 2 and m.output_kind == "complex"
+        self._names = (m.input.name, [s.input for s in m.states])
+        self._noisy = deque(maxlen=m.lookahead_frames + 1)  # noisy spectra aligned with the model's output
+        self.attenuation_limit_db = attenuation_limit_db
+        self.mix = mix
+        self.reset()
+
     def reset(self) -> None:
         m = self.model.manifest
         self.stft.reset()
@@ -84,7 +102,7 @@ class SpectralModelProcessor:
     def _feature(self, spec: np.ndarray) -> np.ndarray:
         feature = self.model.manifest.feature
         if feature == "complex":
-            x = np.stack([spec.real, spec.imag])
+            x = np.stack([spec.real, spec.imag], axis=-1 if self._ri_last_in else 0)
         elif feature == "power":
             x = spec.real**2 + spec.imag**2
         else:
@@ -103,11 +121,8 @@ class SpectralModelProcessor:
             gain = np.maximum(out.reshape(-1).astype(np.float64), self._floor)
             enhanced = noisy * (self._mix * gain + (1.0 - self._mix))
         else:
-            o = out.reshape(2, -1).astype(np.float64)
-            enhanced = o[0] + 1j * o[1]
-            if self._floor > 0.0:  # as DeepFilterNet: keep a floor of the noisy signal
-                enhanced = enhanced * (1.0 - self._floor) + noisy * self._floor
-            enhanced = self._mix * enhanced + (1.0 - self._mix) * noisy
+            o = out.reshape(-1, 2).T if self._ri_last_out else out.reshape(2, -1)
+            enhanced = self.blend(o[0].astype(np.float64) + 1j * o[1], noisy)
         return self.stft.synthesize(enhanced)
 
 

@@ -22,7 +22,8 @@ MANIFEST_FORMAT = 1
 KINDS = ("denoiser", "classifier")
 FEATURES = ("complex", "power", "magnitude")  # what the engine computes from each STFT frame
 OUTPUTS = ("mask", "complex")  # real gain per bin, or an enhanced complex spectrum
-WINDOWS = ("sqrt_hann", "hann", "vorbis")
+WINDOWS = ("sqrt_hann", "hann", "vorbis", "rect")
+ADAPTERS = ("spectral", "dtln", "deepfilternet")  # how the engine drives the graph(s); see adapters.py
 
 
 def shipped_models_dir() -> Path:
@@ -39,10 +40,20 @@ def shipped_models_dir() -> Path:
         return checkout
 
 
+def user_models_dir() -> Path:
+    """Where ``noisenil models add`` installs models: ``$NOISENIL_HOME/models``, else the XDG data folder."""
+    home = os.environ.get("NOISENIL_HOME")
+    if home:
+        return Path(home) / "models"
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(data) / "noisenil" / "models"
+
+
 def model_dirs() -> list[Path]:
-    """Where manifests are looked up: ``$NOISENIL_MODEL_PATH`` (os.pathsep-separated) first, then the shipped folder."""
+    """Where manifests are looked up, first match wins: ``$NOISENIL_MODEL_PATH`` (os.pathsep-separated),
+    the user's models (``noisenil models add``), then the shipped folder."""
     extra = [Path(p) for p in os.environ.get("NOISENIL_MODEL_PATH", "").split(os.pathsep) if p]
-    return extra + [shipped_models_dir()]
+    return extra + [user_models_dir(), shipped_models_dir()]
 
 
 @dataclass(frozen=True)
@@ -60,14 +71,21 @@ class StateSpec:
 
 
 @dataclass(frozen=True)
+class ModelFile:
+    role: str  # "model" for single-file models; e.g. "enc", "erb_dec", "df_dec" for several graphs
+    path: Path
+    sha256: str
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A parsed, validated model manifest (see ``models/README.md`` for the format)."""
 
     name: str
     kind: str
     path: Path  # the .json file
-    onnx_path: Path
-    sha256: str
+    files: tuple[ModelFile, ...]
+    adapter: str
     sample_rate: int
     streaming: bool
     n_fft: int
@@ -75,9 +93,9 @@ class Manifest:
     window: str
     lookahead_frames: int
     feature: str
-    input: TensorSpec
+    input: TensorSpec | None
     output_kind: str
-    output: TensorSpec
+    output: TensorSpec | None
     states: tuple[StateSpec, ...]
     licence: str
     description: str = ""
@@ -85,7 +103,17 @@ class Manifest:
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     labels: tuple[str, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)  # adapter-specific settings
+    tensors: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)  # role -> name -> shape, checked at load
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def onnx_path(self) -> Path:
+        return self.files[0].path
+
+    @property
+    def sha256(self) -> str:
+        return self.files[0].sha256
 
     @property
     def n_bins(self) -> int:
@@ -129,23 +157,33 @@ def parse_manifest(path: str | os.PathLike) -> Manifest:
         raise ModelError(f"{path}: format_version {version!r} is not supported (this engine reads {MANIFEST_FORMAT})")
     try:
         stft = _need(data, "stft", path)
-        inp, out = _need(data, "input", path), _need(data, "output", path)
+        adapter = _choice(data.get("adapter", "spectral"), ADAPTERS, "adapter", path)
+        if adapter == "spectral":
+            inp, out = _need(data, "input", path), _need(data, "output", path)
+        else:
+            inp, out = data.get("input"), data.get("output")
+        if "files" in data:
+            files = tuple(
+                ModelFile(role, path.parent / str(f["path"]), str(f["sha256"]).lower()) for role, f in data["files"].items()
+            )
+        else:
+            files = (ModelFile("model", path.parent / str(data.get("onnx", path.stem + ".onnx")), str(_need(data, "sha256", path)).lower()),)
         manifest = Manifest(
             name=str(_need(data, "name", path)),
             kind=_choice(_need(data, "kind", path), KINDS, "kind", path),
             path=path,
-            onnx_path=path.parent / str(data.get("onnx", path.stem + ".onnx")),
-            sha256=str(_need(data, "sha256", path)).lower(),
+            files=files,
+            adapter=adapter,
             sample_rate=int(_need(data, "sample_rate", path)),
             streaming=bool(data.get("streaming", True)),
             n_fft=int(_need(stft, "n_fft", path)),
             hop_length=int(_need(stft, "hop_length", path)),
             window=_choice(stft.get("window", "sqrt_hann"), WINDOWS, "window", path),
             lookahead_frames=int(data.get("lookahead_frames", 0)),
-            feature=_choice(inp.get("feature", "complex"), FEATURES, "input feature", path),
-            input=TensorSpec(str(_need(inp, "name", path)), tuple(int(d) for d in _need(inp, "shape", path))),
-            output_kind=_choice(out.get("kind", "mask"), OUTPUTS, "output kind", path),
-            output=TensorSpec(str(_need(out, "name", path)), tuple(int(d) for d in _need(out, "shape", path))),
+            feature=_choice((inp or {}).get("feature", "complex"), FEATURES, "input feature", path),
+            input=TensorSpec(str(_need(inp, "name", path)), tuple(int(d) for d in _need(inp, "shape", path))) if inp else None,
+            output_kind=_choice((out or {}).get("kind", "mask"), OUTPUTS, "output kind", path),
+            output=TensorSpec(str(_need(out, "name", path)), tuple(int(d) for d in _need(out, "shape", path))) if out else None,
             states=tuple(
                 StateSpec(str(s["input"]), str(s["output"]), tuple(int(d) for d in s["shape"]), float(s.get("init", 0.0)))
                 for s in data.get("states", [])
@@ -156,6 +194,11 @@ def parse_manifest(path: str | os.PathLike) -> Manifest:
             metrics=dict(data.get("metrics", {})),
             training=dict(data.get("training", {})),
             labels=tuple(data.get("labels", ())),
+            params=dict(data.get("params", {})),
+            tensors={
+                role: {name: tuple(int(d) for d in shape) for name, shape in names.items()}
+                for role, names in data.get("tensors", {}).items()
+            },
             raw=data,
         )
     except (TypeError, ValueError, KeyError) as exc:
@@ -179,12 +222,17 @@ def file_sha256(path: Path) -> str:
 
 @dataclass
 class LoadedModel:
-    """A verified manifest with its onnxruntime session (shared by every channel and effect that uses it)."""
+    """A verified manifest with its onnxruntime sessions, by role (shared by every channel and effect)."""
 
     manifest: Manifest
-    session: Any
+    sessions: dict[str, Any]
+
+    @property
+    def session(self):
+        return self.sessions[self.manifest.files[0].role]
 
     def run(self, feeds: dict[str, Any]) -> list[Any]:
+        """Run the main graph of a spectral model: [output, *state outputs]."""
         return self.session.run(self._output_names, feeds)
 
     @property
@@ -192,42 +240,62 @@ class LoadedModel:
         return [self.manifest.output.name] + [s.output for s in self.manifest.states]
 
 
-def _check_shapes(manifest: Manifest, session) -> None:
-    declared = {manifest.input.name: manifest.input.shape, manifest.output.name: manifest.output.shape}
-    for s in manifest.states:
-        declared[s.input] = s.shape
-        declared[s.output] = s.shape
-    actual = {t.name: t.shape for t in list(session.get_inputs()) + list(session.get_outputs())}
-    for name, shape in declared.items():
-        if name not in actual:
-            raise ModelError(f"{manifest.onnx_path}: graph has no tensor {name!r}; it has {', '.join(sorted(actual))}")
-        got = actual[name]
-        if len(got) != len(shape) or any(isinstance(g, int) and g != d for g, d in zip(got, shape)):
-            raise ModelError(f"{manifest.onnx_path}: tensor {name!r} has shape {list(got)}, manifest says {list(shape)}")
+def _declared_shapes(manifest: Manifest) -> dict[str, dict[str, tuple[int, ...]]]:
+    declared = {role: dict(names) for role, names in manifest.tensors.items()}
+    if manifest.input is not None and manifest.output is not None:
+        main = declared.setdefault(manifest.files[0].role, {})
+        main[manifest.input.name] = manifest.input.shape
+        main[manifest.output.name] = manifest.output.shape
+        for s in manifest.states:
+            main[s.input] = s.shape
+            main[s.output] = s.shape
+    return declared
 
 
-def load_onnx(manifest: Manifest) -> LoadedModel:
-    """Verify the ONNX file against the manifest (sha256, tensor shapes) and open it."""
+def _check_shapes(manifest: Manifest, sessions: dict[str, Any]) -> None:
+    paths = {f.role: f.path for f in manifest.files}
+    for role, declared in _declared_shapes(manifest).items():
+        if role not in sessions:
+            raise ModelError(f"{manifest.path}: tensors declared for {role!r}, which is not one of its files")
+        session = sessions[role]
+        actual = {t.name: t.shape for t in list(session.get_inputs()) + list(session.get_outputs())}
+        for name, shape in declared.items():
+            if name not in actual:
+                raise ModelError(f"{paths[role]}: graph has no tensor {name!r}; it has {', '.join(sorted(actual))}")
+            got = actual[name]
+            if len(got) != len(shape) or any(isinstance(g, int) and g != d for g, d in zip(got, shape)):
+                raise ModelError(f"{paths[role]}: tensor {name!r} has shape {list(got)}, manifest says {list(shape)}")
+
+
+def open_session(source, what: str):
+    """An onnxruntime session for a path or serialized model, tuned for frame-sized graphs."""
     import onnxruntime as ort
 
-    if not manifest.onnx_path.is_file():
-        raise ModelError(f"{manifest.onnx_path}: model file missing (manifest {manifest.path.name})")
-    digest = file_sha256(manifest.onnx_path)
-    if digest != manifest.sha256:
-        raise ModelError(
-            f"{manifest.onnx_path}: sha256 {digest[:12]}... does not match the manifest's {manifest.sha256[:12]}... "
-            "(damaged or replaced file)"
-        )
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1  # frame-sized graphs: threads cost more than they give
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     try:
-        session = ort.InferenceSession(str(manifest.onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(source) if isinstance(source, Path) else source, sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-        raise ModelError(f"{manifest.onnx_path}: onnxruntime cannot load it ({str(exc).splitlines()[0]})") from None
-    _check_shapes(manifest, session)
-    return LoadedModel(manifest, session)
+        raise ModelError(f"{what}: onnxruntime cannot load it ({str(exc).splitlines()[0]})") from None
+
+
+def load_onnx(manifest: Manifest) -> LoadedModel:
+    """Verify every file against the manifest (sha256, tensor shapes) and open it."""
+    sessions = {}
+    for f in manifest.files:
+        if not f.path.is_file():
+            raise ModelError(f"{f.path}: model file missing (manifest {manifest.path.name})")
+        digest = file_sha256(f.path)
+        if digest != f.sha256:
+            raise ModelError(
+                f"{f.path}: sha256 {digest[:12]}... does not match the manifest's {f.sha256[:12]}... "
+                "(damaged or replaced file)"
+            )
+        sessions[f.role] = open_session(f.path, str(f.path))
+    _check_shapes(manifest, sessions)
+    return LoadedModel(manifest, sessions)
 
 
 class Registry:
