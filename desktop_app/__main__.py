@@ -1,11 +1,70 @@
-"""``noisenil-gui``: placeholder entry point until the desktop app issue is done."""
+"""``noisenil-gui [FILES...] [--screenshot PNG]``"""
 
+from __future__ import annotations
+
+import argparse
+import logging
 import sys
+import traceback
+from logging.handlers import RotatingFileHandler
 
 
-def main(argv=None) -> int:
-    print("noisenil-gui: the desktop app is not built yet; use the `noisenil` command line.", file=sys.stderr)
-    return 2
+def setup_logging() -> str:
+    from .settings import log_dir
+
+    folder = log_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "noisenil.log"
+    handler = RotatingFileHandler(path, maxBytes=2_000_000, backupCount=2, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("noisenil")
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    return str(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="noisenil-gui", description="NoiseNil desktop app")
+    parser.add_argument("files", nargs="*", help="recordings to open")
+    parser.add_argument("--screenshot", metavar="PNG", help="open FILES, wait until rendered, save a screenshot of the window and quit")
+    parser.add_argument("--timeout", type=float, default=300.0, help="with --screenshot: give up after this many seconds")
+    args = parser.parse_args(argv)
+    log_path = setup_logging()
+    log = logging.getLogger("noisenil.gui")
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("NoiseNil")
+    from .main_window import MainWindow
+
+    window = MainWindow()
+
+    def excepthook(kind, value, tb):  # log the details, show one clear line
+        log.error("unhandled error:\n%s", "".join(traceback.format_exception(kind, value, tb)))
+        QMessageBox.critical(window, "NoiseNil", f"Unexpected error: {value}\nDetails are in {log_path}")
+
+    sys.excepthook = excepthook
+    window.show()
+    status = {"code": 0}
+    if args.screenshot:
+
+        def shoot():
+            app.processEvents()
+            ok = window.grab().save(args.screenshot)
+            status["code"] = 0 if ok else 1
+            print(f"screenshot: {args.screenshot}" if ok else f"error: cannot write {args.screenshot}", file=sys.stderr if not ok else sys.stdout)
+            app.quit()
+
+        window.all_rendered.connect(lambda: QTimer.singleShot(500, shoot))
+        QTimer.singleShot(int(args.timeout * 1000), lambda: (print("error: timed out before everything rendered", file=sys.stderr), status.update(code=1), app.quit()))
+        if not args.files:
+            QTimer.singleShot(500, shoot)
+    if args.files:
+        window.open_files(args.files)
+    app.exec()
+    return status["code"]
 
 
 if __name__ == "__main__":

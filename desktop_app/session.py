@@ -1,0 +1,73 @@
+"""The state the GUI shows: the open recordings (the batch queue) and their render results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+
+
+class Status(Enum):
+    QUEUED = "queued"
+    LOADING = "loading"
+    RENDERING = "rendering"
+    DONE = "done"
+    FAILED = "failed"
+    EXPORTED = "exported"
+
+
+@dataclass
+class Recording:
+    path: Path
+    status: Status = Status.QUEUED
+    message: str = ""
+    sample_rate: int = 0
+    noisy: np.ndarray | None = None  # (channels, samples) float32
+    cleaned: np.ndarray | None = None
+    spec_noisy: np.ndarray | None = None  # (columns, bins) dB
+    spec_cleaned: np.ndarray | None = None
+    spec_seconds_per_column: float = 0.0
+    loudness_noisy: float = float("-inf")
+    loudness_cleaned: float = float("-inf")
+    progress: float = 0.0
+    settings_key: tuple = field(default_factory=tuple)  # the settings the cleaned audio was made with
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def seconds(self) -> float:
+        return 0.0 if self.noisy is None or not self.sample_rate else self.noisy.shape[1] / self.sample_rate
+
+    def label(self) -> str:
+        extra = f" {self.progress:.0%}" if self.status in (Status.LOADING, Status.RENDERING) else ""
+        why = f": {self.message}" if self.message and self.status == Status.FAILED else ""
+        return f"{self.name} [{self.status.value}{extra}]{why}"
+
+
+class Session:
+    """The open recordings, in queue order, and which one is shown."""
+
+    def __init__(self):
+        self.recordings: list[Recording] = []
+        self.current: int = -1
+
+    def add(self, path: Path) -> Recording | None:
+        path = Path(path).resolve()
+        if any(r.path == path for r in self.recordings):
+            return None
+        rec = Recording(path)
+        self.recordings.append(rec)
+        if self.current < 0:
+            self.current = 0
+        return rec
+
+    @property
+    def selected(self) -> Recording | None:
+        return self.recordings[self.current] if 0 <= self.current < len(self.recordings) else None
+
+    def all_done(self) -> bool:
+        return bool(self.recordings) and all(r.status in (Status.DONE, Status.FAILED, Status.EXPORTED) for r in self.recordings)

@@ -1,0 +1,231 @@
+"""Widgets. Each shows state it is given and reports what the user does; none does DSP."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from plugin_host import DENOISERS, NoiseNilError, preset_names
+
+from .session import Recording
+from .settings import Settings
+
+LEVELS_DB = (-100.0, -20.0)  # one colour scale for before and after
+pg.setConfigOptions(antialias=True, imageAxisOrder="row-major")
+
+
+class SpectrogramView(pg.GraphicsLayoutWidget):
+    """Waveform overview plus before/after spectrograms; time axes linked, one colour scale."""
+
+    seek_requested = Signal(float)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setBackground("#1e1f24")
+        self.overview = self.addPlot(row=0, col=0)
+        self.overview.setMaximumHeight(90)
+        self.overview.hideAxis("left")
+        self.overview.setMouseEnabled(x=False, y=False)
+        self.overview.setTitle("Waveform: original (grey), cleaned (teal)", color="#c8c8c8", size="9pt")
+        self.wave_noisy = self.overview.plot(pen=pg.mkPen("#7a7a7a"))
+        self.wave_clean = self.overview.plot(pen=pg.mkPen("#2ec4b6"))
+        self.before = self.addPlot(row=1, col=0)
+        self.after = self.addPlot(row=2, col=0)
+        cmap = pg.colormap.get("inferno")
+        self.images = {}
+        for plot, title in ((self.before, "Before (original)"), (self.after, "After (cleaned)")):
+            plot.setTitle(title, color="#e0e0e0", size="10pt")
+            plot.setLabel("left", "kHz")
+            plot.setMouseEnabled(x=True, y=False)
+            img = pg.ImageItem()
+            img.setColorMap(cmap)
+            img.setLevels(LEVELS_DB)
+            plot.addItem(img)
+            self.images[plot] = img
+        self.after.setLabel("bottom", "time", units="s")
+        self.after.setXLink(self.before)
+        self.overview.setXLink(self.before)
+        self.playheads = [pg.InfiniteLine(angle=90, pen=pg.mkPen("#7df9ff", width=1.5)) for _ in range(3)]
+        for plot, line in zip((self.overview, self.before, self.after), self.playheads):
+            plot.addItem(line)
+        self.loop_region = pg.LinearRegionItem(brush=pg.mkBrush(125, 249, 255, 40))
+        self.loop_region.setVisible(False)
+        self.before.addItem(self.loop_region)
+        self.colorbar = pg.ColorBarItem(values=LEVELS_DB, colorMap=cmap, label="dB", interactive=False)
+        self.colorbar.setImageItem([self.images[self.before], self.images[self.after]])
+        self.addItem(self.colorbar, row=1, col=1, rowspan=2)  # its own column: both plots keep the same width
+        self._duration = 0.0
+        self.before.scene().sigMouseClicked.connect(self._clicked)
+
+    def _clicked(self, event) -> None:
+        for plot in (self.before, self.after, self.overview):
+            if plot.sceneBoundingRect().contains(event.scenePos()):
+                self.seek_requested.emit(float(plot.vb.mapSceneToView(event.scenePos()).x()))
+                return
+
+    def show_recording(self, rec: Recording | None) -> None:
+        for img in self.images.values():
+            img.clear()
+        self.wave_noisy.clear()
+        self.wave_clean.clear()
+        if rec is None or rec.spec_noisy is None:
+            return
+        nyq_khz = rec.sample_rate / 2000
+        for plot, spec in ((self.before, rec.spec_noisy), (self.after, rec.spec_cleaned)):
+            if spec is not None and len(spec):
+                img = self.images[plot]
+                img.setImage(spec.T, autoLevels=False)
+                img.setLevels(LEVELS_DB)
+                img.setRect(QRectF(0, 0, len(spec) * rec.spec_seconds_per_column, nyq_khz))
+                plot.setYRange(0, nyq_khz, padding=0)
+        duration = max(rec.seconds, len(rec.spec_noisy) * rec.spec_seconds_per_column)
+        if abs(duration - self._duration) > 1e-6:
+            self.before.setXRange(0, duration, padding=0)
+            self._duration = duration
+        for arr, curve in ((rec.noisy, self.wave_noisy), (rec.cleaned, self.wave_clean)):
+            if arr is not None:
+                t, env = envelope(arr, rec.sample_rate)
+                curve.setData(t, env)
+
+    def set_playhead(self, seconds: float) -> None:
+        for line in self.playheads:
+            line.setValue(seconds)
+
+    def loop_bounds(self) -> tuple[float, float] | None:
+        return tuple(self.loop_region.getRegion()) if self.loop_region.isVisible() else None
+
+
+def envelope(x: np.ndarray, rate: int, points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """Peak envelope of a (channels, samples) signal, as a min/max zig-zag for drawing."""
+    mono = np.abs(x).max(axis=0)
+    step = max(1, len(mono) // points)
+    n = len(mono) // step * step
+    peaks = mono[:n].reshape(-1, step).max(axis=1) if n else mono
+    t = np.arange(len(peaks)) * step / rate
+    return np.repeat(t, 2), np.stack([peaks, -peaks], axis=1).reshape(-1)
+
+
+class ControlsPanel(QGroupBox):
+    """Model, strength, preset, loudness. Emits ``changed`` with the new settings."""
+
+    changed = Signal()
+
+    def __init__(self, settings: Settings, parent=None):
+        super().__init__("Settings", parent)
+        self.settings = settings
+        form = QFormLayout(self)
+        self.model = QComboBox()
+        for name in DENOISERS.names():
+            self.model.addItem(model_label(name), name)
+        form.addRow("Model", self.model)
+        self.model_info = QLabel()
+        self.model_info.setWordWrap(True)
+        self.model_info.setStyleSheet("color: #9aa0a6; font-size: 9pt")
+        form.addRow("", self.model_info)
+        row = QHBoxLayout()
+        self.strength = QSlider(Qt.Horizontal)
+        self.strength.setRange(0, 100)
+        self.strength_label = QLabel()
+        self.strength_label.setMinimumWidth(70)
+        row.addWidget(self.strength)
+        row.addWidget(self.strength_label)
+        holder = QWidget()
+        holder.setLayout(row)
+        form.addRow("Max. reduction", holder)
+        self.preset = QComboBox()
+        self.preset.addItem("None (model only)", "")
+        for name in preset_names():
+            self.preset.addItem(name.replace("_", " "), name)
+        form.addRow("Preset", self.preset)
+        lrow = QHBoxLayout()
+        self.loudness_on = QCheckBox("Normalise to")
+        self.loudness = QDoubleSpinBox()
+        self.loudness.setRange(-40.0, -6.0)
+        self.loudness.setSuffix(" LUFS")
+        self.loudness.setDecimals(1)
+        lrow.addWidget(self.loudness_on)
+        lrow.addWidget(self.loudness)
+        lholder = QWidget()
+        lholder.setLayout(lrow)
+        form.addRow("Loudness", lholder)
+        self.apply(settings)
+        self.model.currentIndexChanged.connect(self._changed)
+        self.strength.valueChanged.connect(self._changed)
+        self.preset.currentIndexChanged.connect(self._changed)
+        self.loudness_on.toggled.connect(self._changed)
+        self.loudness.valueChanged.connect(self._changed)
+
+    def apply(self, s: Settings) -> None:
+        idx = self.model.findData(s.model)
+        self.model.setCurrentIndex(max(0, idx))
+        self.strength.setValue(int(round(s.attenuation_limit_db)))
+        self.preset.setCurrentIndex(max(0, self.preset.findData(s.preset)))
+        self.loudness_on.setChecked(s.loudness_enabled)
+        self.loudness.setValue(s.loudness_lufs)
+        self._refresh_labels()
+
+    def _refresh_labels(self) -> None:
+        v = self.strength.value()
+        self.strength_label.setText("no limit" if v >= 100 else f"{v} dB")
+        self.model_info.setText(model_details(self.model.currentData()))
+        self.loudness.setEnabled(self.loudness_on.isChecked())
+
+    def _changed(self, *_):
+        s = self.settings
+        s.model = self.model.currentData()
+        s.attenuation_limit_db = float(self.strength.value())
+        s.preset = self.preset.currentData()
+        s.loudness_enabled = self.loudness_on.isChecked()
+        s.loudness_lufs = float(self.loudness.value())
+        self._refresh_labels()
+        self.changed.emit()
+
+
+def model_label(name: str) -> str:
+    try:
+        m = DENOISERS.get(name)
+    except NoiseNilError:
+        return f"{name} (broken)"
+    return f"{m.display_name or name}  ·  {m.latency_ms:.0f} ms"
+
+
+def model_details(name: str | None) -> str:
+    if not name:
+        return ""
+    try:
+        m = DENOISERS.get(name)
+    except NoiseNilError as exc:
+        return str(exc)
+    met = m.metrics
+    quality = (
+        f"dev set: SI-SDR {met['si_sdr_improvement_db']:+.1f} dB, noise in pauses -{met['pause_noise_reduction_db']:.0f} dB, "
+        f"{1 / max(met['real_time_factor'], 1e-6):.0f}x real time"
+        if "si_sdr_improvement_db" in met
+        else "not measured yet (noisenil eval)"
+    )
+    return f"{m.sample_rate / 1000:g} kHz, latency {m.latency_ms:.0f} ms; {quality}. {m.licence}"
+
+
+class LivePage(QWidget):
+    """Placeholder until live monitoring lands (issue 8)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        label = QLabel("Live monitoring (mic in, clean voice out) is coming in the next release.\n"
+                       "Use the Clean page for recordings meanwhile.")
+        label.setAlignment(Qt.AlignCenter)
+        layout.addWidget(label)

@@ -1,0 +1,194 @@
+"""Background work: load a recording, denoise it with the engine, build spectrograms as it goes.
+
+The GUI never owns DSP: everything here calls ``plugin_host`` (the same chain and pipeline as
+``noisenil render``). Work runs in a QThread, reports progress and partial spectrograms, and
+stops at the next chunk when cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from PySide6.QtCore import QThread, Signal
+
+from plugin_host import NoiseNilError
+from plugin_host.audio_io import probe, read_chunks
+from plugin_host.loudness import LoudnessMeter
+from plugin_host.render import RenderOptions, render_file
+
+from .session import Recording, Status
+
+log = logging.getLogger("noisenil.gui")
+N_FFT = 1024
+MAX_COLUMNS = 6000  # spectrogram width cap: long files get a coarser hop
+CHUNK_SECONDS = 2.0
+FLOOR_DB = -100.0
+
+
+class Spectrogram:
+    """Incremental magnitude spectrogram (dB) of a mono mixdown, ``hop`` samples per column."""
+
+    def __init__(self, hop: int):
+        self.hop = hop
+        self.window = np.hanning(N_FFT).astype(np.float32)
+        self.columns: list[np.ndarray] = []
+        self._buf = np.zeros(0, np.float32)
+        self._offset = 0  # absolute sample index of _buf[0]
+
+    def add(self, x: np.ndarray, final: bool = False) -> None:
+        mono = x.mean(axis=0) if x.ndim == 2 else x
+        self._buf = np.concatenate([self._buf, mono.astype(np.float32)])
+        if final:
+            self._buf = np.concatenate([self._buf, np.zeros(N_FFT, np.float32)])
+        frames = []
+        while True:
+            start = len(self.columns) * self.hop - self._offset
+            if start + N_FFT > len(self._buf):
+                break
+            frames.append(self._buf[start : start + N_FFT])
+            self.columns.append(None)  # placeholder, filled below
+        if frames:
+            spec = np.abs(np.fft.rfft(np.asarray(frames) * self.window, axis=1)) / (N_FFT / 4)
+            db = np.maximum(20 * np.log10(spec + 1e-10), FLOOR_DB).astype(np.float32)
+            self.columns[len(self.columns) - len(frames) :] = list(db)
+        keep_from = len(self.columns) * self.hop - self._offset
+        if keep_from > 0:
+            self._buf = self._buf[keep_from:]
+            self._offset += keep_from
+
+    def array(self) -> np.ndarray:
+        return np.asarray(self.columns, np.float32) if self.columns else np.zeros((0, N_FFT // 2 + 1), np.float32)
+
+
+def hop_for(frames: int) -> int:
+    return max(N_FFT // 2, int(np.ceil(frames / MAX_COLUMNS)))
+
+
+def settings_key(options: RenderOptions) -> tuple:
+    return (options.model, options.preset, options.attenuation_limit_db)
+
+
+class RenderJob(QThread):
+    """Load (once) and denoise one recording with the given options."""
+
+    progress = Signal(float)
+    partial = Signal()
+    done = Signal()
+    failed = Signal(str)
+
+    def __init__(self, recording: Recording, options: RenderOptions, parent=None):
+        super().__init__(parent)
+        self.recording, self.options = recording, options
+        self._cancel = False
+
+    def cancel(self) -> None:
+        self._cancel = True
+
+    def run(self) -> None:
+        rec = self.recording
+        try:
+            if rec.noisy is None:
+                self._load(rec)
+            if not self._cancel:
+                self._render(rec)
+        except NoiseNilError as exc:
+            log.warning("%s", exc)
+            rec.status, rec.message = Status.FAILED, str(exc).replace(f"{rec.path}: ", "")
+            self.failed.emit(str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - a worker must report, never die silently
+            log.exception("rendering %s failed", rec.path)
+            rec.status, rec.message = Status.FAILED, f"unexpected error: {exc}"
+            self.failed.emit(f"{rec.path}: unexpected error: {exc}")
+            return
+        if self._cancel:
+            rec.status = Status.QUEUED if rec.cleaned is None else Status.DONE
+            return
+        rec.status, rec.progress = Status.DONE, 1.0
+        self.done.emit()
+
+    def _load(self, rec: Recording) -> None:
+        rec.status = Status.LOADING
+        info = probe(rec.path)
+        rec.sample_rate = info.sample_rate
+        hop = hop_for(info.frames)
+        rec.spec_seconds_per_column = hop / info.sample_rate
+        spec = Spectrogram(hop)
+        meter = LoudnessMeter(info.sample_rate, info.channels)
+        parts, done, last = [], 0, time.monotonic()
+        for chunk in read_chunks(info, int(CHUNK_SECONDS * info.sample_rate)):
+            if self._cancel:
+                return
+            parts.append(chunk)
+            spec.add(chunk)
+            meter.add(chunk)
+            done += chunk.shape[1]
+            rec.progress = 0.3 * done / info.frames
+            self.progress.emit(rec.progress)
+            if time.monotonic() - last > 0.25:
+                rec.spec_noisy, last = spec.array(), time.monotonic()
+                self.partial.emit()
+        spec.add(np.zeros((info.channels, 0), np.float32), final=True)
+        rec.noisy = np.concatenate(parts, axis=1)
+        rec.spec_noisy = spec.array()
+        rec.loudness_noisy = meter.integrated_lufs()
+        self.partial.emit()
+
+    def _render(self, rec: Recording) -> None:
+        rec.status = Status.RENDERING
+        chain, _, _ = self.options.build()
+        channels, n = rec.noisy.shape
+        pipe = chain.offline_pipeline(rec.sample_rate, channels)
+        hop = int(round(rec.spec_seconds_per_column * rec.sample_rate))
+        spec = Spectrogram(hop)
+        meter = LoudnessMeter(rec.sample_rate, channels)
+        parts, step, last = [], int(CHUNK_SECONDS * rec.sample_rate), time.monotonic()
+        for start in range(0, n, step):
+            if self._cancel:
+                return
+            y = pipe.push(rec.noisy[:, start : start + step])
+            parts.append(y)
+            spec.add(y)
+            meter.add(y)
+            rec.progress = 0.3 + 0.7 * min(1.0, (start + step) / n)
+            self.progress.emit(rec.progress)
+            if time.monotonic() - last > 0.25:
+                rec.spec_cleaned, last = spec.array(), time.monotonic()
+                self.partial.emit()
+        tail = pipe.finish()
+        parts.append(tail)
+        spec.add(tail, final=True)
+        meter.add(tail)
+        rec.cleaned = np.concatenate(parts, axis=1)
+        rec.spec_cleaned = spec.array()
+        rec.loudness_cleaned = meter.integrated_lufs()
+        rec.settings_key = settings_key(self.options)
+        self.partial.emit()
+
+
+class ExportJob(QThread):
+    """Render files to disk with the engine's safe writer (temporary file, then rename)."""
+
+    progress = Signal(float)
+    finished_one = Signal(str, str)  # source, destination
+    failed = Signal(str)
+
+    def __init__(self, pairs: list, options: RenderOptions, parent=None):
+        super().__init__(parent)
+        self.pairs, self.options = pairs, options
+
+    def run(self) -> None:
+        total = len(self.pairs)
+        for i, (src, dst) in enumerate(self.pairs):
+            try:
+                render_file(src, dst, self.options, progress=lambda s, i=i, n=probe(src).seconds: self.progress.emit((i + s / max(n, 1e-9)) / total))
+                self.finished_one.emit(str(src), str(dst))
+            except NoiseNilError as exc:
+                log.warning("export failed: %s", exc)
+                self.failed.emit(str(exc))
+            except OSError as exc:
+                log.warning("export failed: %s", exc)
+                self.failed.emit(f"{dst}: {exc.strerror or exc}")
+        self.progress.emit(1.0)
