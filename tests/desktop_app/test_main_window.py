@@ -1,0 +1,189 @@
+"""The real main window, offscreen, driven as a user would (pytest-qt)."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import EXAMPLES, ROOT, read_audio, write_audio
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+pytest.importorskip("PySide6", reason="GUI tests need the gui extra")
+from PySide6.QtCore import Qt  # noqa: E402
+
+from desktop_app.main_window import MainWindow  # noqa: E402
+from desktop_app.session import Status  # noqa: E402
+from desktop_app.settings import Settings  # noqa: E402
+
+RATE = 48000
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path, monkeypatch):
+    """Each test gets its own settings and log folder."""
+    monkeypatch.setenv("NOISENIL_CONFIG_DIR", str(tmp_path / "config"))
+    yield tmp_path / "config"
+
+
+@pytest.fixture
+def short_example(tmp_path):
+    x, rate = read_audio(EXAMPLES / "noisy_podcast.flac")
+    return write_audio(tmp_path / "episode.wav", x[:, : 5 * rate], rate)
+
+
+@pytest.fixture
+def window(qtbot):
+    w = MainWindow(Settings())
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.close()
+
+
+def wait_rendered(qtbot, window, timeout=60000):
+    qtbot.waitUntil(
+        lambda: window.session.all_done() and not (window.job and window.job.isRunning()) and bool(window.player.sources or window.error_boxes),
+        timeout=timeout,
+    )
+
+
+def test_open_render_and_spectrograms(qtbot, window, short_example):
+    window.open_files([short_example])
+    wait_rendered(qtbot, window)
+    rec = window.session.selected
+    assert rec.status == Status.DONE and rec.cleaned.shape == rec.noisy.shape == (1, 5 * RATE)
+    assert rec.spec_noisy.shape == rec.spec_cleaned.shape and rec.spec_noisy.shape[1] == 513
+    img_before = window.view.images[window.view.before].image
+    img_after = window.view.images[window.view.after].image
+    assert img_before is not None and img_after is not None and img_before.shape == img_after.shape
+    # cleaned is quieter in the room tone before the voice (first 0.6 s)
+    n = int(0.6 * RATE)
+    assert 10 * np.log10(np.sum(rec.noisy[0, :n] ** 2) / np.sum(rec.cleaned[0, :n] ** 2)) > 8.0
+    assert "[done]" in window.queue.item(0).text()
+
+
+def test_ab_toggle_keeps_the_playhead_and_matches_loudness(qtbot, window, short_example):
+    window.open_files([short_example])
+    wait_rendered(qtbot, window)
+    window.seek(2.5)
+    assert window.player.which == "B"
+    qtbot.keyClick(window, Qt.Key_Tab)
+    assert window.player.which == "A" and window.player.seconds == pytest.approx(2.5, abs=1e-3)
+    assert "original (A)" in window.ab_button.text()
+    from plugin_host.loudness import LoudnessMeter
+
+    levels = []
+    for key in ("A", "B"):
+        m = LoudnessMeter(RATE, 1)
+        m.add(window.player.sources[key].T)
+        levels.append(m.integrated_lufs())
+    assert abs(levels[0] - levels[1]) < 0.1  # "cleaner" must not just mean "quieter"
+    qtbot.keyClick(window, Qt.Key_Tab)
+    assert window.player.which == "B"
+
+
+def test_loop_selection(qtbot, window, short_example):
+    window.open_files([short_example])
+    wait_rendered(qtbot, window)
+    window.seek(1.0)
+    window.loop_button.setChecked(True)
+    assert window.player.loop == (RATE, 3 * RATE)
+    out = np.zeros((RATE * 3, 1), np.float32)
+    window.player._callback(out, len(out), None, None)  # 3 s through a 2 s loop wraps once
+    assert window.player.position == RATE + RATE
+    window.loop_button.setChecked(False)
+    assert window.player.loop is None
+
+
+def test_changing_the_model_rerenders(qtbot, window, short_example):
+    window.open_files([short_example])
+    wait_rendered(qtbot, window)
+    first = window.session.selected.cleaned.copy()
+    idx = window.controls.model.findData("spectral_subtraction")
+    window.controls.model.setCurrentIndex(idx)
+    qtbot.waitUntil(lambda: window.session.selected.settings_key[0] == "spectral_subtraction" and window.session.selected.status == Status.DONE, timeout=60000)
+    assert not np.array_equal(first, window.session.selected.cleaned)
+    assert Settings.load().model == "spectral_subtraction"  # remembered between runs
+
+
+def test_export_writes_the_cleaned_file(qtbot, window, short_example, tmp_path):
+    window.open_files([short_example])
+    wait_rendered(qtbot, window)
+    out = tmp_path / "exported.wav"
+    window.export_current(out)
+    qtbot.waitUntil(lambda: out.exists() and not window.export_job.isRunning(), timeout=60000)
+    y, rate = read_audio(out)
+    x, _ = read_audio(short_example)
+    assert rate == RATE and y.shape == x.shape
+    assert np.max(np.abs(y - window.session.selected.cleaned)) < 1e-3  # what you heard is what you get
+    assert window.session.selected.status == Status.EXPORTED
+
+
+def test_export_all_to_a_folder(qtbot, window, short_example, tmp_path):
+    other = write_audio(tmp_path / "other.flac", read_audio(short_example)[0][:, : 2 * RATE])
+    window.open_files([short_example, other])
+    wait_rendered(qtbot, window)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    window.export_all(folder)
+    qtbot.waitUntil(lambda: not window.export_job.isRunning(), timeout=60000)
+    assert sorted(p.name for p in folder.iterdir()) == ["episode_clean.wav", "other_clean.flac"]
+
+
+def test_never_overwrites_the_source_without_asking(qtbot, window, short_example, monkeypatch):
+    window.open_files([short_example])
+    wait_rendered(qtbot, window)
+    before = short_example.read_bytes()
+    monkeypatch.setattr(window, "confirm_overwrite_source", lambda path: False)
+    window.export_current(short_example)
+    assert short_example.read_bytes() == before and "original is kept" in window.status.text()
+    monkeypatch.setattr(window, "confirm_overwrite_source", lambda path: True)
+    window.export_current(short_example)
+    qtbot.waitUntil(lambda: not window.export_job.isRunning(), timeout=60000)
+    qtbot.waitUntil(lambda: short_example.read_bytes() != before, timeout=5000)
+    assert read_audio(short_example)[0].shape == (1, 5 * RATE)
+    assert not [p for p in short_example.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_corrupt_file_shows_a_dialog(qtbot, window, tmp_path):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(os.urandom(3000))
+    window.open_files([bad])
+    qtbot.waitUntil(lambda: bool(window.error_boxes), timeout=30000)
+    assert f"{bad}: not a valid audio file" in window.error_boxes[-1].text()
+    assert window.session.selected.status == Status.FAILED
+    assert "failed" in window.queue.item(0).text()
+
+
+def test_unwritable_export_folder_shows_a_dialog(qtbot, window, short_example, tmp_path):
+    window.open_files([short_example])
+    wait_rendered(qtbot, window)
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("x")
+    window.export_current(blocker / "out.wav")
+    qtbot.waitUntil(lambda: bool(window.error_boxes), timeout=30000)
+    assert "output folder does not exist" in window.error_boxes[-1].text()
+
+
+def test_errors_are_logged(qtbot, window, tmp_path, isolated_config):
+    from desktop_app.__main__ import setup_logging
+
+    path = setup_logging()
+    window.show_error("something went wrong: test")
+    import logging
+
+    for h in logging.getLogger("noisenil").handlers:
+        h.flush()
+    assert "something went wrong: test" in open(path).read()
+
+
+def test_screenshot_option(tmp_path, short_example):
+    png = tmp_path / "shot.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", NOISENIL_CONFIG_DIR=str(tmp_path / "cfg"))
+    r = subprocess.run([sys.executable, "-m", "desktop_app", str(short_example), "--screenshot", str(png)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    from PySide6.QtGui import QImage
+
+    img = QImage(str(png))
+    assert (img.width(), img.height()) == (1280, 800)
