@@ -187,3 +187,17 @@ def test_screenshot_option(tmp_path, short_example):
 
     img = QImage(str(png))
     assert (img.width(), img.height()) == (1280, 800)
+
+
+def test_drag_and_drop_opens_files(qtbot, window, short_example):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(short_example))])
+    event = QDropEvent(QPointF(50, 50), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    window.dropEvent(event)
+    assert [r.path for r in window.session.recordings] == [short_example.resolve()]
+    wait_rendered(qtbot, window)
+    window.dropEvent(event)  # the same file twice is not queued twice
+    assert len(window.session.recordings) == 1
