@@ -23,12 +23,29 @@ def setup_logging() -> str:
     return str(path)
 
 
+def print_audio_devices() -> int:
+    try:
+        import sounddevice as sd
+    except (OSError, ImportError) as exc:
+        print(f"error: PortAudio unavailable: {exc}", file=sys.stderr)
+        return 1
+    print(f"PortAudio: {sd._libname} ({sd.get_portaudio_version()[1]})")
+    devices = sd.query_devices()
+    print(f"{len(devices)} audio device(s)")
+    for i, d in enumerate(devices):
+        print(f"  {i}: {d['name']} (in {d['max_input_channels']}, out {d['max_output_channels']})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="noisenil-gui", description="NoiseNil desktop app")
     parser.add_argument("files", nargs="*", help="recordings to open")
     parser.add_argument("--screenshot", metavar="PNG", help="open FILES, wait until rendered, save a screenshot of the window and quit")
     parser.add_argument("--timeout", type=float, default=300.0, help="with --screenshot: give up after this many seconds")
+    parser.add_argument("--audio-devices", action="store_true", help="print the PortAudio library, its version and the audio devices, then quit")
     args = parser.parse_args(argv)
+    if args.audio_devices:
+        return print_audio_devices()
     log_path = setup_logging()
     log = logging.getLogger("noisenil.gui")
 

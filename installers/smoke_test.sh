@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Smoke test of the built bundle (run installers/build.sh first). Exit 0 only if:
+#  - the frozen GUI starts offscreen, renders the bundled example and writes its --screenshot PNG,
+#  - the frozen CLI renders a file and the output has the input's length,
+#  - the bundled PortAudio (not the system's) is what sounddevice loads,
+#  - no log mentions an import error or a traceback.
+# Prints the bundle size and the start-up times.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+app=${1:-dist/NoiseNil.AppDir}
+[ -x "$app/noisenil-gui" ] || { echo "FAIL: no bundle at $app (run installers/build.sh)"; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export QT_QPA_PLATFORM=offscreen NOISENIL_CONFIG_DIR="$work/config" NOISENIL_HOME="$work/home"
+example="$app/_internal/examples/noisy_podcast.flac"
+fail() { echo "FAIL: $*"; for f in "$work"/*.log; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
+now() { date +%s%N; }
+ms() { echo "$(( ($2 - $1) / 1000000 ))"; }
+
+t0=$(now); "$app/noisenil" --version > "$work/cli-version.log" 2>&1 || fail "noisenil --version"; t1=$(now)
+cli_start=$(ms "$t0" "$t1")
+t0=$(now); "$app/noisenil-gui" --screenshot "$work/empty.png" > "$work/gui-start.log" 2>&1 || fail "GUI start"; t1=$(now)
+gui_start=$(( $(ms "$t0" "$t1") - 500 ))  # --screenshot with no files waits 0.5 s before shooting
+
+"$app/noisenil-gui" "$example" --screenshot "$work/shot.png" > "$work/gui.log" 2>&1 || fail "GUI --screenshot"
+head -c 8 "$work/shot.png" | od -An -c | grep -q "P   N   G" || fail "screenshot is not a PNG"
+[ "$(stat -c %s "$work/shot.png")" -gt 50000 ] || fail "screenshot suspiciously small"
+
+"$app/noisenil" render "$example" -o "$work/clean.wav" -q > "$work/render.log" 2>&1 || fail "CLI render"
+"$app/noisenil" info "$example" "$work/clean.wav" > "$work/info.log" 2>&1 || fail "CLI info"
+dur_in=$(sed -n 1p "$work/info.log" | grep -o '([0-9.]* s)')
+dur_out=$(sed -n 2p "$work/info.log" | grep -o '([0-9.]* s)')
+[ -n "$dur_in" ] && [ "$dur_in" = "$dur_out" ] || fail "output length $dur_out differs from input $dur_in"
+"$app/noisenil" models > "$work/models.log" 2>&1 || fail "CLI models"
+grep -q "wiener (default)" "$work/models.log" || fail "shipped models missing from the bundle"
+
+"$app/noisenil-gui" --audio-devices > "$work/audio.log" 2>&1 || fail "PortAudio not loadable"
+grep -q "PortAudio: .*_internal/libportaudio" "$work/audio.log" || fail "sounddevice did not load the bundled PortAudio"
+
+cat "$work"/*.log "$work"/config/logs/*.log 2>/dev/null > "$work/all.txt" || true
+if grep -nE "ModuleNotFoundError|ImportError|No module named|Traceback" "$work/all.txt"; then fail "import errors in the logs"; fi
+
+echo "smoke test passed: $(du -sh "$app" | cut -f1) bundle; start-up: CLI ${cli_start} ms, GUI ${gui_start} ms (to a drawn window)"
