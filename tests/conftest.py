@@ -1,10 +1,16 @@
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from pedalboard.io import AudioFile
+
+# Tests never see (or write to) the user's own model folder, settings or logs.
+os.environ["NOISENIL_HOME"] = tempfile.mkdtemp(prefix="noisenil-test-home-")
+os.environ["NOISENIL_CONFIG_DIR"] = tempfile.mkdtemp(prefix="noisenil-test-config-")
+os.environ.pop("NOISENIL_MODEL_PATH", None)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("NOISENIL_DATA", ROOT.parent / "shared" / "data"))
