@@ -32,6 +32,7 @@ class Recording:
     loudness_noisy: float = float("-inf")
     loudness_cleaned: float = float("-inf")
     progress: float = 0.0
+    noise_label: str = ""  # what the classifier heard (auto mode)
     settings_key: tuple = field(default_factory=tuple)  # the settings the cleaned audio was made with
 
     @property
@@ -45,7 +46,8 @@ class Recording:
     def label(self) -> str:
         extra = f" {self.progress:.0%}" if self.status in (Status.LOADING, Status.RENDERING) else ""
         why = f": {self.message}" if self.message and self.status == Status.FAILED else ""
-        return f"{self.name} [{self.status.value}{extra}]{why}"
+        heard = f"  · noise: {self.noise_label.replace('_', '/')}" if self.noise_label else ""
+        return f"{self.name} [{self.status.value}{extra}]{why}{heard}"
 
 
 class Session:

@@ -128,6 +128,7 @@ class ControlsPanel(QGroupBox):
         self.settings = settings
         form = QFormLayout(self)
         self.model = QComboBox()
+        self.model.addItem("Automatic (the noise classifier picks)", "auto")
         for name in DENOISERS.names():
             self.model.addItem(model_label(name), name)
         form.addRow("Model", self.model)
@@ -205,6 +206,8 @@ def model_label(name: str) -> str:
 def model_details(name: str | None) -> str:
     if not name:
         return ""
+    if name == "auto":
+        return "Each recording is classified first; the model and its strength follow the noise found (plugin_host/auto_policy.json)."
     try:
         m = DENOISERS.get(name)
     except NoiseNilError as exc:

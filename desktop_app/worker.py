@@ -66,6 +66,20 @@ def hop_for(frames: int) -> int:
     return max(N_FFT // 2, int(np.ceil(frames / MAX_COLUMNS)))
 
 
+def classify(rec: Recording) -> str:
+    """The dominant noise class of a loaded recording, or "" when no classifier is installed."""
+    from plugin_host import CLASSIFIERS
+    from plugin_host.auto import dominant_label
+
+    if "noise_classifier" not in CLASSIFIERS.names():
+        return ""
+    try:
+        return dominant_label(rec.noisy, rec.sample_rate)
+    except NoiseNilError as exc:
+        log.warning("classifier unavailable: %s", exc)
+        return ""
+
+
 def settings_key(options: RenderOptions) -> tuple:
     return (options.model, options.preset, options.attenuation_limit_db)
 
@@ -138,7 +152,12 @@ class RenderJob(QThread):
 
     def _render(self, rec: Recording) -> None:
         rec.status = Status.RENDERING
-        chain, _, _ = self.options.build()
+        options = self.options
+        if not rec.noise_label:
+            rec.noise_label = classify(rec)
+        if options.model == "auto":
+            options = options.resolved(rec.noise_label or None)
+        chain, _, _ = options.build()
         channels, n = rec.noisy.shape
         pipe = chain.offline_pipeline(rec.sample_rate, channels)
         hop = int(round(rec.spec_seconds_per_column * rec.sample_rate))

@@ -69,7 +69,8 @@ def _run_torch(module, state_specs, frames):
     outs = []
     with torch.no_grad():
         for f in frames:
-            y, *states = module(torch.from_numpy(f[None]), *states)
+            result = module(torch.from_numpy(f[None]), *states)
+            y, *states = result if isinstance(result, tuple) else (result,)
             outs.append(y[0].numpy())
     return np.asarray(outs)
 

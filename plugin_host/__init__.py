@@ -1,6 +1,7 @@
 """NoiseNil's engine: ONNX denoisers as pedalboard-compatible effects, a mixed chain, batch rendering."""
 
 from .chain import Chain, load_preset, preset_names
+from .classify import ClassifyNoise
 from .effects import Denoise
 from .errors import AudioFileError, ModelError, NoiseNilError, ParameterError, UnknownNameError
 from .registry import CLASSIFIERS, DEFAULT_DENOISER, DENOISERS
@@ -9,6 +10,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Chain",
     "Denoise",
+    "ClassifyNoise",
     "load_preset",
     "preset_names",
     "DENOISERS",

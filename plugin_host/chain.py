@@ -38,7 +38,10 @@ def native_plugin_names() -> list[str]:
     )
 
 
-OUR_EFFECTS = {"Denoise": Denoise}
+def _our_effects() -> dict:
+    from .classify import ClassifyNoise
+
+    return {"Denoise": Denoise, "ClassifyNoise": ClassifyNoise}
 
 
 NATIVE_BUFFER_SIZE = 8192  # constant: pedalboard re-prepares (resets) plugins when buffer_size changes
@@ -212,12 +215,13 @@ def _make_step(step: dict, where: str):
         raise ParameterError(f"{where}: each step must be an object with a 'plugin' key, got {step!r}")
     kind, kwargs = step["plugin"], {k: v for k, v in step.items() if k != "plugin"}
     natives = native_plugin_names()
-    if kind in OUR_EFFECTS:
-        cls = OUR_EFFECTS[kind]
+    ours = _our_effects()
+    if kind in ours:
+        cls = ours[kind]
     elif kind in natives:
         cls = getattr(pedalboard, kind)
     else:
-        raise UnknownNameError("plugin", kind, sorted(OUR_EFFECTS) + natives)
+        raise UnknownNameError("plugin", kind, sorted(ours) + natives)
     try:
         return cls(**kwargs)
     except TypeError as exc:

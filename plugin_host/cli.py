@@ -292,18 +292,40 @@ def cmd_info(args) -> int:
     return status
 
 
+def cmd_classify(args) -> int:
+    from .classify import classify_file
+
+    status = EXIT_OK
+    for text in args.files:
+        try:
+            summary = classify_file(text, args.model)
+        except NoiseNilError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = EXIT_FAILED
+            continue
+        if args.json:
+            print(json.dumps(summary.as_json()))
+            continue
+        shares = sorted(summary.shares.items(), key=lambda kv: -kv[1])
+        main_part = ", ".join(f"{lab} {share:.0%}" for lab, share in shares if share >= 0.05) or "nothing"
+        print(f"{text}: {summary.label} (of {len(summary.timeline)} half-second steps: {main_part})")
+    return status
+
+
 def cmd_eval(args) -> int:
     from .effects import Denoise
     from .evaluation import build_dev_set, evaluate, markdown_table, write_metrics
     from .registry import DENOISERS
 
+    from .auto import AUTO, AutoDenoise
+
     names = DENOISERS.names() if args.model == ["all"] else args.model
-    manifests = {n: DENOISERS.get(n) for n in names}
+    manifests = {n: DENOISERS.get(n) for n in names if n != AUTO}
     pairs = build_dev_set(args.data, n_speech=args.n_speech)
     results = {"noisy (input)": evaluate(lambda: None, pairs)}
     for name in names:
-        results[name] = evaluate(lambda n=name: Denoise(n), pairs)
-        if args.write_manifest:
+        results[name] = evaluate(AutoDenoise if name == AUTO else (lambda n=name: Denoise(n)), pairs)
+        if args.write_manifest and name in manifests:
             write_metrics(manifests[name].path, results[name])
     table = markdown_table(results)
     print(table)
@@ -322,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("render", help="denoise files and folders")
     r.add_argument("inputs", nargs="+", help="files, folders (searched recursively) or glob patterns")
     r.add_argument("-o", "--output", required=True, help="output folder (or output file, for a single input file)")
-    r.add_argument("--model", help="denoiser name (see `noisenil models`) or manifest path")
+    r.add_argument("--model", help="denoiser name (see `noisenil models`), manifest path, or 'auto' (the noise classifier picks per file)")
     r.add_argument("--preset", help="chain preset name (see `noisenil presets`) or JSON path")
     r.add_argument("--attenuation-limit-db", type=float, help="at most this much noise reduction, 0..100 dB (100 = no limit)")
     r.add_argument("--loudness-lufs", type=float, help="normalise integrated loudness to this target, e.g. -16")
@@ -352,8 +374,14 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("files", nargs="+")
     i.set_defaults(func=cmd_info)
 
+    c = sub.add_parser("classify", help="name the background noise in files: share of time per class, or a JSON timeline")
+    c.add_argument("files", nargs="+")
+    c.add_argument("--model", help="classifier name (default: noise_classifier)")
+    c.add_argument("--json", action="store_true", help="one JSON object per file: label, labels, shares, timeline")
+    c.set_defaults(func=cmd_classify)
+
     e = sub.add_parser("eval", help="score denoisers on the dev split (needs the eval extra and ../shared/data)")
-    e.add_argument("--model", nargs="+", default=["all"], help="model names, or 'all'")
+    e.add_argument("--model", nargs="+", default=["all"], help="model names, 'auto', or 'all'")
     e.add_argument("--data", help="corpus folder (default: $NOISENIL_DATA or ../shared/data)")
     e.add_argument("--n-speech", type=int, default=10, help="dev utterances (x 5 SNRs)")
     e.add_argument("--out", help="also write the markdown table to this file")

@@ -23,7 +23,7 @@ KINDS = ("denoiser", "classifier")
 FEATURES = ("complex", "power", "magnitude")  # what the engine computes from each STFT frame
 OUTPUTS = ("mask", "complex")  # real gain per bin, or an enhanced complex spectrum
 WINDOWS = ("sqrt_hann", "hann", "vorbis", "rect")
-ADAPTERS = ("spectral", "dtln", "deepfilternet")  # how the engine drives the graph(s); see adapters.py
+ADAPTERS = ("spectral", "dtln", "deepfilternet", "classifier")  # how the engine drives the graph(s); see adapters.py
 
 
 def shipped_models_dir() -> Path:
@@ -158,7 +158,7 @@ def parse_manifest(path: str | os.PathLike) -> Manifest:
     try:
         stft = _need(data, "stft", path)
         adapter = _choice(data.get("adapter", "spectral"), ADAPTERS, "adapter", path)
-        if adapter == "spectral":
+        if adapter in ("spectral", "classifier"):
             inp, out = _need(data, "input", path), _need(data, "output", path)
         else:
             inp, out = data.get("input"), data.get("output")

@@ -33,8 +33,25 @@ class RenderOptions:
     bit_depth: int | None = None
     channels: int | None = None
 
+    def resolved(self, label: str | None) -> RenderOptions:
+        """With ``model="auto"``: the options the classifier's ``label`` calls for (see auto_policy.json)."""
+        from dataclasses import replace
+
+        from .auto import AUTO, choice_for, load_policy
+
+        if self.model != AUTO:
+            return self
+        model, limit = choice_for(label) if label else (load_policy()["default"]["model"], 100.0)
+        if self.attenuation_limit_db is not None:  # the user's limit still caps it
+            limit = min(limit, self.attenuation_limit_db)
+        return replace(self, model=model, attenuation_limit_db=limit)
+
     def build(self) -> tuple[Chain, float | None, float]:
         """The chain to run, the loudness target (None = leave as is) and the true-peak ceiling."""
+        from .auto import AUTO
+
+        if self.model == AUTO:
+            return self.resolved(None).build()
         if self.preset:
             preset = load_preset(self.preset, model=self.model)
             chain, target, ceiling = preset.chain, preset.loudness_lufs, preset.true_peak_dbtp
@@ -159,11 +176,22 @@ def render_file(
     if bit_depth not in (16, 24, 32):
         raise ParameterError(f"bit depth must be 16, 24 or 32, got {bit_depth!r}")
     _convert_channels(np.zeros((info.channels, 1), np.float32), channels)  # fail early on impossible layouts
+    auto_note = None
+    from .auto import AUTO
+
+    if options.model == AUTO:
+        from .classify import classify_file
+
+        label = classify_file(src).label
+        options = options.resolved(label)
+        auto_note = f"auto: mostly {label} -> {options.model}, attenuation limit {options.attenuation_limit_db:g} dB"
     chain, target, ceiling = options.build()
     frames_out = int(round(info.frames * rate / info.sample_rate))
     check_free_space(dst.parent if dst.parent.exists() else Path("."), frames_out * channels * (bit_depth // 8) * (2 if target is not None else 1))
 
     result = RenderResult(src, dst, info.seconds, 0.0)
+    if auto_note:
+        result.notes.append(auto_note)
     pass1 = dst.with_name(f"{dst.stem}.loudness-pass.wav")
     for name in (dst, pass1, dst.with_name(f"{dst.stem}.limiter-pass.wav")):
         remove_stale_partials(name)

@@ -105,7 +105,7 @@ def test_preset_from_path_and_errors(tmp_path):
     with pytest.raises(UnknownNameError, match="unknown preset 'nope'; valid: .*podcast_voice"):
         load_preset("nope")
     path.write_text(json.dumps({"steps": [{"plugin": "Reverbz"}]}))
-    with pytest.raises(UnknownNameError, match="unknown plugin 'Reverbz'; valid: Denoise, .*Compressor"):
+    with pytest.raises(UnknownNameError, match="unknown plugin 'Reverbz'; valid: ClassifyNoise, Denoise, .*Compressor"):
         load_preset(str(path))
     path.write_text(json.dumps({"steps": [{"plugin": "Gain", "gain": 3}]}))
     with pytest.raises(ParameterError, match=r"bad parameters \['gain'\] for Gain"):

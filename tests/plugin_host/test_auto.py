@@ -1,0 +1,54 @@
+import numpy as np
+from conftest import speechlike, write_audio
+
+from plugin_host.auto import AutoDenoise, choice_for, load_policy
+from plugin_host.cli import main
+
+RATE = 48000
+
+
+def hum(seconds, level=0.03):
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (level * sum(np.sin(2 * np.pi * 50 * k * t) / k for k in (1, 2, 3, 5))).astype(np.float32)
+
+
+def test_policy_covers_every_class():
+    policy = load_policy()
+    from plugin_host import CLASSIFIERS
+
+    assert set(policy["classes"]) == set(CLASSIFIERS.get("noise_classifier").labels)
+    for label in policy["classes"]:
+        model, limit = choice_for(label, policy)
+        assert 0 < limit <= 100
+
+
+def test_auto_follows_the_classifier_per_recording():
+    auto = AutoDenoise()
+    x = speechlike(3.0) + hum(3.0)
+    y = auto(x, RATE)
+    assert auto.last_label == "hum_hiss" and auto.last_choice == ("wiener", 100.0)
+    assert y.shape == x.shape
+    quiet = speechlike(3.0)
+    auto(quiet, RATE)
+    assert auto.last_label == "quiet" and auto.last_choice[1] == 6.0
+
+
+def test_auto_streams_with_adaptive_strength():
+    auto = AutoDenoise()
+    x = speechlike(3.0)  # no noise at all: the strength should drop to the 'quiet' limit
+    for i in range(0, len(x), 4800):
+        auto.process(x[i : i + 4800], RATE, reset=False)
+    assert auto.last_label == "quiet"
+    assert auto._stream_effect.attenuation_limit_db == 6.0
+
+
+def test_render_with_model_auto(tmp_path, capsys):
+    src = write_audio(tmp_path / "hummy.wav", speechlike(3.0) + hum(3.0))
+    assert main(["render", str(src), "-o", str(tmp_path / "out.wav"), "--model", "auto"]) == 0
+    err = capsys.readouterr().err
+    assert "auto: mostly hum_hiss -> wiener, attenuation limit 100 dB" in err
+
+
+def test_eval_auto_runs(shared_data, tmp_path):
+    assert main(["eval", "--model", "auto", "wiener", "--n-speech", "1", "--data", str(shared_data), "--out", str(tmp_path / "t.md")]) == 0
+    assert "| auto |" in (tmp_path / "t.md").read_text()
