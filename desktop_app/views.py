@@ -118,6 +118,16 @@ def envelope(x: np.ndarray, rate: int, points: int = 2000) -> tuple[np.ndarray, 
     return np.repeat(t, 2), np.stack([peaks, -peaks], axis=1).reshape(-1)
 
 
+def hbox(*widgets) -> QWidget:
+    """Widgets side by side, as one form field."""
+    holder = QWidget()
+    row = QHBoxLayout(holder)
+    row.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        row.addWidget(w)
+    return holder
+
+
 class ControlsPanel(QGroupBox):
     """Model, strength, preset, loudness. Emits ``changed`` with the new settings."""
 
@@ -136,32 +146,22 @@ class ControlsPanel(QGroupBox):
         self.model_info.setWordWrap(True)
         self.model_info.setStyleSheet("color: #9aa0a6; font-size: 9pt")
         form.addRow("", self.model_info)
-        row = QHBoxLayout()
         self.strength = QSlider(Qt.Horizontal)
         self.strength.setRange(0, 100)
         self.strength_label = QLabel()
         self.strength_label.setMinimumWidth(70)
-        row.addWidget(self.strength)
-        row.addWidget(self.strength_label)
-        holder = QWidget()
-        holder.setLayout(row)
-        form.addRow("Max. reduction", holder)
+        form.addRow("Max. reduction", hbox(self.strength, self.strength_label))
         self.preset = QComboBox()
         self.preset.addItem("None (model only)", "")
         for name in preset_names():
             self.preset.addItem(name.replace("_", " "), name)
         form.addRow("Preset", self.preset)
-        lrow = QHBoxLayout()
         self.loudness_on = QCheckBox("Normalise to")
         self.loudness = QDoubleSpinBox()
         self.loudness.setRange(-40.0, -6.0)
         self.loudness.setSuffix(" LUFS")
         self.loudness.setDecimals(1)
-        lrow.addWidget(self.loudness_on)
-        lrow.addWidget(self.loudness)
-        lholder = QWidget()
-        lholder.setLayout(lrow)
-        form.addRow("Loudness", lholder)
+        form.addRow("Loudness", hbox(self.loudness_on, self.loudness))
         self.apply(settings)
         self.model.currentIndexChanged.connect(self._changed)
         self.strength.valueChanged.connect(self._changed)
