@@ -109,6 +109,7 @@ class MainWindow(QMainWindow):
         self.queue.currentRowChanged.connect(self.select)
         self.controls.changed.connect(self._settings_changed)
         self.view.seek_requested.connect(self.seek)
+        self.view.loop_region.sigRegionChanged.connect(self._loop_changed)
         for key, slot in ((Qt.Key_Space, self.toggle_play), (Qt.Key_Tab, self.toggle_ab), (Qt.Key_L, self.loop_button.toggle)):
             QShortcut(QKeySequence(key), self, activated=slot, context=Qt.ApplicationShortcut)
         open_action = QAction("Open…", self, shortcut=QKeySequence.Open, triggered=lambda: self.open_files())
@@ -269,9 +270,10 @@ class MainWindow(QMainWindow):
             start = self.player.seconds
             region.setRegion((start, min(rec.seconds, start + 2.0)))
         region.setVisible(on)
-        bounds = self.view.loop_bounds()
-        self.player.set_loop(*(bounds or (None, None)))
-        region.sigRegionChanged.connect(lambda: self.player.set_loop(*(self.view.loop_bounds() or (None, None))))
+        self._loop_changed()
+
+    def _loop_changed(self) -> None:
+        self.player.set_loop(*(self.view.loop_bounds() or (None, None)))
 
     # export --------------------------------------------------------------------------------------
     def _default_name(self, rec: Recording) -> str:

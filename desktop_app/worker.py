@@ -42,17 +42,12 @@ class Spectrogram:
         self._buf = np.concatenate([self._buf, mono.astype(np.float32)])
         if final:
             self._buf = np.concatenate([self._buf, np.zeros(N_FFT, np.float32)])
-        frames = []
-        while True:
-            start = len(self.columns) * self.hop - self._offset
-            if start + N_FFT > len(self._buf):
-                break
-            frames.append(self._buf[start : start + N_FFT])
-            self.columns.append(None)  # placeholder, filled below
-        if frames:
-            spec = np.abs(np.fft.rfft(np.asarray(frames) * self.window, axis=1)) / (N_FFT / 4)
-            db = np.maximum(20 * np.log10(spec + 1e-10), FLOOR_DB).astype(np.float32)
-            self.columns[len(self.columns) - len(frames) :] = list(db)
+        first = len(self.columns) * self.hop - self._offset  # start of the next column in _buf
+        count = max(0, (len(self._buf) - first - N_FFT) // self.hop + 1)
+        if count:
+            frames = np.stack([self._buf[first + k * self.hop : first + k * self.hop + N_FFT] for k in range(count)])
+            spec = np.abs(np.fft.rfft(frames * self.window, axis=1)) / (N_FFT / 4)
+            self.columns.extend(np.maximum(20 * np.log10(spec + 1e-10), FLOOR_DB).astype(np.float32))
         keep_from = len(self.columns) * self.hop - self._offset
         if keep_from > 0:
             self._buf = self._buf[keep_from:]

@@ -180,7 +180,7 @@ def train(cfg: dict) -> Path:
                 loss.backward()
                 opt.step()
                 sched.step()
-                total += float(loss) * len(idx)
+                total += loss.item() * len(idx)
             acc, f1, _ = scores(model, xdv, ydv, len(cfg["labels"]))
             line = f"epoch {epoch + 1:2d}/{cfg['epochs']} loss {total / len(xtr):.4f} dev acc {acc:.3f} macro-F1 {f1:.3f} ({time.time() - t0:.0f} s)"
             print(line, flush=True)

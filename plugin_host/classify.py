@@ -203,9 +203,8 @@ class ClassifyNoise:
         return 0
 
     def offline_pipeline(self, sample_rate: int, channels: int):
-        effect = self
-        effect._stream = None
-        stream = effect._ensure(check_sample_rate(sample_rate), channels)
+        self._stream = None
+        stream = self._ensure(check_sample_rate(sample_rate), channels)
 
         class _Pass:
             def push(self, x):

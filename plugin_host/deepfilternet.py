@@ -196,9 +196,8 @@ class DeepFilterNetProcessor(Controls):
         self.widths = erb_widths(m.sample_rate, m.n_fft, p["nb_erb"], p["min_nb_erb_freqs"])
         self.band_of_bin = np.repeat(np.arange(len(self.widths)), self.widths)
         self.alpha = norm_alpha(m.sample_rate, m.hop_length, p["norm_tau"])
-        window = self._window = StreamingSTFT(m.n_fft, m.hop_length, m.window).window
-        self.wnorm = 1.0 / np.sum(window**2) * m.hop_length / m.n_fft  # libDF scales the analysis only
         self.stft = StreamingSTFT(m.n_fft, m.hop_length, m.window)
+        self.wnorm = 1.0 / np.sum(self.stft.window**2) * m.hop_length / m.n_fft  # libDF scales the analysis only
         self.graphs = StreamingGraphs({role: model.sessions[role] for role in ("enc", "erb_dec", "df_dec")}, p["states"])
         self.attenuation_limit_db = attenuation_limit_db
         self.mix = mix

@@ -151,7 +151,6 @@ class RealtimePipeline:
         #: output delay behind the input, in host samples (exact when the rates are equal,
         #: otherwise rounded to the nearest sample)
         self.latency_samples = self.prefill_samples + int(round(self.adapter.latency_samples * ratio))
-        self._fifo = np.zeros((channels, 0), np.float32)
         self.reset()
 
     def reset(self) -> None:
