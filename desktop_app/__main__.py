@@ -1,4 +1,4 @@
-"""``noisenil-gui [FILES...] [--screenshot PNG]``"""
+"""``noisenil-gui [FILES...] [--live] [--screenshot PNG]``"""
 
 from __future__ import annotations
 
@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="*", help="recordings to open")
     parser.add_argument("--screenshot", metavar="PNG", help="open FILES, wait until rendered, save a screenshot of the window and quit")
     parser.add_argument("--timeout", type=float, default=300.0, help="with --screenshot: give up after this many seconds")
+    parser.add_argument("--live", action="store_true", help="open on the Live page and start monitoring (with --screenshot: shoot after --live-seconds)")
+    parser.add_argument("--live-seconds", type=float, default=5.0, help="with --live --screenshot: monitor this long before the picture")
     parser.add_argument("--audio-devices", action="store_true", help="print the PortAudio library, its version and the audio devices, then quit")
     args = parser.parse_args(argv)
     if args.audio_devices:
@@ -74,13 +76,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"screenshot: {args.screenshot}" if ok else f"error: cannot write {args.screenshot}", file=sys.stderr if not ok else sys.stdout)
             app.quit()
 
-        window.all_rendered.connect(lambda: QTimer.singleShot(500, shoot))
         QTimer.singleShot(int(args.timeout * 1000), lambda: (print("error: timed out before everything rendered", file=sys.stderr), status.update(code=1), app.quit()))
-        if not args.files:
-            QTimer.singleShot(500, shoot)
+        if args.live:
+            QTimer.singleShot(int(args.live_seconds * 1000), shoot)
+        else:
+            window.all_rendered.connect(lambda: QTimer.singleShot(500, shoot))
+            if not args.files:
+                QTimer.singleShot(500, shoot)
+    if args.live:
+        window.tabs.setCurrentWidget(window.live)
+        window.live.start()
     if args.files:
         window.open_files(args.files)
     app.exec()
+    window.live.shutdown()  # stop the audio stream and close recordings however the app ended
     return status["code"]
 
 

@@ -30,7 +30,8 @@ from plugin_host.render import RenderOptions
 from .player import Player
 from .session import Recording, Session, Status
 from .settings import Settings
-from .views import ControlsPanel, LivePage, SpectrogramView
+from .live_page import LivePage
+from .views import ControlsPanel, SpectrogramView
 from .worker import ExportJob, RenderJob, settings_key
 
 log = logging.getLogger("noisenil.gui")
@@ -61,7 +62,10 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(tabs)
         clean = QWidget()
         tabs.addTab(clean, "Clean recordings")
-        tabs.addTab(LivePage(), "Live")
+        self.live = LivePage(self.settings)
+        self.live.error.connect(self.show_error)
+        tabs.addTab(self.live, "Live")
+        self.tabs = tabs
         outer = QVBoxLayout(clean)
         bar = QHBoxLayout()
         self.open_button = QPushButton("Open…")
@@ -235,6 +239,7 @@ class MainWindow(QMainWindow):
 
     def _tick(self) -> None:
         self.view.set_playhead(self.player.seconds)
+        self.live.refresh()
         if not self.player.playing and self.play_button.text().startswith("Pause"):
             self.play_button.setText("Play  [Space]")
 
@@ -351,6 +356,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.player.stop()
+        self.live.shutdown()
         for job in (self.job, self.export_job):
             if job is not None and job.isRunning():
                 if isinstance(job, RenderJob):

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from plugin_host import DEFAULT_DENOISER
+from plugin_host.live import DEFAULT_SAFETY_MS
 from plugin_host.processor import MAX_ATTENUATION_DB
 
 DEFAULT_ATTENUATION_LIMIT_DB = MAX_ATTENUATION_DB
@@ -44,6 +45,15 @@ class Settings:
     loudness_lufs: float = DEFAULT_LOUDNESS_LUFS
     last_open_dir: str = ""
     last_export_dir: str = ""
+    # the Live page
+    live_input: str = ""  # device name; "" = the system default
+    live_output: str = ""
+    live_sample_rate: int = 0  # 0 = the input device's own rate
+    live_block_size: int = 0  # 0 = 10 ms
+    live_model: str = DEFAULT_DENOISER
+    live_attenuation_limit_db: float = DEFAULT_ATTENUATION_LIMIT_DB
+    live_safety_ms: float = DEFAULT_SAFETY_MS
+    live_record_dir: str = ""  # "" = ~/NoiseNil recordings
 
     @classmethod
     def load(cls) -> Settings:

@@ -220,15 +220,3 @@ def model_details(name: str | None) -> str:
         else "not measured yet (noisenil eval)"
     )
     return f"{m.sample_rate / 1000:g} kHz, latency {m.latency_ms:.0f} ms; {quality}. {m.licence}"
-
-
-class LivePage(QWidget):
-    """Placeholder until live monitoring lands (issue 8)."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        layout = QVBoxLayout(self)
-        label = QLabel("Live monitoring (mic in, clean voice out) is coming in the next release.\n"
-                       "Use the Clean page for recordings meanwhile.")
-        label.setAlignment(Qt.AlignCenter)
-        layout.addWidget(label)

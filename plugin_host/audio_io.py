@@ -225,6 +225,9 @@ class SafeWriter:
         except (ValueError, RuntimeError, OSError) as exc:
             self.tmp.unlink(missing_ok=True)
             raise AudioFileError(dst, f"cannot create output ({str(exc).splitlines()[0]})") from None
+        except BaseException:  # Ctrl-C / SIGTERM right here: leave nothing behind
+            self.tmp.unlink(missing_ok=True)
+            raise
 
     def __enter__(self) -> SafeWriter:
         return self

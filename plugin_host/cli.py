@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .audio_io import PARTIAL_TAG, READ_EXTENSIONS, WRITE_EXTENSIONS, probe, read_chunks
 from .errors import AudioFileError, NoiseNilError
+from .live import DEFAULT_SAFETY_MS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -206,6 +207,10 @@ def cmd_render(args) -> int:
                 pumper.join()
     except KeyboardInterrupt:
         bar.close()
+        from .audio_io import remove_stale_partials
+
+        for job in todo:  # a signal can land between creating a temporary and guarding it
+            remove_stale_partials(job.dst)
         print("interrupted: finished outputs are kept, unfinished ones were removed; run again to continue", file=sys.stderr)
         return 130
     bar.close()
@@ -387,7 +392,91 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="also write the markdown table to this file")
     e.add_argument("--write-manifest", action="store_true", help="store the figures in each model's manifest")
     e.set_defaults(func=cmd_eval)
+
+    lv = sub.add_parser("live", help="monitor a mic through the denoiser in real time (and record it)")
+    lv.add_argument("--input", help="input device: index, name or part of a name (default: the system's)")
+    lv.add_argument("--output", help="output device (default: the system's)")
+    lv.add_argument("--list-devices", action="store_true", help="list the audio devices and exit")
+    lv.add_argument("--record", metavar="DIR", help="write the raw and the cleaned signal to WAV files in DIR")
+    lv.add_argument("--model", help="denoiser (default: the default model)")
+    lv.add_argument("--attenuation-limit-db", type=float, default=100.0, help="at most this much noise reduction")
+    lv.add_argument("--sample-rate", type=int, help="device rate in Hz (default: the input device's)")
+    lv.add_argument("--block-size", type=int, help="frames per audio callback (default: 10 ms)")
+    lv.add_argument("--input-channel", type=int, default=1, help="which input channel is the mic (1-based)")
+    lv.add_argument("--output-channels", type=int, default=2, choices=(1, 2), help="mono mic to 1 or 2 outputs")
+    lv.add_argument("--safety-ms", type=float, default=DEFAULT_SAFETY_MS, help="extra buffering against dropouts")
+    lv.add_argument("--bypass", action="store_true", help="start bypassed (monitor the raw mic)")
+    lv.add_argument("--no-classify", action="store_true", help="do not run the noise classifier")
+    lv.add_argument("--duration", type=float, help="stop after this many seconds")
+    lv.set_defaults(func=cmd_live)
     return parser
+
+
+def cmd_live(args) -> int:
+    from .live import LiveConfig, LiveEngine, list_devices
+
+    if args.list_devices:
+        for d in list_devices():
+            print(d)
+        return EXIT_OK
+    config = LiveConfig(
+        input_device=args.input,
+        output_device=args.output,
+        sample_rate=args.sample_rate,
+        block_size=args.block_size,
+        input_channel=args.input_channel,
+        output_channels=args.output_channels,
+        model=args.model,
+        attenuation_limit_db=args.attenuation_limit_db,
+        safety_ms=args.safety_ms,
+        classify=not args.no_classify,
+    )
+    engine = LiveEngine(config)
+    engine.bypass = args.bypass
+    engine.start()
+    tty = sys.stderr.isatty()
+    recorded: tuple = ()
+    try:
+        print(
+            f"live: {engine.input.name} -> {engine.denoise.model} -> {engine.output.name}, "
+            f"{engine.sample_rate} Hz, block {engine.block_size}, latency {engine.latency}",
+            file=sys.stderr,
+        )
+        if args.record:
+            recorded = engine.start_recording(args.record)
+            print(f"recording: {recorded[0]} and {recorded[1]}", file=sys.stderr)
+        print("Ctrl-C stops." if args.duration is None else f"running for {args.duration:g} s", file=sys.stderr)
+        until = None if args.duration is None else time.monotonic() + args.duration
+        last_line = 0.0
+        while until is None or time.monotonic() < until:
+            time.sleep(0.05)
+            if engine.state == "failed":
+                print(f"error: {engine.error}", file=sys.stderr)
+                return EXIT_FAILED
+            now = time.monotonic()
+            if now - last_line >= (0.25 if tty else 5.0):
+                last_line = now
+                st = engine.stats()
+                line = (
+                    f"in {st.in_peak_db:6.1f} dB  out {st.out_peak_db:6.1f} dB  reduction {st.gain_reduction_db:4.1f} dB  "
+                    f"noise {st.noise_class or '-'}  xruns {st.xruns}  clipped {st.clipped_input}"
+                )
+                print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engine.stop()
+        st = engine.stats(reset_peaks=False)
+        if tty:
+            print(file=sys.stderr)
+        print(
+            f"stopped after {st.seconds:.1f} s: {st.xruns} xrun(s) ({st.late_blocks} late block(s)), "
+            f"{st.clipped_input} clipped input sample(s)",
+            file=sys.stderr,
+        )
+        for path in recorded:
+            print(path)
+    return EXIT_OK
 
 
 def _terminate(signum, frame):

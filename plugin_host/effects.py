@@ -82,6 +82,17 @@ class StreamingEffect:
             return self._stream.latency_samples
         return self._make(RealtimePipeline, rate, 1).latency_samples
 
+    def open_stream(self, sample_rate: float, channels: int = 1, block_size: int | None = None) -> RealtimePipeline:
+        """Start a fixed-latency stream (as ``reset=False`` does) and return it.
+
+        With ``block_size`` the caller promises blocks of exactly that many samples (a live audio
+        device); at the model's rate, with whole hops per block, the stream then adds no hop buffering.
+        Settings changed on the effect reach this stream at its next frame.
+        """
+        rate = check_sample_rate(sample_rate)
+        self._stream = RealtimePipeline(self._make_processors, rate, self.model_rate, channels, block_size)
+        return self._stream
+
     def process(self, input_array, sample_rate: float, buffer_size: int = 8192, reset: bool = True) -> np.ndarray:
         rate = check_sample_rate(sample_rate)
         size = check_buffer_size(buffer_size)
@@ -93,7 +104,8 @@ class StreamingEffect:
             self._stream = None
             y = run_offline(self.offline_pipeline(rate, channels), x, size)
         else:
-            if self._stream is None or (self._stream.host_rate, self._stream.channels) != (rate, channels):
+            s = self._stream
+            if s is None or (s.host_rate, s.channels) != (rate, channels) or s.block_size is not None:
                 self._stream = self._make(RealtimePipeline, rate, channels)
             parts = [self._stream.process(x[:, i : i + size]) for i in range(0, x.shape[1], size)]
             y = np.concatenate(parts, axis=1) if parts else np.zeros((channels, 0), np.float32)

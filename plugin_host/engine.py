@@ -135,7 +135,14 @@ class OfflinePipeline:
 class RealtimePipeline:
     """Fixed-delay streaming: every ``process(x)`` returns ``x.shape[1]`` samples, ``latency_samples`` late."""
 
-    def __init__(self, make_processors: Callable[[int], list], host_rate: int, model_rate: int, channels: int):
+    def __init__(
+        self,
+        make_processors: Callable[[int], list],
+        host_rate: int,
+        model_rate: int,
+        channels: int,
+        block_size: int | None = None,
+    ):
         self.host_rate, self.model_rate, self.channels = host_rate, model_rate, channels
         self.adapter = HopAdapter(make_processors(channels))
         self._in = Resampler(host_rate, model_rate, channels)
@@ -143,9 +150,13 @@ class RealtimePipeline:
         ratio = host_rate / model_rate
         # Samples held back before the output is complete: resamplers and hop buffering. They are
         # covered by a prefill of silence, so every call can return as many samples as it got.
+        # A caller that promises blocks of exactly ``block_size`` samples (a live stream) at the
+        # model's rate, a whole number of hops each, needs no hop buffering.
+        hop_aligned = block_size is not None and host_rate == model_rate and block_size % self.adapter.hop_length == 0
+        self.block_size = block_size
         self.prefill_samples = (
             int(math.ceil(max_holdback(host_rate, model_rate) * ratio))
-            + int(math.ceil(self.adapter.hop_length * ratio))
+            + (0 if hop_aligned else int(math.ceil(self.adapter.hop_length * ratio)))
             + max_holdback(model_rate, host_rate)
         )
         #: output delay behind the input, in host samples (exact when the rates are equal,
@@ -161,6 +172,8 @@ class RealtimePipeline:
 
     def process(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[1]
+        if self.block_size is not None and n != self.block_size:
+            raise ValueError(f"this pipeline takes blocks of exactly {self.block_size} samples, got {n}")
         y = self._out(self.adapter.push(self._in(x)))
         fifo = np.concatenate([self._fifo, y], axis=1) if y.shape[1] else self._fifo
         if fifo.shape[1] < n:  # would mean latency_samples is too small: a bug, never silence

@@ -37,6 +37,10 @@ class AudioFileError(NoiseNilError):
         super().__init__(f"{self.path}: {problem}")
 
 
+class AudioDeviceError(NoiseNilError):
+    """An audio device that is missing, cannot be opened with the asked settings, or failed mid-stream."""
+
+
 def check_range(name: str, value: float, low: float, high: float) -> float:
     """Return float(value) if low <= value <= high, else raise ParameterError quoting it."""
     try:

@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   need=()
-  for pkg in libportaudio2 espeak-ng; do
+  # libportaudio2: live audio; espeak-ng: the example recording; jackd2 + jack-tools: the virtual
+  # sound card the live tests start (JACK's dummy backend), procps for pgrep
+  for pkg in libportaudio2 espeak-ng jackd2 jack-tools procps; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then

@@ -72,3 +72,128 @@ def run_cli(*args, cwd=None, env=None, preexec_fn=None):
         preexec_fn=preexec_fn,
         timeout=600,
     )
+
+
+# --------------------------------------------------------------------------- a real (virtual) audio server
+class JackServer:
+    """The JACK dummy backend: a deterministic virtual sound card (48 kHz, 480-frame periods).
+
+    Started by the tests themselves (so `.ci/run` needs only the packages), or reused when one
+    is already running. ``log`` collects what jackd prints (xruns name the client at fault)."""
+
+    RATE, PERIOD = 48000, 480
+
+    def __init__(self):
+        import shutil
+
+        self.jackd = shutil.which("jackd")
+        self.proc = None
+        self.log_path = Path(tempfile.mkdtemp(prefix="noisenil-jack-")) / "jackd.log"
+
+    def running(self) -> bool:
+        import subprocess
+
+        r = subprocess.run(["jack_lsp"], capture_output=True, text=True, timeout=10)
+        return r.returncode == 0 and "system:" in r.stdout
+
+    def start(self) -> None:
+        import subprocess
+        import time
+
+        if self.running():
+            return
+        env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
+        self.proc = subprocess.Popen(
+            [self.jackd, "--no-realtime", "-d", "dummy", "-r", str(self.RATE), "-p", str(self.PERIOD)],
+            stdout=open(self.log_path, "ab"),
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        deadline = time.monotonic() + 15
+        while not self.running():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"jackd did not start; see {self.log_path}")
+            time.sleep(0.1)
+        import sounddevice as sd
+
+        sd._terminate()  # PortAudio looks for JACK when it initialises
+        sd._initialize()
+
+    def kill(self) -> None:
+        import subprocess
+
+        subprocess.run(["pkill", "-KILL", "-x", "jackd"], check=False)
+        if self.proc is not None:
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def pause(self) -> None:
+        """Freeze the server (as a hung driver or a device that stops delivering would)."""
+        import signal
+
+        subprocess_pids = self._pids()
+        for pid in subprocess_pids:
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        import signal
+
+        for pid in self._pids():
+            os.kill(pid, signal.SIGCONT)
+
+    def _pids(self) -> list[int]:
+        import subprocess
+
+        out = subprocess.run(["pgrep", "-x", "jackd"], capture_output=True, text=True).stdout.split()
+        return [int(p) for p in out]
+
+    def log_text(self) -> str:
+        return self.log_path.read_bytes().decode("utf-8", "replace") if self.log_path.exists() else ""
+
+    def ports(self) -> list[str]:
+        import subprocess
+
+        return subprocess.run(["jack_lsp"], capture_output=True, text=True, timeout=10).stdout.split()
+
+    def connect(self, src: str, dst: str) -> None:
+        import subprocess
+
+        subprocess.run(["jack_connect", src, dst], check=True, capture_output=True, timeout=10)
+
+    def wait_port(self, pattern: str, timeout: float = 10.0, pick: int = 0) -> str:
+        """The ``pick``-th port (in number order) whose name matches ``pattern``, once it exists."""
+        import re
+        import time
+
+        def number(name):
+            digits = re.findall(r"\d+", name.split(":")[-1])
+            return int(digits[-1]) if digits else 0
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = sorted((p for p in self.ports() if re.fullmatch(pattern, p)), key=number)
+            if len(found) > pick:
+                return found[pick]
+            time.sleep(0.05)
+        raise TimeoutError(f"no JACK port matching {pattern!r}; ports: {self.ports()}")
+
+
+@pytest.fixture(scope="session")
+def jack():
+    import shutil
+
+    server = JackServer()
+    if server.jackd is None or shutil.which("jack_lsp") is None:
+        pytest.skip("jackd is not installed (apt-get install --no-install-recommends jackd2 jack-tools)")
+    try:
+        import sounddevice  # noqa: F401
+    except OSError as e:
+        pytest.skip(f"PortAudio is not installed: {e}")
+    server.start()
+    yield server
+    import sounddevice as sd
+
+    sd._terminate()  # PortAudio's JACK client must leave before the server does (else it aborts at exit)
+    if server.proc is not None:
+        server.proc.terminate()
+        server.proc.wait(timeout=10)
