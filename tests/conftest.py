@@ -89,11 +89,14 @@ class JackServer:
         self.jackd = shutil.which("jackd")
         self.proc = None
         self.log_path = Path(tempfile.mkdtemp(prefix="noisenil-jack-")) / "jackd.log"
+        # clients must never start a server of their own (JACK would try its default, real backend)
+        os.environ["JACK_NO_START_SERVER"] = "1"
+        self.env = dict(os.environ)
 
     def running(self) -> bool:
         import subprocess
 
-        r = subprocess.run(["jack_lsp"], capture_output=True, text=True, timeout=10)
+        r = subprocess.run(["jack_lsp"], capture_output=True, text=True, timeout=10, env=self.env)
         return r.returncode == 0 and "system:" in r.stdout
 
     def start(self) -> None:
@@ -153,12 +156,12 @@ class JackServer:
     def ports(self) -> list[str]:
         import subprocess
 
-        return subprocess.run(["jack_lsp"], capture_output=True, text=True, timeout=10).stdout.split()
+        return subprocess.run(["jack_lsp"], capture_output=True, text=True, timeout=10, env=self.env).stdout.split()
 
     def connect(self, src: str, dst: str) -> None:
         import subprocess
 
-        subprocess.run(["jack_connect", src, dst], check=True, capture_output=True, timeout=10)
+        subprocess.run(["jack_connect", src, dst], check=True, capture_output=True, timeout=10, env=self.env)
 
     def wait_port(self, pattern: str, timeout: float = 10.0, pick: int = 0) -> str:
         """The ``pick``-th port (in number order) whose name matches ``pattern``, once it exists."""
