@@ -319,23 +319,32 @@ def cmd_classify(args) -> int:
 
 def cmd_eval(args) -> int:
     from .effects import Denoise
-    from .evaluation import build_dev_set, evaluate, markdown_table, write_metrics
+    from .evaluation import RNNOISE, RNNoiseBaseline, build_dev_set, chart, evaluate, markdown_table, write_metrics
     from .registry import DENOISERS
 
     from .auto import AUTO, AutoDenoise
 
-    names = DENOISERS.names() if args.model == ["all"] else args.model
-    manifests = {n: DENOISERS.get(n) for n in names if n != AUTO}
+    names = [*DENOISERS.names(), RNNOISE] if args.model == ["all"] else args.model
+    manifests = {n: DENOISERS.get(n) for n in names if n not in (AUTO, RNNOISE)}
     pairs = build_dev_set(args.data, n_speech=args.n_speech)
-    results = {"noisy (input)": evaluate(lambda: None, pairs)}
+    metrics = not args.fast
+    results = {"noisy (input)": evaluate(lambda: None, pairs, metrics)}
     for name in names:
-        results[name] = evaluate(AutoDenoise if name == AUTO else (lambda n=name: Denoise(n)), pairs)
+        if name == RNNOISE:
+            factory = RNNoiseBaseline
+        elif name == AUTO:
+            factory = AutoDenoise
+        else:
+            factory = lambda n=name: Denoise(n)  # noqa: E731
+        results[name] = evaluate(factory, pairs, metrics)
         if args.write_manifest and name in manifests:
             write_metrics(manifests[name].path, results[name])
     table = markdown_table(results)
     print(table)
     if args.out:
         Path(args.out).write_text(table + "\n\n" + results["noisy (input)"]["set"] + "\n", encoding="utf-8")
+    if args.chart:
+        print(f"chart: {chart(results, Path(args.chart))}")
     return EXIT_OK
 
 
@@ -386,11 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_classify)
 
     e = sub.add_parser("eval", help="score denoisers on the dev split (needs the eval extra and ../shared/data)")
-    e.add_argument("--model", nargs="+", default=["all"], help="model names, 'auto', or 'all'")
+    e.add_argument("--model", nargs="+", default=["all"], help="model names, 'auto', 'rnnoise' (baseline), or 'all' (every model + rnnoise)")
     e.add_argument("--data", help="corpus folder (default: $NOISENIL_DATA or ../shared/data)")
     e.add_argument("--n-speech", type=int, default=10, help="dev utterances (x 5 SNRs)")
     e.add_argument("--out", help="also write the markdown table to this file")
     e.add_argument("--write-manifest", action="store_true", help="store the figures in each model's manifest")
+    e.add_argument("--chart", metavar="PNG", help="also draw quality against real-time factor into this PNG")
+    e.add_argument("--fast", action="store_true", help="SI-SDR and pause noise only (skip PESQ, STOI, DNSMOS)")
     e.set_defaults(func=cmd_eval)
 
     lv = sub.add_parser("live", help="monitor a mic through the denoiser in real time (and record it)")

@@ -1,9 +1,12 @@
 """Deterministic dev-set evaluation: build noisy/clean pairs from ``../shared/data`` and score models.
 
-Metrics here need only numpy: SI-SDR (dB) and its improvement over the noisy input, and the
-segmental noise reduction in speech pauses. Reading the corpus (FLAC + Ogg/Opus) needs the
-``eval`` extra (soundfile). ``noisenil eval`` prints the table and can write the figures into
-the model's manifest (``--write-manifest``), which is where ``noisenil models`` reads them.
+Metrics: SI-SDR (dB) and its improvement over the noisy input, the noise reduction in speech
+pauses (numpy only), and, with the ``eval`` extra, PESQ wide-band (``pesq``), STOI (``pystoi``)
+and DNSMOS P.835 SIG/BAK/OVRL (``speechmos``, whose ONNX models ship inside the package; no
+network), all three computed at 16 kHz as they are defined. RNNoise (``pyrnnoise``) is scored as
+a baseline under the name ``rnnoise``. Reading the corpus (FLAC + Ogg/Opus) needs soundfile.
+``noisenil eval`` prints the tables, can write them and a quality-vs-speed chart to files, and can
+write the figures into the model's manifest (``--write-manifest``), where ``noisenil models`` reads them.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import soxr
 from .errors import NoiseNilError
 
 EVAL_RATE = 48000
+METRIC_RATE = 16000  # PESQ-WB, STOI and DNSMOS are defined at 16 kHz
+RNNOISE = "rnnoise"
 SNRS_DB = (-5.0, 0.0, 5.0, 10.0, 20.0)
 CLIP_SECONDS = 6.0
 
@@ -106,9 +111,56 @@ def pause_reduction_db(pair: Pair, output: np.ndarray, frame: int = 480) -> floa
     return float(10 * np.log10((e_in + 1e-12) / (e_out + 1e-12)))
 
 
-def evaluate(effect_factory, pairs: list[Pair]) -> dict:
+def quality(clean: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
+    """PESQ-WB, STOI and DNSMOS P.835 of ``estimate`` (48 kHz) against ``clean``; empty without the eval extra."""
+    try:
+        from pesq import pesq
+        from pystoi import stoi
+        from speechmos import dnsmos
+    except ImportError:
+        return {}
+    ref = soxr.resample(clean.astype(np.float64), EVAL_RATE, METRIC_RATE)
+    deg = soxr.resample(estimate.astype(np.float64), EVAL_RATE, METRIC_RATE)
+    try:
+        p = float(pesq(METRIC_RATE, ref, deg, "wb"))
+    except Exception:  # pesq refuses signals it finds no speech in
+        p = float("nan")
+    mos = dnsmos.run(np.clip(deg, -1.0, 1.0).astype(np.float32), METRIC_RATE)
+    return {
+        "pesq_wb": p,
+        "stoi": float(stoi(ref, deg, METRIC_RATE, extended=False)),
+        "dnsmos_sig": float(mos["sig_mos"]),
+        "dnsmos_bak": float(mos["bak_mos"]),
+        "dnsmos_ovrl": float(mos["ovrl_mos"]),
+    }
+
+
+class RNNoiseBaseline:
+    """RNNoise (the C library through ``pyrnnoise``) as ``effect(x, sample_rate)`` at 48 kHz, delay removed."""
+
+    DELAY = 960  # samples at 48 kHz: one 10 ms frame buffered + 10 ms of look-ahead (measured on speech)
+
+    def __call__(self, x: np.ndarray, sample_rate: int) -> np.ndarray:
+        from pyrnnoise import rnnoise
+
+        if sample_rate != 48000:
+            raise NoiseNilError(f"rnnoise runs at 48000 Hz, got {sample_rate}")
+        state = rnnoise.create()
+        try:
+            frame = rnnoise.FRAME_SIZE
+            padded = np.concatenate([x, np.zeros(self.DELAY + frame, np.float32)])
+            n = len(padded) // frame * frame
+            pcm = np.clip(padded[:n] * 32768.0, -32768, 32767).astype(np.int16)
+            out = [rnnoise.process_mono_frame(state, pcm[i : i + frame])[0] for i in range(0, n, frame)]
+        finally:
+            rnnoise.destroy(state)
+        y = np.concatenate(out).astype(np.float32) / 32768.0
+        return y[self.DELAY : self.DELAY + len(x)]
+
+
+def evaluate(effect_factory, pairs: list[Pair], metrics: bool = True) -> dict:
     """Score one effect (a callable ``effect(x, sample_rate)``) on the pairs; per-SNR and overall figures."""
-    per_snr: dict[float, list[tuple[float, float]]] = {}
+    per_snr: dict[float, list[dict]] = {}
     seconds = 0.0
     elapsed = 0.0
     for p in pairs:
@@ -117,34 +169,90 @@ def evaluate(effect_factory, pairs: list[Pair]) -> dict:
         y = effect(p.noisy, EVAL_RATE) if effect is not None else p.noisy
         elapsed += time.perf_counter() - t0
         seconds += len(p.noisy) / EVAL_RATE
-        per_snr.setdefault(p.snr_db, []).append((si_sdr(p.clean, p.noisy), si_sdr(p.clean, y), pause_reduction_db(p, y)))
+        row = {"si_sdr_in": si_sdr(p.clean, p.noisy), "si_sdr_out": si_sdr(p.clean, y), "pause": pause_reduction_db(p, y)}
+        if metrics:
+            row.update(quality(p.clean, y))
+        per_snr.setdefault(p.snr_db, []).append(row)
+
+    def mean(rows, key):
+        vals = [r[key] for r in rows if key in r and np.isfinite(r[key])]
+        return round(float(np.mean(vals)), 3) if vals else None
+
     rows = {}
     for snr, vals in sorted(per_snr.items()):
-        a = np.asarray(vals)
-        rows[f"{snr:g}"] = {"si_sdr_in_db": round(float(a[:, 0].mean()), 2), "si_sdr_out_db": round(float(a[:, 1].mean()), 2)}
-    allv = np.asarray([v for vals in per_snr.values() for v in vals])
-    return {
-        "si_sdr_in_db": round(float(allv[:, 0].mean()), 2),
-        "si_sdr_out_db": round(float(allv[:, 1].mean()), 2),
-        "si_sdr_improvement_db": round(float((allv[:, 1] - allv[:, 0]).mean()), 2),
-        "pause_noise_reduction_db": round(float(allv[:, 2].mean()), 2),
+        rows[f"{snr:g}"] = {
+            "si_sdr_in_db": round(mean(vals, "si_sdr_in"), 2),
+            "si_sdr_out_db": round(mean(vals, "si_sdr_out"), 2),
+            "pesq_wb": mean(vals, "pesq_wb"),
+        }
+    allv = [v for vals in per_snr.values() for v in vals]
+    out = {
+        "si_sdr_in_db": round(mean(allv, "si_sdr_in"), 2),
+        "si_sdr_out_db": round(mean(allv, "si_sdr_out"), 2),
+        "si_sdr_improvement_db": round(float(np.mean([r["si_sdr_out"] - r["si_sdr_in"] for r in allv])), 2),
+        "pause_noise_reduction_db": round(mean(allv, "pause"), 2),
         "real_time_factor": round(elapsed / seconds, 4),
         "per_snr_db": rows,
         "set": f"dev: {len(pairs)} pairs, LibriSpeech dev speakers x dev noises, SNR {list(SNRS_DB)} dB, 48 kHz",
     }
+    for key in ("pesq_wb", "stoi", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"):
+        value = mean(allv, key)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def markdown_table(results: dict[str, dict]) -> str:
+    """The summary table, then SI-SDR and PESQ per input SNR."""
     snrs = [f"{s:g}" for s in SNRS_DB]
-    head = "| model | SI-SDR out (dB) | SI-SDR gain (dB) | noise cut in pauses (dB) | " + " | ".join(f"@{s} dB in" for s in snrs) + " | RTF |"
-    sep = "|" + "---|" * (5 + len(snrs))
-    lines = [head, sep]
+    lines = [
+        "| model | PESQ-WB | STOI | SI-SDR out (dB) | SI-SDR gain (dB) | DNSMOS SIG | DNSMOS BAK | DNSMOS OVRL | noise cut in pauses (dB) | RTF |",
+        "|" + "---|" * 10,
+    ]
     for name, r in results.items():
-        cells = [f"{r['per_snr_db'][s]['si_sdr_out_db']:.2f}" for s in snrs]
         lines.append(
-            f"| {name} | {r['si_sdr_out_db']:.2f} | {r['si_sdr_improvement_db']:+.2f} | {r['pause_noise_reduction_db']:.1f} | " + " | ".join(cells) + f" | {r['real_time_factor']:.4f} |"
+            f"| {name} | {_fmt(r.get('pesq_wb'), '.2f')} | {_fmt(r.get('stoi'), '.3f')} | {r['si_sdr_out_db']:.2f} "
+            f"| {r['si_sdr_improvement_db']:+.2f} | {_fmt(r.get('dnsmos_sig'), '.2f')} | {_fmt(r.get('dnsmos_bak'), '.2f')} "
+            f"| {_fmt(r.get('dnsmos_ovrl'), '.2f')} | {r['pause_noise_reduction_db']:.1f} | {r['real_time_factor']:.4f} |"
         )
+    lines += ["", "Per input SNR (SI-SDR out in dB / PESQ-WB):", ""]
+    lines.append("| model | " + " | ".join(f"@{s} dB in" for s in snrs) + " |")
+    lines.append("|" + "---|" * (1 + len(snrs)))
+    for name, r in results.items():
+        cells = [f"{r['per_snr_db'][s]['si_sdr_out_db']:.2f} / {_fmt(r['per_snr_db'][s].get('pesq_wb'), '.2f')}" for s in snrs]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def chart(results: dict[str, dict], path: Path) -> Path:
+    """PNG: quality (PESQ-WB, or SI-SDR without it) against real-time factor, one point per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    key, label = ("pesq_wb", "PESQ-WB (dev set mean)") if all("pesq_wb" in r for r in results.values()) else ("si_sdr_out_db", "SI-SDR out (dB)")
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for name, r in results.items():
+        rtf = max(r["real_time_factor"], 1e-4)
+        ax.scatter(rtf, r[key], s=40)
+        ax.annotate(name, (rtf, r[key]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("real-time factor (processing time / audio time, log scale; input row at 1e-4)")
+    ax.set_ylabel(label)
+    ax.set_title("NoiseNil dev set: quality vs. speed")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
 
 
 def write_metrics(manifest_path: Path, metrics: dict) -> None:

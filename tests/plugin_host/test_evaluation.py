@@ -29,9 +29,42 @@ def test_dev_set_is_deterministic_and_uses_the_dev_split(shared_data):
         assert measured == pytest.approx(p.snr_db, abs=0.01)
 
 
-def test_eval_command_writes_a_table(shared_data, tmp_path, capsys):
-    out = tmp_path / "table.md"
-    assert main(["eval", "--model", "wiener", "--n-speech", "1", "--data", str(shared_data), "--out", str(out)]) == 0
+def test_eval_command_writes_a_table_and_a_chart(shared_data, tmp_path, capsys):
+    pytest.importorskip("pesq", reason="PESQ/STOI/DNSMOS need the eval extra")
+    out, png = tmp_path / "table.md", tmp_path / "chart.png"
+    args = ["eval", "--model", "wiener", "rnnoise", "--n-speech", "1", "--data", str(shared_data), "--out", str(out), "--chart", str(png)]
+    assert main(args) == 0
     table = out.read_text()
-    assert "| noisy (input) |" in table and "| wiener |" in table
-    assert table.count("\n|") >= 3
+    head, *rows = [line for line in table.splitlines() if line.startswith("| ")][:4]
+    assert head.split(" | ")[1:4] == ["PESQ-WB", "STOI", "SI-SDR out (dB)"] and "DNSMOS OVRL" in head and head.endswith("RTF |")
+    figures = {r.split(" | ")[0][2:]: [float(c) for c in r.strip(" |").split(" | ")[1:]] for r in rows}
+    assert set(figures) == {"noisy (input)", "wiener", "rnnoise"}
+    for name, (pesq_wb, stoi, si_out, gain, sig, bak, ovrl, pauses, rtf) in figures.items():
+        assert 1.0 <= pesq_wb <= 4.65 and 0.0 < stoi <= 1.0 and 1.0 <= ovrl <= 5.0 and 1.0 <= bak <= 5.0
+    # the figures mean something: both denoisers cut the noise, and RNNoise beats the input on every score
+    assert figures["noisy (input)"][3] == 0.0 and figures["wiener"][7] > 3.0 and figures["rnnoise"][7] > 10.0
+    assert figures["rnnoise"][0] > figures["noisy (input)"][0] and figures["rnnoise"][5] > figures["noisy (input)"][5] + 0.5
+    assert "@20 dB in" in table  # per-SNR table
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_quality_metrics_rank_clean_above_noisy(clean_speech):
+    pytest.importorskip("speechmos", reason="DNSMOS needs the eval extra")
+    from plugin_host.evaluation import quality
+
+    clean = clean_speech[: 6 * 48000]
+    noisy = clean + 0.03 * np.random.default_rng(0).standard_normal(len(clean)).astype(np.float32)
+    q_clean, q_noisy = quality(clean, clean), quality(clean, noisy)
+    assert q_clean["pesq_wb"] > 4.4 and q_clean["stoi"] > 0.99
+    assert q_noisy["pesq_wb"] < q_clean["pesq_wb"] - 2.0 and q_noisy["stoi"] < q_clean["stoi"]
+    assert q_noisy["dnsmos_bak"] < q_clean["dnsmos_bak"] - 1.0
+
+
+def test_rnnoise_baseline_is_aligned_with_its_input(clean_speech):
+    pytest.importorskip("pyrnnoise", reason="the RNNoise baseline needs the eval extra")
+    from plugin_host.evaluation import RNNoiseBaseline
+
+    x = clean_speech[: 4 * 48000]
+    y = RNNoiseBaseline()(x, 48000)
+    assert y.shape == x.shape
+    assert si_sdr(x, y) > 10.0  # clean speech passes, in time with the input (a 1-frame slip would be < 0 dB)
