@@ -39,7 +39,7 @@ def test_eval_command_writes_a_table_and_a_chart(shared_data, tmp_path, capsys):
     assert head.split(" | ")[1:4] == ["PESQ-WB", "STOI", "SI-SDR out (dB)"] and "DNSMOS OVRL" in head and head.endswith("RTF |")
     figures = {r.split(" | ")[0][2:]: [float(c) for c in r.strip(" |").split(" | ")[1:]] for r in rows}
     assert set(figures) == {"noisy (input)", "wiener", "rnnoise"}
-    for name, (pesq_wb, stoi, si_out, gain, sig, bak, ovrl, pauses, rtf) in figures.items():
+    for pesq_wb, stoi, _si_out, _gain, _sig, bak, ovrl, _pauses, _rtf in figures.values():
         assert 1.0 <= pesq_wb <= 4.65 and 0.0 < stoi <= 1.0 and 1.0 <= ovrl <= 5.0 and 1.0 <= bak <= 5.0
     # the figures mean something: both denoisers cut the noise, and RNNoise beats the input on every score
     assert figures["noisy (input)"][3] == 0.0 and figures["wiener"][7] > 3.0 and figures["rnnoise"][7] > 10.0
