@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AudioDeviceError, NoiseNilError, ParameterError, check_range
+from .errors import AudioDeviceError, ParameterError, check_range
 from .processor import MAX_ATTENUATION_DB
 
 COMMON_RATES = (8000, 11025, 16000, 22050, 32000, 44100, 48000, 88200, 96000, 176400, 192000)
@@ -78,11 +78,6 @@ class RingBuffer:
     @property
     def writable(self) -> int:
         return self.capacity - (self._w - self._r)
-
-    @property
-    def written(self) -> int:
-        """Frames written since creation."""
-        return self._w
 
     def write(self, x: np.ndarray) -> int:
         """Copy as much of ``x`` (frames, channels) as fits; returns the number of frames written."""
@@ -390,6 +385,9 @@ class LiveEngine:
         self.bypass = False
         self.on_failure = None  # called (from the side thread) with the message when the device fails
         self.cb_times_ns = np.zeros(1 << 16, np.int64)  # callback durations, a ring
+        self.latency: Latency | None = None
+        self._switch: float | None = None  # Python's switch interval before streaming, while streaming
+        self._reset_counters()
 
     # ---------------------------------------------------------------- controls
     @property
@@ -437,8 +435,9 @@ class LiveEngine:
             raise ParameterError(f"block_size must be in [16, 16384] frames, got {block!r}")
         return rate, block, in_ch, out_ch
 
-    def _allocate(self, rate: int, block: int, out_ch: int) -> None:
-        self.sample_rate, self.block_size, self._out_ch = rate, block, out_ch
+    def _prepare(self, rate: int, block: int, in_ch: int) -> None:
+        """Allocate every buffer for a stream (device or virtual) and zero the counters."""
+        self.sample_rate, self.block_size = rate, block
         self.pipeline = self.denoise.open_stream(rate, 1, block_size=block)
         self._dry = DelayLine(self.pipeline.latency_samples)
         self._prefill = block + int(round(self.config.safety_ms * rate / 1000))
@@ -446,12 +445,20 @@ class LiveEngine:
         self.in_ring = RingBuffer(cap, 1)
         self.out_ring = RingBuffer(cap, 1)
         self.tap_ring = RingBuffer(10 * rate, 2)  # raw, cleaned: ten seconds for the side thread
-        self._scratch_in = np.zeros((cap, 1), np.float32)
         self._scratch_out = np.zeros((cap, 1), np.float32)
         self.spec_ring = RingBuffer(512, 2 * SPEC_BINS)  # log-power frames, before | after
         self._spec_tail = np.zeros((0, 2), np.float32)
         self._spec_window = np.hanning(SPEC_FFT).astype(np.float32)
         self.spec_hop = max(1, rate // 100)
+        self._in_col = slice(in_ch - 1, in_ch)
+        self._reset_counters()
+        self.out_ring.write_zeros(self._prefill)
+
+    def _set_latency(self, input_device_s: float, output_device_s: float) -> None:
+        rate = self.sample_rate
+        self.latency = Latency(
+            1000.0 * self.pipeline.latency_samples / rate, 1000.0 * self._prefill / rate, 1000.0 * input_device_s, 1000.0 * output_device_s
+        )
 
     def _reset_counters(self) -> None:
         self.cb_times_ns[:] = 0
@@ -469,7 +476,6 @@ class LiveEngine:
         self._wet = 1.0
         self._in_peak = self._out_peak = 0.0
         self._in_pow = self._out_pow = self._dry_pow = 1e-12
-        self._in_ms = self._out_ms = 1e-12
         self.noise_class: str | None = None
         self.noise_probability = 0.0
         self._record_dropped = 0
@@ -481,11 +487,8 @@ class LiveEngine:
             return
         sd = _sd()
         rate, block, in_ch, out_ch = self._open_devices()
-        self._allocate(rate, block, out_ch)
-        self._reset_counters()
+        self._prepare(rate, block, in_ch)
         self.error = None
-        self._in_col = slice(in_ch - 1, in_ch)
-        self.out_ring.write_zeros(self._prefill)
         self._classifier = None
         if self.config.classify:
             from .classify import NoiseClassifierStream
@@ -511,11 +514,10 @@ class LiveEngine:
         except Exception as e:
             self._running = False
             sys.setswitchinterval(self._switch)
+            self._switch = None
+            gc.unfreeze()
             raise AudioDeviceError(f"cannot open {self.input.name!r} -> {self.output.name!r} at {rate} Hz: {e}") from None
-        lat_in, lat_out = self._stream.latency
-        self.latency = Latency(
-            1000.0 * self.pipeline.latency_samples / rate, 1000.0 * self._prefill / rate, 1000.0 * lat_in, 1000.0 * lat_out
-        )
+        self._set_latency(*self._stream.latency)
         self._threads = [
             threading.Thread(target=self._guard(self._engine_loop), name="noisenil-live-engine", daemon=True),
             threading.Thread(target=self._guard(self._side_loop), name="noisenil-live-side", daemon=True),
@@ -523,8 +525,7 @@ class LiveEngine:
         for t in self._threads:
             t.start()
         self.state = "running"
-        self._started_at = time.monotonic()
-        self._last_callback_at = self._started_at
+        self._last_callback_at = time.monotonic()
         self._stream.start()
 
     def _warm_up(self) -> None:
@@ -532,10 +533,9 @@ class LiveEngine:
         (onnxruntime allocates its arenas, filterbanks are built) and would hold up the callback."""
         rate, block = self.sample_rate, self.block_size
         noise = (0.01 * np.random.default_rng(0).standard_normal(2 * rate)).astype(np.float32)
-        probe = self.denoise.open_stream(rate, 1, block_size=block)
         for i in range(0, 20 * block, block):
-            probe.process(noise[None, i : i + block])
-        self.pipeline = self.denoise.open_stream(rate, 1, block_size=block)  # fresh state for the real stream
+            self.pipeline.process(noise[None, i : i + block])
+        self.pipeline.reset()  # the real stream starts from silence
         self._spectrogram(np.stack([noise, noise], axis=1)[: 4 * SPEC_FFT])
         self.spec_ring.skip(self.spec_ring.readable)
         self._spec_tail = np.zeros((0, 2), np.float32)
@@ -567,8 +567,9 @@ class LiveEngine:
             t.join(timeout=5)
         self._threads = []
         self._close_recorders()
-        if hasattr(self, "_switch"):
+        if self._switch is not None:
             sys.setswitchinterval(self._switch)
+            self._switch = None
             gc.unfreeze()
         if self.state != "failed":
             self.state = "stopped"
@@ -695,7 +696,7 @@ class LiveEngine:
         if self._wet != target or target != 1.0:
             step = 1000.0 / (BYPASS_FADE_MS * self.sample_rate)
             ramp = self._wet + np.sign(target - self._wet) * step * np.arange(1, n + 1)
-            ramp = np.clip(ramp, 0.0, 1.0) if target > self._wet else np.clip(ramp, target, 1.0)
+            ramp = np.clip(ramp, 0.0, 1.0)
             self._wet = float(ramp[-1])
             y = ramp * y + (1.0 - ramp) * dry
         y = y.astype(np.float32, copy=False)
@@ -782,34 +783,33 @@ class LiveEngine:
             state=self.state,
             error=self.error,
             seconds=self._frames / self.sample_rate if self.sample_rate else 0.0,
-            callbacks=getattr(self, "_callbacks", 0),
-            xruns=0,
-            device_xruns=getattr(self, "_device_xruns", 0),
-            ring_overruns=getattr(self, "_ring_overruns", 0),
-            input_overflows=getattr(self, "_input_overflows", 0),
-            output_underflows=getattr(self, "_output_underflows", 0),
-            late_blocks=getattr(self, "_late_blocks", 0),
-            clipped_input=getattr(self, "_clipped_in", 0),
-            clipped_output=getattr(self, "_clipped_out", 0),
-            in_peak_db=_db(getattr(self, "_in_peak", 0.0)),
-            in_rms_db=_db(getattr(self, "_in_pow", 0.0), power=True),
-            out_peak_db=_db(getattr(self, "_out_peak", 0.0)),
-            out_rms_db=_db(getattr(self, "_out_pow", 0.0), power=True),
-            gain_reduction_db=max(0.0, _db(getattr(self, "_dry_pow", 1e-12) / max(getattr(self, "_out_pow", 1e-12), 1e-12), power=True)),
-            noise_class=getattr(self, "noise_class", None),
-            noise_probability=getattr(self, "noise_probability", 0.0),
+            callbacks=self._callbacks,
+            xruns=self._device_xruns + self._late_blocks + self._ring_overruns,
+            device_xruns=self._device_xruns,
+            ring_overruns=self._ring_overruns,
+            input_overflows=self._input_overflows,
+            output_underflows=self._output_underflows,
+            late_blocks=self._late_blocks,
+            clipped_input=self._clipped_in,
+            clipped_output=self._clipped_out,
+            in_peak_db=_db(self._in_peak),
+            in_rms_db=_db(self._in_pow, power=True),
+            out_peak_db=_db(self._out_peak),
+            out_rms_db=_db(self._out_pow, power=True),
+            gain_reduction_db=max(0.0, _db(self._dry_pow / max(self._out_pow, 1e-12), power=True)),
+            noise_class=self.noise_class,
+            noise_probability=self.noise_probability,
             recording=[str(r.path) for r in self._recorders],
-            record_dropped=getattr(self, "_record_dropped", 0),
-            latency=getattr(self, "latency", None),
+            record_dropped=self._record_dropped,
+            latency=self.latency,
         )
-        s.xruns = s.device_xruns + s.late_blocks + s.ring_overruns
         if reset_peaks:
             self._in_peak = self._out_peak = 0.0
         return s
 
     def callback_times_us(self) -> np.ndarray:
         """Durations of the recorded callbacks (the last 65,536), in microseconds."""
-        n = min(getattr(self, "_callbacks", 0), len(self.cb_times_ns))
+        n = min(self._callbacks, len(self.cb_times_ns))
         return self.cb_times_ns[:n] / 1000.0
 
 
@@ -825,14 +825,9 @@ class VirtualDevice:
         self.engine = engine
         c = engine.config
         self.block = int(block_size or c.block_size or round(sample_rate * 0.01))
-        engine._allocate(sample_rate, self.block, out_channels)
-        engine._reset_counters()
-        engine._in_col = slice(0, 1)
-        engine.out_ring.write_zeros(engine._prefill)
+        engine._prepare(sample_rate, self.block, 1)
         engine._classifier = None
-        engine.latency = Latency(
-            1000.0 * engine.pipeline.latency_samples / sample_rate, 1000.0 * engine._prefill / sample_rate, 0.0, 0.0
-        )
+        engine._set_latency(0.0, 0.0)
         self._indata = np.zeros((self.block, 1), np.float32)
         self._outdata = np.zeros((self.block, out_channels), np.float32)
 
@@ -862,7 +857,6 @@ __all__ = [
     "LiveEngine",
     "LiveStats",
     "Latency",
-    "NoiseNilError",
     "RingBuffer",
     "VirtualDevice",
     "find_device",
