@@ -267,58 +267,58 @@ def test_live_reduces_noise_and_latency_is_bounded(live_run):
     lag = lag_of(played[start : start + 20 * RATE], ours[start : start + 20 * RATE], RATE // 5)
     assert lag == expected
     assert lag / RATE * 1000 <= engine.latency.total_ms <= 60.0  # stated bound here (20 ms of safety buffering)
-    # noise in the pauses between sentences (after 3 s, once the noise estimate has settled)
-    speech = live_run["speech"]
-    active = np.convolve(np.abs(speech) > 1e-4, np.ones(4800), "same") > 0
-    pauses = np.where(~active)[0]
-    offset = start  # the capture index of the noisy signal's first sample (its hiss starts at once)
-    pauses = pauses[(pauses > 3 * RATE) & (pauses + offset + lag < len(ours))]
+    # Pauses and speech are found in the played channel itself, 10 ms frame by 10 ms frame: jack-record
+    # may drop a period of its capture on a loaded machine, which shifts both channels alike but would
+    # misplace positions taken from the speech array.
+    hop = RATE // 100
+    frames = (len(ours) - lag) // hop
+    level = np.array([noise_db(played[i * hop : (i + 1) * hop]) for i in range(frames)])
+    hiss = (level > -43.0) & (level < -37.0)  # the -40 dBFS hiss alone (not the silence after jack-play)
+    quiet = np.convolve(hiss, np.ones(21), "same") >= 21  # and 100 ms of it either side
+    quiet[: (start + 3 * RATE) // hop] = False  # after 3 s, once the noise estimate has settled
+    pauses = (np.flatnonzero(quiet)[:, None] * hop + np.arange(hop)).ravel()
     assert len(pauses) > 5 * RATE
-    noisy_db = noise_db(played[offset + pauses])
-    clean_db = noise_db(ours[offset + pauses + lag])
+    noisy_db = noise_db(played[pauses])
+    clean_db = noise_db(ours[pauses + lag])
     assert noisy_db == pytest.approx(-40.0, abs=1.0)
     assert noisy_db - clean_db >= 10.0, (noisy_db, clean_db)
     # speech survives: output level in speech is within 3 dB of the input's
-    talk = np.where(np.abs(speech) > 0.05)[0]
-    talk = talk[talk + offset + lag < len(ours)]
-    assert abs(noise_db(ours[offset + talk + lag]) - noise_db(played[offset + talk])) < 3.0
+    talk = (np.flatnonzero(level > -30.0)[:, None] * hop + np.arange(hop)).ravel()
+    assert len(talk) > 5 * RATE
+    assert abs(noise_db(ours[talk + lag]) - noise_db(played[talk])) < 3.0
 
 
 def test_live_recordings_match_what_was_played(live_run):
     """Both recordings occur verbatim in what jack-record captured (the mic signal and our output),
-    quarter of a second by quarter of a second. The capture itself slips by a whole period now and
-    then (an xrun of the dummy server reaches its clients unevenly), so each piece is looked up near
-    the previous one's offset, in whole periods, and 80 % of the pieces must be found."""
+    quarter of a second by quarter of a second. The capture itself slips now and then (an xrun of the
+    dummy server reaches its clients unevenly, and jack-record's disk thread drops what it cannot write
+    in time on a loaded machine), so a piece is looked up first near the previous piece's offset and
+    then anywhere in the capture, and 80 % of the pieces must be found."""
     cap, _ = sf.read(live_run["capture"], dtype="float32")
     raw, _ = sf.read(live_run["raw"], dtype="float32")
     clean, _ = sf.read(live_run["clean"], dtype="float32")
     assert len(raw) == len(clean) and len(raw) >= 60 * RATE
     period = live_run["engine"].block_size
 
-    def find(probe, whole, near=None):
-        """Where ``probe`` occurs verbatim in ``whole`` (anywhere, or within 16 periods of ``near``)."""
-        if near is None:
-            candidates = np.where(whole == probe[0])[0]
-        else:
-            candidates = (near + k * period for k in range(-16, 17))
-        for i in candidates:
+    def find(probe, whole, near):
+        """Where ``probe`` occurs verbatim in ``whole``: within 16 periods of ``near``, else anywhere."""
+        k = int(np.flatnonzero(probe)[0])
+        nearby = [near + j * period for j in range(-16, 17)]
+        anywhere = np.flatnonzero(whole == probe[k]) - k
+        for i in [*nearby, *anywhere]:
             if 0 <= i <= len(whole) - len(probe) and np.array_equal(whole[i : i + len(probe)], probe):
                 return int(i)
         return None
 
     piece = RATE // 4  # short pieces: a slip of the capture spoils only the piece it falls in
     for recorded, channel in ((raw, cap[:, 0]), (clean, cap[:, 1])):
-        for first in range(5 * RATE, 30 * RATE, piece):  # a piece well inside both, clear of any slip
-            pos0 = find(recorded[first : first + piece], channel)
-            if pos0 is not None:
-                break
-        assert pos0 is not None, "recording not found in the capture"
-        offset = pos0 - first
         found = missed = 0
+        offset = 0
         for start in range(0, len(recorded) - piece, piece):
-            if not 0 <= start + offset - 16 * period or start + offset + piece + 16 * period > len(channel):
-                continue
-            hit = find(recorded[start : start + piece], channel, start + offset)
+            probe = recorded[start : start + piece]
+            if not np.any(probe) or start + offset + piece > len(channel):
+                continue  # silence proves nothing (before jack-play, after it); past the capture's end
+            hit = find(probe, channel, start + offset)
             if hit is None:
                 missed += 1
             else:
