@@ -326,9 +326,16 @@ def cmd_eval(args) -> int:
 
     names = [*DENOISERS.names(), RNNOISE] if args.model == ["all"] else args.model
     manifests = {n: DENOISERS.get(n) for n in names if n not in (AUTO, RNNOISE)}
-    pairs = build_dev_set(args.data, n_speech=args.n_speech)
+    from .evaluation import dev_set_description, load_pair_set, pair_set_description
+
+    if args.set == "dev":
+        pairs = build_dev_set(args.data, n_speech=args.n_speech)
+        description = dev_set_description(pairs)
+    else:
+        pairs = load_pair_set(Path(args.set))
+        description = pair_set_description(Path(args.set), pairs)
     metrics = not args.fast
-    results = {"noisy (input)": evaluate(lambda: None, pairs, metrics)}
+    results = {"noisy (input)": evaluate(lambda: None, pairs, metrics, description)}
     for name in names:
         if name == RNNOISE:
             factory = RNNoiseBaseline
@@ -336,7 +343,7 @@ def cmd_eval(args) -> int:
             factory = AutoDenoise
         else:
             factory = lambda n=name: Denoise(n)  # noqa: E731
-        results[name] = evaluate(factory, pairs, metrics)
+        results[name] = evaluate(factory, pairs, metrics, description)
         if args.write_manifest and name in manifests:
             write_metrics(manifests[name].path, results[name])
     table = markdown_table(results)
@@ -396,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="score denoisers on the dev split (needs the eval extra and ../shared/data)")
     e.add_argument("--model", nargs="+", default=["all"], help="model names, 'auto', 'rnnoise' (baseline), or 'all' (every model + rnnoise)")
+    e.add_argument("--set", default="dev", metavar="dev|PATH", help="'dev' (built from the corpus' dev split) or a folder with clean/ and noisy/ files of the same names")
     e.add_argument("--data", help="corpus folder (default: $NOISENIL_DATA or ../shared/data)")
     e.add_argument("--n-speech", type=int, default=10, help="dev utterances (x 5 SNRs)")
     e.add_argument("--out", help="also write the markdown table to this file")

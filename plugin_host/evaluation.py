@@ -91,6 +91,49 @@ def build_dev_set(data_dir: Path | None = None, n_speech: int = 10, seed: int = 
     return pairs
 
 
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+
+
+def load_pair_set(folder: Path) -> list[Pair]:
+    """A set of your own: ``folder/clean/NAME`` and ``folder/noisy/NAME`` with the same file names
+    (the VoiceBank-DEMAND layout). Each pair is resampled to 48 kHz; its input SNR is measured from
+    the pair (noisy minus clean) and rounded to the dB for the per-SNR columns."""
+    folder = Path(folder)
+    clean_dir, noisy_dir = folder / "clean", folder / "noisy"
+    for d in (clean_dir, noisy_dir):
+        if not d.is_dir():
+            raise NoiseNilError(f"{d}: not a folder (an evaluation set holds clean/ and noisy/ with the same file names)")
+    names = sorted(p.name for p in clean_dir.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+    if not names:
+        raise NoiseNilError(f"{clean_dir}: no audio files ({', '.join(AUDIO_SUFFIXES)})")
+    missing = [n for n in names if not (noisy_dir / n).is_file()]
+    if missing:
+        raise NoiseNilError(f"{noisy_dir / missing[0]}: missing (every clean file needs a noisy file of the same name)")
+    pairs = []
+    for name in names:
+        try:
+            clean, noisy = _load(clean_dir / name), _load(noisy_dir / name)
+        except Exception as exc:  # soundfile's errors vary by format
+            raise NoiseNilError(f"{folder / name}: cannot read ({exc})") from None
+        if abs(len(clean) - len(noisy)) > 0.01 * max(len(clean), 1) + EVAL_RATE // 100:
+            raise NoiseNilError(f"{noisy_dir / name}: {len(noisy) / EVAL_RATE:.2f} s long, its clean file {len(clean) / EVAL_RATE:.2f} s")
+        n = min(len(clean), len(noisy))
+        clean, noisy = clean[:n], noisy[:n]
+        noise = noisy.astype(np.float64) - clean
+        snr = 10 * np.log10((np.sum(clean.astype(np.float64) ** 2) + 1e-12) / (np.sum(noise**2) + 1e-12))
+        pairs.append(Pair(clean, noisy, float(np.round(snr)), str(clean_dir / name), str(noisy_dir / name)))
+    return pairs
+
+
+def dev_set_description(pairs: list[Pair]) -> str:
+    return f"dev: {len(pairs)} pairs, LibriSpeech dev speakers x dev noises, SNR {list(SNRS_DB)} dB, 48 kHz"
+
+
+def pair_set_description(folder: Path, pairs: list[Pair]) -> str:
+    snrs = [p.snr_db for p in pairs]
+    return f"{folder}: {len(pairs)} pairs (clean/ + noisy/), measured SNR {min(snrs):g} to {max(snrs):g} dB, 48 kHz"
+
+
 def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     reference = reference.astype(np.float64) - np.mean(reference)
     estimate = estimate.astype(np.float64) - np.mean(estimate)
@@ -158,7 +201,7 @@ class RNNoiseBaseline:
         return y[self.DELAY : self.DELAY + len(x)]
 
 
-def evaluate(effect_factory, pairs: list[Pair], metrics: bool = True) -> dict:
+def evaluate(effect_factory, pairs: list[Pair], metrics: bool = True, description: str | None = None) -> dict:
     """Score one effect (a callable ``effect(x, sample_rate)``) on the pairs; per-SNR and overall figures."""
     per_snr: dict[float, list[dict]] = {}
     seconds = 0.0
@@ -193,7 +236,7 @@ def evaluate(effect_factory, pairs: list[Pair], metrics: bool = True) -> dict:
         "pause_noise_reduction_db": round(mean(allv, "pause"), 2),
         "real_time_factor": round(elapsed / seconds, 4),
         "per_snr_db": rows,
-        "set": f"dev: {len(pairs)} pairs, LibriSpeech dev speakers x dev noises, SNR {list(SNRS_DB)} dB, 48 kHz",
+        "set": description or dev_set_description(pairs),
     }
     for key in ("pesq_wb", "stoi", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"):
         value = mean(allv, key)

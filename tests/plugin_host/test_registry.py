@@ -46,7 +46,9 @@ def test_golden_pair_matches_onnxruntime(name):
         y, *states = model.run(feeds)
         outs.append(y.reshape(golden["output"].shape[1:]))
     assert len(outs) >= 30
-    assert np.max(np.abs(np.asarray(outs) - golden["output"])) < 1e-4
+    # relative to the largest output: complex-spectrum models output values far above 1
+    scale = max(1.0, float(np.max(np.abs(golden["output"]))))
+    assert np.max(np.abs(np.asarray(outs) - golden["output"])) < 1e-4 * scale
 
 
 def _copy_model(tmp_path, name="wiener"):

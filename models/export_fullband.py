@@ -1,0 +1,76 @@
+"""Export a trained full-band model (the best checkpoint of its recipe) to ONNX, strictly.
+
+``python -m models.train CONFIG --export`` calls ``export(config)``: the streaming step module
+(one frame in, one frame out, every state explicit) goes through ``models.export.export_streaming``,
+which fails and writes nothing when onnxruntime and torch disagree, and writes the golden pair.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from . import fullband
+from .export import MODELS_DIR, export_streaming, parity_frames
+from .mixing import MixConfig
+
+SOURCES = (
+    "speech: LibriSpeech train-clean-100 (CC-BY-4.0), Speech Commands v0.02 (CC-BY-4.0), Asterisk IVR prompts "
+    "(CC-BY-3.0 / CC-BY-SA-3.0), Mycroft Precise (CC0), KLettres voices (GPL-2.0-or-later); noise: every train-split "
+    "noise not marked non-commercial or 'unstated' (blanket, moodist, librosa, BigSoundBank, Speech Commands "
+    "background, audiomentations; see ../shared/data/README.md), plus synthetic hum, hiss and clicks; room impulse "
+    "responses: simulated shoebox rooms, spatialaudio and audiomentations measured IRs"
+)
+
+
+def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
+    mix = MixConfig.from_dict(cfg["mix"])
+    return {
+        "kind": "denoiser",
+        "sample_rate": fullband.SAMPLE_RATE,
+        "streaming": True,
+        "stft": {"n_fft": fullband.N_FFT, "hop_length": fullband.HOP, "window": "sqrt_hann"},
+        "lookahead_frames": 0,
+        "input": {"name": "spec", "shape": [1, 2, fullband.N_BINS], "feature": "complex"},
+        "output": {"name": "enhanced", "shape": [1, 2, fullband.N_BINS], "kind": "complex"},
+        "states": net.state_specs(),
+        "display_name": "NoiseNil full-band (live)",
+        "description": (
+            "NoiseNil's own causal full-band denoiser: 32 ERB-band gains plus a 3-tap deep filter on the bins below "
+            "4.75 kHz, from a dilated causal convolution network over 1 s-normalised features. 48 kHz, 20 ms frames, "
+            "10 ms hop, 10 ms latency, no lookahead. See models/noisenil_fb.md."
+        ),
+        "licence": "GPL-3.0-or-later",
+        "architecture": {
+            "trunk": f"causal TCN, {net.channels} channels, kernel {net.kernel}, dilations {list(net.dilations)}",
+            "erb_bands": net.bands,
+            "deep_filter": {"bins": net.df_bins, "order": net.df_order, "lookahead": 0},
+            "macs_per_frame": fullband.count_macs_per_frame(net),
+            "macs_per_second": fullband.count_macs_per_frame(net) * fullband.SAMPLE_RATE // fullband.HOP,
+        },
+        "training": {
+            "config": f"models/configs/{cfg['name']}.json",
+            "log": f"models/{cfg['name']}.train.log",
+            "steps": int(checkpoint["step"]),
+            "examples": int(checkpoint["step"]) * int(cfg["batch_size"]),
+            "hours_of_audio": round(int(checkpoint["step"]) * int(cfg["batch_size"]) * mix.seconds / 3600, 1),
+            "minutes": round(float(checkpoint.get("seconds", 0.0)) / 60, 1),
+            "machine": f"CPU, {cfg.get('threads', 2)} threads",
+            "data": SOURCES,
+            "snr_db": list(mix.snr_db),
+        },
+    }
+
+
+def export(cfg: dict, checkpoint_path: Path | None = None, out_dir: Path = MODELS_DIR) -> Path:
+    checkpoint_path = checkpoint_path or MODELS_DIR / "checkpoints" / f"{cfg['name']}.best.pt"
+    ck = torch.load(checkpoint_path, weights_only=False)
+    net = fullband.FullBandNet(**cfg.get("net", {}))
+    net.load_state_dict(ck["model"])
+    net.eval()
+    step = fullband.FullBandStep(net).eval()
+    frames = parity_frames(fullband.SAMPLE_RATE, fullband.N_FFT, fullband.HOP, "sqrt_hann", feature="complex", seconds=4.0)
+    path = export_streaming(step, cfg["name"], fields_for(cfg, net, ck), frames, atol=1e-3, out_dir=out_dir)
+    print(f"exported {path} from {checkpoint_path} (step {ck['step']})")
+    return path

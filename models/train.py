@@ -1,0 +1,220 @@
+"""Train a denoiser from a recipe: ``python -m models.train models/configs/noisenil_fb.json``.
+
+- Mixtures come from ``models.mixing.Mixer`` (seeded per example index), built in a worker process.
+- Checkpoints go to ``models/checkpoints/<name>.pt`` every ``checkpoint_minutes`` and at the end;
+  a run started again with the same config resumes from there (same examples, same schedule), so a
+  recipe can be spread over several sessions (``--minutes`` bounds one sitting).
+- ``models/<name>.train.log`` gets one line per ``log_every`` steps and a dev line per ``dev_every``
+  (the dev loss on fixed dev-split mixtures picks ``models/checkpoints/<name>.best.pt``).
+- ``--export`` writes the ONNX model, manifest and golden pair from the best checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import fullband
+from .mixing import MixConfig, Mixer
+
+MODELS_DIR = Path(__file__).resolve().parent
+CHECKPOINTS = MODELS_DIR / "checkpoints"
+
+
+class MixtureSet(torch.utils.data.Dataset):
+    def __init__(self, config: MixConfig, length: int):
+        self.config, self.length, self.mixer = config, length, None
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, index):
+        if self.mixer is None:
+            self.mixer = Mixer(self.config)
+        ex = self.mixer.example(index)
+        return torch.from_numpy(ex["noisy"]), torch.from_numpy(ex["clean"])
+
+
+class FromStep(torch.utils.data.Sampler):
+    """Example indices step * batch onwards, in order: a resumed run continues where it stopped."""
+
+    def __init__(self, start: int, stop: int):
+        self.start, self.stop = start, stop
+
+    def __iter__(self):
+        return iter(range(self.start, self.stop))
+
+    def __len__(self):
+        return self.stop - self.start
+
+
+def build_net(cfg: dict) -> fullband.FullBandNet:
+    if cfg.get("model", "fullband") != "fullband":
+        raise ValueError(f"model {cfg.get('model')!r} not in ['fullband']")
+    return fullband.FullBandNet(**cfg.get("net", {}))
+
+
+def losses(net, noisy, clean, weights: dict) -> dict:
+    n_spec, c_spec = fullband.stft(noisy), fullband.stft(clean)
+    n_re, n_im = n_spec.real.contiguous(), n_spec.imag.contiguous()
+    c_re, c_im = c_spec.real.contiguous(), c_spec.imag.contiguous()
+    o_re, o_im, gains = net.forward_sequence(n_re, n_im)
+    # level-independent loss: every example counts alike, whatever its loudness (the model sees the
+    # real level, as it will in the engine)
+    scale = 1.0 / (noisy.pow(2).mean(-1).sqrt() + 1e-5)[:, None, None]
+    mag, cplx = fullband.compressed_loss(o_re * scale, o_im * scale, c_re * scale, c_im * scale)
+    target = fullband.band_gain_target(n_re, n_im, c_re, c_im, net)
+    gain = torch.nn.functional.mse_loss((gains + 1e-6).sqrt(), (target + 1e-6).sqrt())
+    parts = {"mag": mag, "cplx": cplx, "gain": gain}
+    parts["total"] = sum(weights.get(k, 1.0) * v for k, v in parts.items())
+    return parts
+
+
+def si_sdr_db(est: np.ndarray, ref: np.ndarray) -> float:
+    alpha = np.dot(est, ref) / (np.dot(ref, ref) + 1e-9)
+    target = alpha * ref
+    return float(10 * np.log10((np.sum(target**2) + 1e-9) / (np.sum((est - target) ** 2) + 1e-9)))
+
+
+def dev_score(net, dev: list[tuple[torch.Tensor, torch.Tensor]], weights: dict) -> tuple[float, float]:
+    """Mean dev loss and SI-SDR improvement (dB) on fixed dev-split mixtures."""
+    net.eval()
+    total, gain_db = 0.0, []
+    with torch.no_grad():
+        for noisy, clean in dev:
+            total += float(losses(net, noisy[None], clean[None], weights)["total"])
+            spec = fullband.stft(noisy[None])
+            o_re, o_im, _ = net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())
+            y = fullband.istft(torch.complex(o_re, o_im))[0].numpy()
+            t = spec.shape[1]
+            est, ref, nz = y[480 : t * 480], clean.numpy()[: t * 480 - 480], noisy.numpy()[: t * 480 - 480]
+            if np.any(ref):
+                gain_db.append(si_sdr_db(est, ref) - si_sdr_db(nz, ref))
+    net.train()
+    return total / len(dev), float(np.mean(gain_db))
+
+
+def lr_at(step: int, cfg: dict) -> float:
+    peak, low, warm, steps = cfg["learning_rate"], cfg.get("lr_min", cfg["learning_rate"] / 10), cfg.get("warmup_steps", 0), cfg["steps"]
+    if step < warm:
+        return peak * (step + 1) / warm
+    p = min(1.0, (step - warm) / max(1, steps - warm))
+    return low + 0.5 * (peak - low) * (1 + math.cos(math.pi * p))
+
+
+def save(path: Path, **payload) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | None = None) -> Path:
+    name = cfg["name"]
+    torch.set_num_threads(int(cfg.get("threads", 2)))
+    torch.manual_seed(cfg.get("seed", 0))
+    CHECKPOINTS.mkdir(exist_ok=True)
+    last, best = CHECKPOINTS / f"{name}.pt", CHECKPOINTS / f"{name}.best.pt"
+    net = build_net(cfg)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg["learning_rate"], weight_decay=cfg.get("weight_decay", 1e-4))
+    step, best_dev, seconds_before = 0, float("inf"), 0.0
+    if last.exists():
+        ck = torch.load(last, weights_only=False)
+        if ck["config"] != cfg:
+            raise RuntimeError(f"{last} was trained with another config; move it away to start again")
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        step, best_dev, seconds_before = ck["step"], ck["best_dev"], ck.get("seconds", 0.0)
+        log(f"resumed at step {step} ({seconds_before / 60:.1f} min trained)")
+    mix = MixConfig.from_dict({**cfg["mix"], "seed": cfg.get("seed", 0)})
+    dev_mix = MixConfig.from_dict({**cfg["mix"], "seed": 10_000 + cfg.get("seed", 0), "split": "dev"})
+    dev_mixer = Mixer(dev_mix)
+    dev = [tuple(torch.from_numpy(dev_mixer.example(i)[k]) for k in ("noisy", "clean")) for i in range(cfg.get("dev_examples", 24))]
+    batch = cfg["batch_size"]
+    loader = torch.utils.data.DataLoader(
+        MixtureSet(mix, cfg["steps"] * batch),
+        batch_size=batch,
+        sampler=FromStep(step * batch, cfg["steps"] * batch),
+        num_workers=cfg.get("workers", 1),
+        prefetch_factor=4 if cfg.get("workers", 1) else None,
+        persistent_workers=False,
+    )
+    weights = cfg.get("loss", {})
+    start_step = step
+    t0 = time.time()
+    last_save, acc, acc_n, mark = t0, {}, 0, 0.0
+
+    def checkpoint(path):
+        save(path, model=net.state_dict(), optimizer=opt.state_dict(), step=step, best_dev=best_dev, config=cfg, seconds=seconds_before + time.time() - t0)
+
+    for noisy, clean in loader:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        parts = losses(net, noisy, clean, weights)
+        opt.zero_grad(set_to_none=True)
+        parts["total"].backward()
+        norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.get("clip_grad", 3.0))
+        if torch.isfinite(norm):
+            opt.step()
+        else:  # a bad batch must not poison the weights: skip it, and say so
+            log(f"step {step + 1}: non-finite gradient, batch skipped")
+        step += 1
+        for k, v in parts.items():
+            acc[k] = acc.get(k, 0.0) + float(v.detach())
+        acc_n += 1
+        elapsed = time.time() - t0
+        if step % cfg.get("log_every", 100) == 0:
+            log(f"step {step:6d}  " + "  ".join(f"{k} {v / acc_n:.4f}" for k, v in acc.items()) + f"  lr {lr_at(step, cfg):.2e}  {acc_n * batch / max(elapsed - mark, 1e-9):.1f} ex/s  {(seconds_before + elapsed) / 60:.1f} min")
+            mark, acc, acc_n = elapsed, {}, 0
+        done = step >= cfg["steps"] or (minutes is not None and elapsed > minutes * 60) or (steps_now is not None and step >= start_step + steps_now)
+        if step % cfg.get("dev_every", 500) == 0 or done:
+            dev_loss, dev_gain = dev_score(net, dev, weights)
+            mark = ""
+            if dev_loss < best_dev:
+                best_dev, mark = dev_loss, "  (best)"
+                checkpoint(best)
+            log(f"dev   {step:6d}  loss {dev_loss:.4f}  si-sdr improvement {dev_gain:+.2f} dB{mark}")
+        if done or time.time() - last_save > cfg.get("checkpoint_minutes", 5) * 60:
+            checkpoint(last)
+            last_save = time.time()
+        if done:
+            break
+    return best
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.splitlines()[0])
+    ap.add_argument("config", type=Path)
+    ap.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this many minutes; run again to resume")
+    ap.add_argument("--export", action="store_true", help="only export the best checkpoint to ONNX + manifest + golden pair")
+    args = ap.parse_args(argv)
+    try:
+        cfg = json.loads(args.config.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        print(f"error: {args.config}: {e}", file=sys.stderr)
+        return 2
+    if not args.export:
+        log_path = MODELS_DIR / f"{cfg['name']}.train.log"
+
+        def log(line):
+            print(line, flush=True)
+            with open(log_path, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+
+        log(f"# {time.strftime('%Y-%m-%d %H:%M')} {args.config} torch {torch.__version__} threads {cfg.get('threads', 2)}")
+        train(cfg, args.minutes, log)
+    from .export_fullband import export
+
+    export(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

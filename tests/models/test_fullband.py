@@ -1,0 +1,125 @@
+"""The flagship's torch code: streaming step == whole-clip training graph, STFT == the engine's,
+strict export, resumable deterministic training (needs torch: the `train` extra)."""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training tests need torch (pip install -e '.[train]')")
+
+from models import fullband, train  # noqa: E402
+from plugin_host.stft import StreamingSTFT  # noqa: E402
+from tests.conftest import SHARED_DATA  # noqa: E402
+
+TINY = {"channels": 16, "dilations": [1, 2, 4], "kernel": 3, "bands": 32, "df_bins": 96, "df_order": 3}
+
+
+def _net(seed=0, df=True):
+    torch.manual_seed(seed)
+    net = fullband.FullBandNet(**TINY)
+    if df:  # the deep filter head starts at zero; give it something to do
+        torch.nn.init.normal_(net.df_head.weight, std=0.05)
+    return net.eval()
+
+
+def test_erb_layout_covers_every_bin():
+    widths = fullband.erb_widths()
+    assert len(widths) == 32 and sum(widths) == fullband.N_BINS and min(widths) >= 2
+    assert widths == sorted(widths) or widths[-1] >= widths[0]  # wider towards the top
+
+
+def test_stft_matches_the_engine_and_inverts():
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal(48000).astype(np.float32) * 0.1)
+    spec = fullband.stft(x[None])[0].numpy()
+    engine = StreamingSTFT(960, 480, "sqrt_hann")
+    frames = np.array([engine.analyze(x.numpy()[i : i + 480].astype(np.float64)) for i in range(0, 48000, 480)])
+    np.testing.assert_allclose(spec, frames, atol=1e-4)
+    y = fullband.istft(fullband.stft(x[None]))[0]
+    np.testing.assert_allclose(y[480:48000].numpy(), x[: 48000 - 480].numpy(), atol=1e-5)
+
+
+def test_streaming_step_equals_the_training_graph():
+    net = _net()
+    x = torch.from_numpy(np.random.default_rng(1).standard_normal((1, 24000)).astype(np.float32) * 0.05)
+    spec = fullband.stft(x)
+    re, im = spec.real.contiguous(), spec.imag.contiguous()
+    with torch.no_grad():
+        o_re, o_im, _ = net.forward_sequence(re, im)
+        step = fullband.FullBandStep(net)
+        states = step.initial_states()
+        outs = []
+        for t in range(re.shape[1]):
+            y, *states = step(torch.stack([re[:, t], im[:, t]], 1), *states)
+            outs.append(y[0])
+    y = torch.stack(outs)
+    scale = float(o_re.abs().max())
+    assert float((y[:, 0] - o_re[0]).abs().max()) < 1e-5 * scale
+    assert float((y[:, 1] - o_im[0]).abs().max()) < 1e-5 * scale
+
+
+def test_gains_alone_can_only_attenuate():
+    """With the deep filter at zero (as initialised) every bin's magnitude is at most the input's."""
+    net = _net(df=False)
+    x = torch.randn(2, 24000) * 0.1
+    spec = fullband.stft(x)
+    with torch.no_grad():
+        o_re, o_im, gains = net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())
+    assert float(gains.min()) >= 0.0 and float(gains.max()) <= 1.0
+    assert torch.all((o_re**2 + o_im**2) <= spec.abs() ** 2 * (1 + 1e-5) + 1e-12)
+
+
+def test_export_is_strict_and_runs_in_the_engine(tmp_path, monkeypatch):
+    from models import export as export_mod
+    from models.export_fullband import export
+
+    cfg = {"name": "fb_test", "net": TINY, "mix": {"seconds": 1.0}, "batch_size": 2}
+    net = _net()
+    torch.save({"model": net.state_dict(), "step": 3, "seconds": 1.0}, tmp_path / "ck.pt")
+    path = export(cfg, tmp_path / "ck.pt", tmp_path)
+    manifest = json.loads((tmp_path / "fb_test.json").read_text())
+    assert path.is_file() and manifest["export"]["parity_max_abs_error"] < 1e-3
+    assert manifest["input"]["shape"] == [1, 2, 481] and manifest["output"]["kind"] == "complex"
+    assert len(manifest["states"]) == 3 + len(TINY["dilations"])
+
+    # the engine (no torch) gives the training graph's output, sample for sample aligned
+    from plugin_host.effects import Denoise
+
+    x = (np.random.default_rng(2).standard_normal(24000) * 0.05).astype(np.float32)
+    y = Denoise(str(tmp_path / "fb_test.json"))(x[None], 48000)[0]
+    spec = fullband.stft(torch.from_numpy(x)[None])
+    with torch.no_grad():
+        o_re, o_im, _ = net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())
+    ref = fullband.istft(torch.complex(o_re, o_im))[0].numpy()[480 : 480 + len(x)]
+    n = len(ref) - 480
+    np.testing.assert_allclose(y[:n], ref[:n], atol=1e-5)
+
+    # a mismatch between torch and ONNX writes nothing
+    real = export_mod._run_onnx
+    monkeypatch.setattr(export_mod, "_run_onnx", lambda *a: real(*a) + 1.0)
+    with pytest.raises(export_mod.ExportMismatch):
+        export({**cfg, "name": "fb_bad"}, tmp_path / "ck.pt", tmp_path)
+    assert not (tmp_path / "fb_bad.onnx").exists() and not (tmp_path / "fb_bad.json").exists()
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "manifest.csv").is_file(), reason=f"corpus not present at {SHARED_DATA}")
+def test_training_resumes_exactly(tmp_path, monkeypatch):
+    """Two steps, stop, two more from the checkpoint == four steps in one go (same examples, same weights)."""
+    monkeypatch.setattr(train, "CHECKPOINTS", tmp_path / "a")
+    cfg = {
+        "name": "tiny", "net": TINY, "mix": {"seconds": 0.5, "data_dir": str(SHARED_DATA)}, "batch_size": 2, "steps": 4,
+        "learning_rate": 1e-3, "warmup_steps": 1, "threads": 1, "workers": 0, "log_every": 1, "dev_every": 100, "dev_examples": 1,
+    }
+    lines = []
+    train.train(cfg, log=lines.append, steps_now=2)
+    train.train(cfg, log=lines.append)
+    assert any(line.startswith("resumed at step 2") for line in lines)
+    resumed = torch.load(tmp_path / "a" / "tiny.pt", weights_only=False)
+    monkeypatch.setattr(train, "CHECKPOINTS", tmp_path / "b")
+    train.train(cfg, log=lines.append)
+    straight = torch.load(tmp_path / "b" / "tiny.pt", weights_only=False)
+    assert resumed["step"] == straight["step"] == 4
+    for k, v in straight["model"].items():
+        torch.testing.assert_close(resumed["model"][k], v, rtol=0, atol=1e-6)
+    losses = [float(line.split("total ")[1].split()[0]) for line in lines if line.startswith("step")]
+    assert all(np.isfinite(losses)) and len(losses) == 8
