@@ -251,7 +251,7 @@ def _fmt(value, spec: str) -> str:
 
 def markdown_table(results: dict[str, dict]) -> str:
     """The summary table, then SI-SDR and PESQ per input SNR."""
-    snrs = [f"{s:g}" for s in SNRS_DB]
+    snrs = list(next(iter(results.values()))["per_snr_db"]) if results else []  # the set's own SNRs, in order
     lines = [
         "| model | PESQ-WB | STOI | SI-SDR out (dB) | SI-SDR gain (dB) | DNSMOS SIG | DNSMOS BAK | DNSMOS OVRL | noise cut in pauses (dB) | RTF |",
         "|" + "---|" * 10,
