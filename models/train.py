@@ -176,11 +176,11 @@ def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | N
         done = step >= cfg["steps"] or (minutes is not None and elapsed > minutes * 60) or (steps_now is not None and step >= start_step + steps_now)
         if step % cfg.get("dev_every", 500) == 0 or done:
             dev_loss, dev_gain = dev_score(net, dev, weights)
-            mark = ""
+            note = ""
             if dev_loss < best_dev:
-                best_dev, mark = dev_loss, "  (best)"
+                best_dev, note = dev_loss, "  (best)"
                 checkpoint(best)
-            log(f"dev   {step:6d}  loss {dev_loss:.4f}  si-sdr improvement {dev_gain:+.2f} dB{mark}")
+            log(f"dev   {step:6d}  loss {dev_loss:.4f}  si-sdr improvement {dev_gain:+.2f} dB{note}")
         if done or time.time() - last_save > cfg.get("checkpoint_minutes", 5) * 60:
             checkpoint(last)
             last_save = time.time()

@@ -108,7 +108,7 @@ def test_training_resumes_exactly(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "CHECKPOINTS", tmp_path / "a")
     cfg = {
         "name": "tiny", "net": TINY, "mix": {"seconds": 0.5, "data_dir": str(SHARED_DATA)}, "batch_size": 2, "steps": 4,
-        "learning_rate": 1e-3, "warmup_steps": 1, "threads": 1, "workers": 0, "log_every": 1, "dev_every": 100, "dev_examples": 1,
+        "learning_rate": 1e-3, "warmup_steps": 1, "threads": 1, "workers": 0, "log_every": 1, "dev_every": 1, "dev_examples": 1,
     }
     lines = []
     train.train(cfg, log=lines.append, steps_now=2)
@@ -123,3 +123,4 @@ def test_training_resumes_exactly(tmp_path, monkeypatch):
         torch.testing.assert_close(resumed["model"][k], v, rtol=0, atol=1e-6)
     losses = [float(line.split("total ")[1].split()[0]) for line in lines if line.startswith("step")]
     assert all(np.isfinite(losses)) and len(losses) == 8
+    assert sum(line.startswith("dev ") for line in lines) == 8  # a dev line after every step here
