@@ -1,6 +1,6 @@
 """Real-time factor per model and host buffer size, plus time per model frame.
 
-    python benchmarks/bench_engine.py [--seconds 20] [--out benchmarks/results/engine.md]
+    python benchmarks/bench_engine.py [--seconds 20] [--model NAME ...] [--out benchmarks/results/engine.md]
 
 RTF = processing time / audio duration (lower is faster; 0.05 means 20x faster than real time).
 One thread for onnxruntime, one channel, 48 kHz input (no resampling) and 44.1 kHz (resampled).
@@ -36,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--out")
+    parser.add_argument("--model", nargs="+", help="only these models (default: every registered denoiser)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     lines = [
@@ -45,7 +46,7 @@ def main() -> None:
         "| model | input rate | mode | " + " | ".join(f"buffer {b}" for b in BUFFER_SIZES) + " | per 10 ms frame |",
         "|---|---|---|" + "---|" * len(BUFFER_SIZES) + "---|",
     ]
-    for name in DENOISERS.names():
+    for name in args.model or DENOISERS.names():
         effect = Denoise(name)
         hop_s = effect.manifest.hop_length / effect.manifest.sample_rate
         for rate in (48000, 44100):

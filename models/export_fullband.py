@@ -35,7 +35,7 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
         "input": {"name": "spec", "shape": [1, 2, fullband.N_BINS], "feature": "complex"},
         "output": {"name": "enhanced", "shape": [1, 2, fullband.N_BINS], "kind": "complex"},
         "states": net.state_specs(),
-        "display_name": "NoiseNil full-band (live)",
+        "display_name": "NoiseNil full-band (experimental)",
         "description": (
             "NoiseNil's own causal full-band denoiser: 32 ERB-band gains plus a 3-tap deep filter on the bins below "
             "4.75 kHz, from a dilated causal convolution network over 1 s-normalised features. 48 kHz, 20 ms frames, "
@@ -63,14 +63,28 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
     }
 
 
-def export(cfg: dict, checkpoint_path: Path | None = None, out_dir: Path = MODELS_DIR) -> Path:
+def export(cfg: dict, checkpoint_path: Path | None = None, out_dir: Path = MODELS_DIR, deep_filter: bool | None = None) -> Path:
+    """``deep_filter=False`` zeroes the deep-filter head (gains only); default: the recipe's
+    ``export_deep_filter`` (true unless the recipe says otherwise)."""
     checkpoint_path = checkpoint_path or MODELS_DIR / "checkpoints" / f"{cfg['name']}.best.pt"
     ck = torch.load(checkpoint_path, weights_only=False)
+    if deep_filter is None:
+        deep_filter = bool(cfg.get("export_deep_filter", True))
+    if not deep_filter:
+        ck["model"]["df_head.weight"].zero_()
+        ck["model"]["df_head.bias"].zero_()
     net = fullband.FullBandNet(**cfg.get("net", {}))
     net.load_state_dict(ck["model"])
     net.eval()
     step = fullband.FullBandStep(net).eval()
     frames = parity_frames(fullband.SAMPLE_RATE, fullband.N_FFT, fullband.HOP, "sqrt_hann", feature="complex", seconds=4.0)
-    path = export_streaming(step, cfg["name"], fields_for(cfg, net, ck), frames, atol=1e-3, out_dir=out_dir)
+    fields = fields_for(cfg, net, ck)
+    fields["architecture"]["deep_filter"]["enabled"] = deep_filter
+    if not deep_filter:
+        fields["description"] = fields["description"].replace(
+            "32 ERB-band gains plus a 3-tap deep filter on the bins below 4.75 kHz",
+            "32 ERB-band gains (its deep-filter head is switched off at export: it cost quality on the dev set)",
+        )
+    path = export_streaming(step, cfg["name"], fields, frames, atol=1e-3, out_dir=out_dir)
     print(f"exported {path} from {checkpoint_path} (step {ck['step']})")
     return path

@@ -102,6 +102,11 @@ def dev_score(net, dev: list[tuple[torch.Tensor, torch.Tensor]], weights: dict) 
     return total / len(dev), float(np.mean(gain_db))
 
 
+def _training_keys(cfg: dict) -> dict:
+    """What a resumed run must share with the checkpoint (``export_*`` keys only shape the export)."""
+    return {k: v for k, v in cfg.items() if not k.startswith("export_")}
+
+
 def lr_at(step: int, cfg: dict) -> float:
     peak, low, warm, steps = cfg["learning_rate"], cfg.get("lr_min", cfg["learning_rate"] / 10), cfg.get("warmup_steps", 0), cfg["steps"]
     if step < warm:
@@ -127,12 +132,15 @@ def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | N
     step, best_dev, seconds_before = 0, float("inf"), 0.0
     if last.exists():
         ck = torch.load(last, weights_only=False)
-        if ck["config"] != cfg:
+        if _training_keys(ck["config"]) != _training_keys(cfg):
             raise RuntimeError(f"{last} was trained with another config; move it away to start again")
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         step, best_dev, seconds_before = ck["step"], ck["best_dev"], ck.get("seconds", 0.0)
         log(f"resumed at step {step} ({seconds_before / 60:.1f} min trained)")
+    elif cfg.get("init_from"):  # a new recipe that starts from another run's weights (fine-tuning, longer runs)
+        net.load_state_dict(torch.load(MODELS_DIR.parent / cfg["init_from"], weights_only=False)["model"])
+        log(f"initialised from {cfg['init_from']}")
     mix = MixConfig.from_dict({**cfg["mix"], "seed": cfg.get("seed", 0)})
     dev_mix = MixConfig.from_dict({**cfg["mix"], "seed": 10_000 + cfg.get("seed", 0), "split": "dev"})
     dev_mixer = Mixer(dev_mix)
