@@ -34,6 +34,13 @@ from plugin_host.live import SPEC_BINS, LiveConfig, LiveEngine, LiveStats, list_
 from .settings import Settings
 from .views import LEVELS_DB, hbox, model_label
 
+
+def _streaming(name: str) -> bool:
+    try:
+        return DENOISERS.get(name).streaming
+    except NoiseNilError:
+        return False
+
 log = logging.getLogger("noisenil.gui")
 HISTORY_FRAMES = 600  # columns of live spectrogram (6 s at 100 frames/s)
 BLOCK_CHOICES = (0, 64, 128, 256, 480, 512, 1024, 2048)  # 0 = 10 ms
@@ -154,7 +161,8 @@ class LivePage(QWidget):
         pform = QFormLayout(processing)
         self.model = QComboBox()
         for name in DENOISERS.names():
-            self.model.addItem(model_label(name), name)
+            if _streaming(name):  # offline models look up to a second ahead: files only
+                self.model.addItem(model_label(name), name)
         pform.addRow("Model", self.model)
         self.strength = QSlider(Qt.Horizontal)
         self.strength.setRange(0, 100)

@@ -200,7 +200,7 @@ def model_label(name: str) -> str:
         m = DENOISERS.get(name)
     except NoiseNilError:
         return f"{name} (broken)"
-    return f"{m.display_name or name}  ·  {m.latency_ms:.0f} ms"
+    return f"{m.display_name or name}  ·  {m.latency_ms:.0f} ms" + ("" if m.streaming else " (offline)")
 
 
 def model_details(name: str | None) -> str:
@@ -219,4 +219,5 @@ def model_details(name: str | None) -> str:
         if "si_sdr_improvement_db" in met
         else "not measured yet (noisenil eval)"
     )
-    return f"{m.sample_rate / 1000:g} kHz, latency {m.latency_ms:.0f} ms; {quality}. {m.licence}"
+    mode = "" if m.streaming else " (offline: looks ahead, files only, not live)"
+    return f"{m.sample_rate / 1000:g} kHz, latency {m.latency_ms:.0f} ms{mode}; {quality}. {m.licence}"

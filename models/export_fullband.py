@@ -67,7 +67,7 @@ def export(cfg: dict, checkpoint_path: Path | None = None, out_dir: Path = MODEL
     """``deep_filter=False`` zeroes the deep-filter head (gains only); default: the recipe's
     ``export_deep_filter`` (true unless the recipe says otherwise)."""
     checkpoint_path = checkpoint_path or MODELS_DIR / "checkpoints" / f"{cfg['name']}.best.pt"
-    ck = torch.load(checkpoint_path, weights_only=False)
+    ck = torch.load(checkpoint_path, weights_only=False, map_location="cpu")
     if deep_filter is None:
         deep_filter = bool(cfg.get("export_deep_filter", True))
     if not deep_filter:

@@ -75,23 +75,24 @@ def band_hz(row: data.Row) -> float:
 
 
 @functools.lru_cache(maxsize=None)
-def _native(path: str, data_dir: str) -> np.ndarray:
-    """A corpus file at its own rate, mono float32 (cached per process)."""
+def _native(path: str, data_dir: str) -> tuple[np.ndarray, int]:
+    """A corpus file at its own rate, mono float32, and that rate (cached per process). The rate
+    is the file's, not the manifest's, so a re-encoded copy of the corpus still plays at pitch."""
     import soundfile as sf
 
-    x, _ = sf.read(str(Path(data_dir) / path), dtype="float32", always_2d=True)
-    return x.mean(axis=1)
+    x, rate = sf.read(str(Path(data_dir) / path), dtype="float32", always_2d=True)
+    return x.mean(axis=1), int(rate)
 
 
 def _excerpt(row: data.Row, n_out: int, rng: np.random.Generator, data_dir: str) -> np.ndarray:
     """Up to ``n_out`` samples at 48 kHz from a random place in ``row`` (resampling only the excerpt)."""
-    x = _native(row.path, data_dir)
-    n_in = int(np.ceil(n_out * row.sample_rate / SAMPLE_RATE)) + 64
+    x, rate = _native(row.path, data_dir)
+    n_in = int(np.ceil(n_out * rate / SAMPLE_RATE)) + 64
     if len(x) > n_in:
         start = int(rng.integers(0, len(x) - n_in + 1))
         x = x[start : start + n_in]
-    if row.sample_rate != SAMPLE_RATE:
-        x = soxr.resample(x, row.sample_rate, SAMPLE_RATE, quality="HQ")
+    if rate != SAMPLE_RATE:
+        x = soxr.resample(x, rate, SAMPLE_RATE, quality="HQ")
     return np.asarray(x[:n_out], np.float32)
 
 
@@ -160,9 +161,9 @@ class Mixer:
 
     def _reverb(self, speech: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         row = self.rirs[int(rng.integers(len(self.rirs)))]
-        rir = _native(row.path, self.config.data_dir)
-        if row.sample_rate != SAMPLE_RATE:
-            rir = soxr.resample(rir, row.sample_rate, SAMPLE_RATE)
+        rir, rate = _native(row.path, self.config.data_dir)
+        if rate != SAMPLE_RATE:
+            rir = soxr.resample(rir, rate, SAMPLE_RATE)
         rir = rir[: SAMPLE_RATE] / (np.max(np.abs(rir)) + 1e-9)
         direct = int(np.argmax(np.abs(rir)))
         rir = rir[max(0, direct - 48) :]  # the direct sound at 1 ms: no extra delay

@@ -88,12 +88,13 @@ def dev_score(net, dev: list[tuple[torch.Tensor, torch.Tensor]], weights: dict) 
     """Mean dev loss and SI-SDR improvement (dB) on fixed dev-split mixtures."""
     net.eval()
     total, gain_db = 0.0, []
+    device = next(net.parameters()).device
     with torch.no_grad():
         for noisy, clean in dev:
-            total += float(losses(net, noisy[None], clean[None], weights)["total"])
-            spec = fullband.stft(noisy[None])
+            total += float(losses(net, noisy[None].to(device), clean[None].to(device), weights)["total"])
+            spec = fullband.stft(noisy[None].to(device))
             o_re, o_im, _ = net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())
-            y = fullband.istft(torch.complex(o_re, o_im))[0].numpy()
+            y = fullband.istft(torch.complex(o_re, o_im))[0].cpu().numpy()
             t = spec.shape[1]
             est, ref, nz = y[480 : t * 480], clean.numpy()[: t * 480 - 480], noisy.numpy()[: t * 480 - 480]
             if np.any(ref):
@@ -102,16 +103,30 @@ def dev_score(net, dev: list[tuple[torch.Tensor, torch.Tensor]], weights: dict) 
     return total / len(dev), float(np.mean(gain_db))
 
 
+RUNTIME_KEYS = ("threads", "workers", "log_every", "checkpoint_minutes")  # how a sitting runs, not what it learns
+
+
 def _training_keys(cfg: dict) -> dict:
     """What a resumed run must share with the checkpoint (``export_*`` keys only shape the export)."""
-    return {k: v for k, v in cfg.items() if not k.startswith("export_")}
+    return {k: v for k, v in cfg.items() if not k.startswith("export_") and k not in RUNTIME_KEYS}
 
 
-def lr_at(step: int, cfg: dict) -> float:
-    peak, low, warm, steps = cfg["learning_rate"], cfg.get("lr_min", cfg["learning_rate"] / 10), cfg.get("warmup_steps", 0), cfg["steps"]
+def progress(step: int, cfg: dict, minutes: float = 0.0) -> float:
+    """How far through its schedule a run is: by steps, or by time when the recipe sets
+    ``schedule_minutes`` (a sitting on a lent GPU, whose speed is not known in advance, still ends
+    with a fully decayed learning rate; its log records the steps it reached)."""
+    warm, steps = cfg.get("warmup_steps", 0), cfg["steps"]
+    p = (step - warm) / max(1, steps - warm)
+    if cfg.get("schedule_minutes"):
+        p = max(p, minutes / cfg["schedule_minutes"])
+    return min(1.0, max(0.0, p))
+
+
+def lr_at(step: int, cfg: dict, minutes: float = 0.0) -> float:
+    peak, low, warm = cfg["learning_rate"], cfg.get("lr_min", cfg["learning_rate"] / 10), cfg.get("warmup_steps", 0)
     if step < warm:
         return peak * (step + 1) / warm
-    p = min(1.0, (step - warm) / max(1, steps - warm))
+    p = progress(step, cfg, minutes)
     return low + 0.5 * (peak - low) * (1 + math.cos(math.pi * p))
 
 
@@ -121,17 +136,28 @@ def save(path: Path, **payload) -> None:
     os.replace(tmp, path)
 
 
-def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | None = None) -> Path:
+def pick_device(name: str | None = None) -> torch.device:
+    """``cuda`` when a GPU is there (a lent machine), else the CPU; or the one asked for."""
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | None = None, device: str | None = None) -> Path:
     name = cfg["name"]
+    dev_ = pick_device(device)
+    if dev_.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     torch.set_num_threads(int(cfg.get("threads", 2)))
     torch.manual_seed(cfg.get("seed", 0))
     CHECKPOINTS.mkdir(exist_ok=True)
     last, best = CHECKPOINTS / f"{name}.pt", CHECKPOINTS / f"{name}.best.pt"
-    net = build_net(cfg)
+    net = build_net(cfg).to(dev_)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg["learning_rate"], weight_decay=cfg.get("weight_decay", 1e-4))
     step, best_dev, seconds_before = 0, float("inf"), 0.0
     if last.exists():
-        ck = torch.load(last, weights_only=False)
+        ck = torch.load(last, weights_only=False, map_location=dev_)
         if _training_keys(ck["config"]) != _training_keys(cfg):
             raise RuntimeError(f"{last} was trained with another config; move it away to start again")
         net.load_state_dict(ck["model"])
@@ -139,7 +165,7 @@ def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | N
         step, best_dev, seconds_before = ck["step"], ck["best_dev"], ck.get("seconds", 0.0)
         log(f"resumed at step {step} ({seconds_before / 60:.1f} min trained)")
     elif cfg.get("init_from"):  # a new recipe that starts from another run's weights (fine-tuning, longer runs)
-        net.load_state_dict(torch.load(MODELS_DIR.parent / cfg["init_from"], weights_only=False)["model"])
+        net.load_state_dict(torch.load(MODELS_DIR.parent / cfg["init_from"], weights_only=False, map_location=dev_)["model"])
         log(f"initialised from {cfg['init_from']}")
     mix = MixConfig.from_dict({**cfg["mix"], "seed": cfg.get("seed", 0)})
     dev_mix = MixConfig.from_dict({**cfg["mix"], "seed": 10_000 + cfg.get("seed", 0), "split": "dev"})
@@ -152,6 +178,7 @@ def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | N
         sampler=FromStep(step * batch, cfg["steps"] * batch),
         num_workers=cfg.get("workers", 1),
         prefetch_factor=4 if cfg.get("workers", 1) else None,
+        pin_memory=dev_.type == "cuda",
         persistent_workers=False,
     )
     weights = cfg.get("loss", {})
@@ -163,8 +190,10 @@ def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | N
         save(path, model=net.state_dict(), optimizer=opt.state_dict(), step=step, best_dev=best_dev, config=cfg, seconds=seconds_before + time.time() - t0)
 
     for noisy, clean in loader:
+        run_minutes = (time.time() - t0 + seconds_before) / 60
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
+            group["lr"] = lr_at(step, cfg, run_minutes)
+        noisy, clean = noisy.to(dev_, non_blocking=True), clean.to(dev_, non_blocking=True)
         parts = losses(net, noisy, clean, weights)
         opt.zero_grad(set_to_none=True)
         parts["total"].backward()
@@ -179,9 +208,9 @@ def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | N
         acc_n += 1
         elapsed = time.time() - t0
         if step % cfg.get("log_every", 100) == 0:
-            log(f"step {step:6d}  " + "  ".join(f"{k} {v / acc_n:.4f}" for k, v in acc.items()) + f"  lr {lr_at(step, cfg):.2e}  {acc_n * batch / max(elapsed - mark, 1e-9):.1f} ex/s  {(seconds_before + elapsed) / 60:.1f} min")
+            log(f"step {step:6d}  " + "  ".join(f"{k} {v / acc_n:.4f}" for k, v in acc.items()) + f"  lr {lr_at(step, cfg, run_minutes):.2e}  {acc_n * batch / max(elapsed - mark, 1e-9):.1f} ex/s  {(seconds_before + elapsed) / 60:.1f} min")
             mark, acc, acc_n = elapsed, {}, 0
-        done = step >= cfg["steps"] or (minutes is not None and elapsed > minutes * 60) or (steps_now is not None and step >= start_step + steps_now)
+        done = step >= cfg["steps"] or (step > cfg.get("warmup_steps", 0) and progress(step, cfg, run_minutes) >= 1.0) or (minutes is not None and elapsed > minutes * 60) or (steps_now is not None and step >= start_step + steps_now)
         if step % cfg.get("dev_every", 500) == 0 or done:
             dev_loss, dev_gain = dev_score(net, dev, weights)
             note = ""
@@ -202,6 +231,9 @@ def main(argv=None) -> int:
     ap.add_argument("config", type=Path)
     ap.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this many minutes; run again to resume")
     ap.add_argument("--export", action="store_true", help="only export the best checkpoint to ONNX + manifest + golden pair")
+    ap.add_argument("--device", help="cpu or cuda (default: cuda when there is one)")
+    ap.add_argument("--workers", type=int, help="mixing processes (default: the config's)")
+    ap.add_argument("--no-export", action="store_true", help="train only (e.g. on a machine without onnxruntime)")
     args = ap.parse_args(argv)
     try:
         cfg = json.loads(args.config.read_text())
@@ -216,8 +248,14 @@ def main(argv=None) -> int:
             with open(log_path, "a", encoding="utf-8") as f:
                 f.write(line + "\n")
 
-        log(f"# {time.strftime('%Y-%m-%d %H:%M')} {args.config} torch {torch.__version__} threads {cfg.get('threads', 2)}")
-        train(cfg, args.minutes, log)
+        if args.workers is not None:
+            cfg["workers"] = args.workers
+        where = pick_device(args.device)
+        on = torch.cuda.get_device_name(where) if where.type == "cuda" else f"cpu, threads {cfg.get('threads', 2)}"
+        log(f"# {time.strftime('%Y-%m-%d %H:%M')} {args.config} torch {torch.__version__} on {on}, workers {cfg.get('workers', 1)}")
+        train(cfg, args.minutes, log, device=args.device)
+        if args.no_export:
+            return 0
     from .export_fullband import export
 
     export(cfg)

@@ -344,6 +344,12 @@ def cmd_eval(args) -> int:
         else:
             factory = lambda n=name: Denoise(n)  # noqa: E731
         results[name] = evaluate(factory, pairs, metrics, description)
+        if name in manifests:
+            m = manifests[name]
+            results[name]["latency_ms"] = round(m.latency_ms, 1)
+            results[name]["mode"] = "streaming" if m.streaming else "offline"
+            if isinstance(m.raw.get("parameters"), int):
+                results[name]["parameters"] = m.raw["parameters"]
         if args.write_manifest and name in manifests:
             write_metrics(manifests[name].path, results[name])
     table = markdown_table(results)

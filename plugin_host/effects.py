@@ -135,6 +135,12 @@ class Denoise(StreamingEffect):
         return self.manifest.name
 
     @property
+    def streaming(self) -> bool:
+        """True for causal models fit for live use; False for offline ones (they look ahead, see
+        ``manifest.latency_ms``): files and ``reset=True`` renders, where latency is removed."""
+        return self.manifest.streaming
+
+    @property
     def attenuation_limit_db(self) -> float:
         return self._attenuation_limit_db
 

@@ -253,14 +253,15 @@ def markdown_table(results: dict[str, dict]) -> str:
     """The summary table, then SI-SDR and PESQ per input SNR."""
     snrs = list(next(iter(results.values()))["per_snr_db"]) if results else []  # the set's own SNRs, in order
     lines = [
-        "| model | PESQ-WB | STOI | SI-SDR out (dB) | SI-SDR gain (dB) | DNSMOS SIG | DNSMOS BAK | DNSMOS OVRL | noise cut in pauses (dB) | RTF |",
-        "|" + "---|" * 10,
+        "| model | PESQ-WB | STOI | SI-SDR out (dB) | SI-SDR gain (dB) | DNSMOS SIG | DNSMOS BAK | DNSMOS OVRL | noise cut in pauses (dB) | RTF | parameters | latency (ms) | mode |",
+        "|" + "---|" * 13,
     ]
     for name, r in results.items():
         lines.append(
             f"| {name} | {_fmt(r.get('pesq_wb'), '.2f')} | {_fmt(r.get('stoi'), '.3f')} | {r['si_sdr_out_db']:.2f} "
             f"| {r['si_sdr_improvement_db']:+.2f} | {_fmt(r.get('dnsmos_sig'), '.2f')} | {_fmt(r.get('dnsmos_bak'), '.2f')} "
-            f"| {_fmt(r.get('dnsmos_ovrl'), '.2f')} | {r['pause_noise_reduction_db']:.1f} | {r['real_time_factor']:.4f} |"
+            f"| {_fmt(r.get('dnsmos_ovrl'), '.2f')} | {r['pause_noise_reduction_db']:.1f} | {r['real_time_factor']:.4f} "
+            f"| {_fmt(r.get('parameters'), ',d')} | {_fmt(r.get('latency_ms'), '.0f')} | {r.get('mode', '-')} |"
         )
     lines += ["", "Per input SNR (SI-SDR out in dB / PESQ-WB):", ""]
     lines.append("| model | " + " | ".join(f"@{s} dB in" for s in snrs) + " |")

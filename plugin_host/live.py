@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AudioDeviceError, ParameterError, check_range
+from .errors import AudioDeviceError, ModelError, ParameterError, check_range
 from .processor import MAX_ATTENUATION_DB
 
 COMMON_RATES = (8000, 11025, 16000, 22050, 32000, 44100, 48000, 88200, 96000, 176400, 192000)
@@ -371,6 +371,14 @@ class LiveEngine:
         if c.output_channels not in (1, 2):
             raise ParameterError(f"output_channels must be 1 or 2, got {c.output_channels!r}")
         self.denoise = Denoise(c.model, c.attenuation_limit_db, c.mix)
+        if not self.denoise.streaming:
+            from .registry import DENOISERS
+
+            live = [n for n in DENOISERS.names() if DENOISERS.get(n).streaming]
+            raise ModelError(
+                f"{self.denoise.model!r} is an offline model (it looks {self.denoise.manifest.latency_ms:.0f} ms ahead): "
+                f"live monitoring needs a streaming one: {', '.join(live)}"
+            )
         self.state = "stopped"
         self.error: str | None = None
         self.input: DeviceInfo | None = None

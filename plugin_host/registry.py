@@ -23,7 +23,7 @@ KINDS = ("denoiser", "classifier")
 FEATURES = ("complex", "power", "magnitude")  # what the engine computes from each STFT frame
 OUTPUTS = ("mask", "complex")  # real gain per bin, or an enhanced complex spectrum
 WINDOWS = ("sqrt_hann", "hann", "vorbis", "rect")
-ADAPTERS = ("spectral", "dtln", "deepfilternet", "classifier")  # how the engine drives the graph(s); see adapters.py
+ADAPTERS = ("spectral", "dtln", "deepfilternet", "classifier", "patch", "wave")  # how the engine drives the graph(s); see adapters.py
 
 
 def shipped_models_dir() -> Path:
@@ -121,7 +121,10 @@ class Manifest:
 
     @property
     def latency_samples(self) -> int:
-        """Algorithmic latency at the model's rate: the STFT overlap plus the lookahead."""
+        """Algorithmic latency at the model's rate: the STFT overlap plus the lookahead (or the
+        manifest's own ``latency_samples``, for models that are not framed by an STFT)."""
+        if "latency_samples" in self.raw:
+            return int(self.raw["latency_samples"])
         return self.n_fft - self.hop_length + self.lookahead_frames * self.hop_length
 
     @property

@@ -124,3 +124,15 @@ def test_training_resumes_exactly(tmp_path, monkeypatch):
     losses = [float(line.split("total ")[1].split()[0]) for line in lines if line.startswith("step")]
     assert all(np.isfinite(losses)) and len(losses) == 8
     assert sum(line.startswith("dev ") for line in lines) == 8  # a dev line after every step here
+
+
+def test_learning_rate_schedule_by_steps_or_by_time():
+    """A recipe with ``schedule_minutes`` decays by wall-clock time (a sitting on a machine of unknown
+    speed still ends at lr_min); without it, by steps. Runtime keys do not block a resume."""
+    cfg = {"learning_rate": 1e-3, "lr_min": 1e-5, "warmup_steps": 10, "steps": 1000}
+    assert train.lr_at(0, cfg) == pytest.approx(1e-4) and train.lr_at(10, cfg) == pytest.approx(1e-3)
+    assert train.lr_at(1000, cfg) == pytest.approx(1e-5) and train.progress(505, cfg) == pytest.approx(0.5)
+    timed = {**cfg, "steps": 10**6, "schedule_minutes": 8.0}
+    assert train.progress(20, timed, minutes=4.0) == pytest.approx(0.5)
+    assert train.lr_at(20, timed, minutes=8.0) == pytest.approx(1e-5) and train.progress(20, timed, minutes=9.0) == 1.0
+    assert train._training_keys({**cfg, "workers": 14, "threads": 8}) == train._training_keys(cfg)

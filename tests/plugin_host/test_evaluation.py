@@ -36,8 +36,10 @@ def test_eval_command_writes_a_table_and_a_chart(shared_data, tmp_path, capsys):
     assert main(args) == 0
     table = out.read_text()
     head, *rows = [line for line in table.splitlines() if line.startswith("| ")][:4]
-    assert head.split(" | ")[1:4] == ["PESQ-WB", "STOI", "SI-SDR out (dB)"] and "DNSMOS OVRL" in head and head.endswith("RTF |")
-    figures = {r.split(" | ")[0][2:]: [float(c) for c in r.strip(" |").split(" | ")[1:]] for r in rows}
+    assert head.split(" | ")[1:4] == ["PESQ-WB", "STOI", "SI-SDR out (dB)"] and "DNSMOS OVRL" in head and "| RTF |" in head and head.endswith("| mode |")
+    figures = {r.split(" | ")[0][2:]: [float(c) for c in r.strip(" |").split(" | ")[1:10]] for r in rows}
+    extra = {r.split(" | ")[0][2:]: r.strip(" |").split(" | ")[10:] for r in rows}
+    assert extra["wiener"][1:] == ["10", "streaming"] and extra["noisy (input)"] == ["-", "-", "-"]
     assert set(figures) == {"noisy (input)", "wiener", "rnnoise"}
     for pesq_wb, stoi, _si_out, _gain, _sig, bak, ovrl, _pauses, _rtf in figures.values():
         assert 1.0 <= pesq_wb <= 4.65 and 0.0 < stoi <= 1.0 and 1.0 <= ovrl <= 5.0 and 1.0 <= bak <= 5.0
