@@ -65,10 +65,10 @@ def _common(name: str, cfg: dict, ck: dict) -> dict:
         "licence": "GPL-3.0-or-later",
         "family": "seed zoo",
         "training": {
-            "config": f"models/configs/zoo_{cfg['name']}.json",
+            "config": ck.get("recipes") or [f"models/configs/zoo_{cfg['name']}.json"],
             "log": f"models/zoo/logs/{cfg['name']}.train.log",
-            "steps": int(ck["step"]),
-            "minutes": cfg["minutes"],
+            "steps": int(ck.get("total_steps", ck["step"])),
+            "minutes": float(ck.get("total_minutes", cfg["minutes"])),
             "machine": f"CPU, {cfg.get('threads', 2)} threads",
             "data": DATA,
             "dev_si_sdr_gain_db_at_best": round(float(ck["dev_si_sdr_gain_db"]), 2),

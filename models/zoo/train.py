@@ -153,7 +153,7 @@ def build(cfg: dict) -> torch.nn.Module:
     return net
 
 
-def train(cfg: dict, log=print, minutes: float | None = None) -> Path:
+def train(cfg: dict, log=print, minutes: float | None = None, recipe: str = "") -> Path:
     torch.set_num_threads(int(cfg.get("threads", 2)))
     torch.manual_seed(cfg.get("seed", 0))
     CHECKPOINTS.mkdir(exist_ok=True)
@@ -161,6 +161,13 @@ def train(cfg: dict, log=print, minutes: float | None = None) -> Path:
     net = build(cfg)
     n_params = sum(p.numel() for p in net.parameters())
     log(f"{cfg['name']}: {cfg['arch']}, {n_params} parameters")
+    if cfg.get("init_from"):  # a further sitting: start from a kept checkpoint (its dev score is the bar)
+        ck = torch.load(MODELS_DIR.parent / cfg["init_from"], weights_only=False, map_location="cpu")
+        net.load_state_dict(ck["model"])
+        log(f"initialised from {cfg['init_from']} (step {ck['step']}, dev {ck['dev_si_sdr_gain_db']:+.2f} dB)")
+        before = {"steps": ck.get("total_steps", ck["step"]), "minutes": ck.get("total_minutes", ck["config"]["minutes"]), "recipes": ck.get("recipes", [ck["config"]["name"]])}
+    else:
+        before = {"steps": 0, "minutes": 0.0, "recipes": []}
     feature = None
     if cfg["arch"] == "fcn_dfl":
         lossnet, _ = train_lossnet(cfg, log)
@@ -174,6 +181,9 @@ def train(cfg: dict, log=print, minutes: float | None = None) -> Path:
     minutes = minutes or cfg["minutes"]
     weights = None
     t0, step, best, acc, mark = time.time(), 0, -float("inf"), [], time.time()
+    if cfg.get("init_from"):
+        best = dev_gain_db(net, dev)
+        log(f"dev   {step:6d}  si-sdr improvement {best:+.2f} dB (start)")
     log(f"data: {len(pairs)} pairs of {pairs.shape[-1] / nets.SAMPLE_RATE:.1f} s; dev {len(dev)} pairs; {minutes:g} min")
     while True:
         p = (time.time() - t0) / (minutes * 60)
@@ -206,7 +216,13 @@ def train(cfg: dict, log=print, minutes: float | None = None) -> Path:
             note = ""
             if gain > best:
                 best, note = gain, "  (best)"
-                torch.save({"model": net.state_dict(), "config": cfg, "step": step, "dev_si_sdr_gain_db": gain}, best_path)
+                torch.save(
+                    {
+                        "model": net.state_dict(), "config": cfg, "step": step, "dev_si_sdr_gain_db": gain,
+                        "total_steps": before["steps"] + step, "total_minutes": before["minutes"] + minutes, "recipes": before["recipes"] + [recipe],
+                    },
+                    best_path,
+                )
             log(f"dev   {step:6d}  si-sdr improvement {gain:+.2f} dB{note}")
         if done:
             break
@@ -229,7 +245,7 @@ def main(argv=None) -> int:
             f.write(line + "\n")
 
     log(f"# {time.strftime('%Y-%m-%d %H:%M')} {a.config} torch {torch.__version__}, {cfg.get('threads', 2)} CPU threads")
-    train(cfg, log, a.minutes)
+    train(cfg, log, a.minutes, recipe=str(a.config))
     return 0
 
 

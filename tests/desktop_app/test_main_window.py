@@ -201,3 +201,21 @@ def test_drag_and_drop_opens_files(qtbot, window, short_example):
     wait_rendered(qtbot, window)
     window.dropEvent(event)  # the same file twice is not queued twice
     assert len(window.session.recordings) == 1
+
+
+def test_offline_models_render_files_but_are_not_offered_live(qtbot, window, short_example):
+    """The seed zoo's offline models (they look ahead) work on files and say so; the Live page offers
+    only streaming models."""
+    files = [window.controls.model.itemData(i) for i in range(window.controls.model.count())]
+    live = [window.live.model.itemData(i) for i in range(window.live.model.count())]
+    assert {"dncnn", "fcn_dfl", "ddae"} <= set(files)
+    assert "ddae" in live and "wiener" in live and not {"dncnn", "resunet", "mel_diffusion", "fcn_dfl"} & set(live)
+    idx = window.controls.model.findData("fcn_dfl")
+    assert "(offline)" in window.controls.model.itemText(idx)
+    window.open_files([short_example])
+    wait_rendered(qtbot, window)
+    window.controls.model.setCurrentIndex(idx)
+    assert "offline" in window.controls.model_info.text()
+    qtbot.waitUntil(lambda: window.session.selected.settings_key[0] == "fcn_dfl" and window.session.selected.status == Status.DONE, timeout=60000)
+    cleaned, noisy = window.session.selected.cleaned, window.session.selected.noisy
+    assert cleaned.shape == noisy.shape and np.all(np.isfinite(cleaned))

@@ -98,3 +98,24 @@ def test_training_runs_and_keeps_the_best_checkpoint(name, tmp_path, monkeypatch
     ck = torch.load(best, weights_only=False)
     assert ck["step"] >= 2 and np.isfinite(ck["dev_si_sdr_gain_db"])
     assert any(line.startswith("dev") and "(best)" in line for line in lines) and lines[-1].startswith("done:")
+
+
+def test_a_further_sitting_starts_from_the_kept_checkpoint(tmp_path, monkeypatch):
+    """``init_from``: the new sitting starts at the old dev score (kept unless beaten) and the checkpoint
+    counts the steps, minutes and recipes of both."""
+    rng = np.random.default_rng(1)
+    t = np.arange(8000) / nets.SAMPLE_RATE
+    clean = (0.1 * np.sin(2 * np.pi * 300 * t))[None].repeat(4, 0)
+    np.save(tmp_path / "pairs.npy", np.stack([clean + 0.02 * rng.standard_normal(clean.shape), clean], axis=1).astype(np.float16))
+    monkeypatch.setenv("NOISENIL_ZOO_DATA", str(tmp_path))
+    monkeypatch.setattr(zoo_train, "CHECKPOINTS", tmp_path)
+    cfg = {**zoo_export._config("ddae"), "name": "t_ddae", "data": ["pairs.npy"], "dev": "pairs.npy", "seconds": 0.4, "batch_size": 2, "dev_every": 3, "minutes": 0.03}
+    first = torch.load(zoo_train.train(cfg, lambda line: None, recipe="one.json"), weights_only=False)
+    lines = []
+    second = torch.load(zoo_train.train({**cfg, "init_from": str(tmp_path / "zoo_t_ddae.pt")}, lines.append, recipe="two.json"), weights_only=False)
+    assert any("(start)" in line for line in lines)
+    assert second["dev_si_sdr_gain_db"] >= first["dev_si_sdr_gain_db"] - 1e-6
+    if second["recipes"] == ["one.json", "two.json"]:  # the second sitting improved on the first
+        assert second["total_steps"] == first["total_steps"] + second["step"]
+    else:  # or it did not, and the first sitting's checkpoint is still the best
+        assert second["recipes"] == ["one.json"] and second["total_steps"] == first["total_steps"]

@@ -238,7 +238,7 @@ def test_unwritable_or_missing_output_folder(tmp_path, src):
 
 def test_bad_options_are_one_line_errors(tmp_path, src):
     r = run_cli("render", src, "-o", tmp_path, "--model", "rnnoise9000")
-    assert r.returncode == 2 and r.stderr.strip() == "error: unknown denoiser 'rnnoise9000'; valid: noisenil_fb, spectral_subtraction, wiener"
+    assert r.returncode == 2 and r.stderr.strip() == "error: unknown denoiser 'rnnoise9000'; valid: crced, ddae, ddae_int8, dncnn, fcn_dfl, mel_diffusion, noisenil_fb, resunet, spectral_subtraction, wiener"
     r = run_cli("render", src, "-o", tmp_path, "--attenuation-limit-db", "-5")
     assert r.returncode == 2 and r.stderr.strip() == "error: attenuation_limit_db must be in [0, 100], got -5.0"
     r = run_cli("render", src, "-o", tmp_path, "--preset", "radio")
