@@ -165,7 +165,7 @@ def train(cfg: dict, log=print, minutes: float | None = None, recipe: str = "") 
         ck = torch.load(MODELS_DIR.parent / cfg["init_from"], weights_only=False, map_location="cpu")
         net.load_state_dict(ck["model"])
         log(f"initialised from {cfg['init_from']} (step {ck['step']}, dev {ck['dev_si_sdr_gain_db']:+.2f} dB)")
-        before = {"steps": ck.get("total_steps", ck["step"]), "minutes": ck.get("total_minutes", ck["config"]["minutes"]), "recipes": ck.get("recipes", [ck["config"]["name"]])}
+        before = {"steps": ck.get("total_steps", ck["step"]), "minutes": ck.get("total_minutes", ck["config"]["minutes"]), "recipes": ck.get("recipes", [f"models/configs/zoo_{ck['config']['name']}.json"])}
     else:
         before = {"steps": 0, "minutes": 0.0, "recipes": []}
     feature = None
