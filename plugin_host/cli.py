@@ -319,13 +319,13 @@ def cmd_classify(args) -> int:
 
 def cmd_eval(args) -> int:
     from .effects import Denoise
-    from .evaluation import RNNOISE, RNNoiseBaseline, build_dev_set, chart, evaluate, markdown_table, write_metrics
+    from .evaluation import BANDLIMIT, RNNOISE, BandLimitBaseline, RNNoiseBaseline, build_dev_set, chart, evaluate, markdown_table, write_metrics
     from .registry import DENOISERS
 
     from .auto import AUTO, AutoDenoise
 
     names = [*DENOISERS.names(), RNNOISE] if args.model == ["all"] else args.model
-    manifests = {n: DENOISERS.get(n) for n in names if n not in (AUTO, RNNOISE)}
+    manifests = {n: DENOISERS.get(n) for n in names if n not in (AUTO, RNNOISE, BANDLIMIT)}
     from .evaluation import dev_set_description, load_pair_set, pair_set_description
 
     if args.set == "dev":
@@ -339,6 +339,8 @@ def cmd_eval(args) -> int:
     for name in names:
         if name == RNNOISE:
             factory = RNNoiseBaseline
+        elif name == BANDLIMIT:
+            factory = BandLimitBaseline
         elif name == AUTO:
             factory = AutoDenoise
         else:
@@ -408,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_classify)
 
     e = sub.add_parser("eval", help="score denoisers on the dev split (needs the eval extra and ../shared/data)")
-    e.add_argument("--model", nargs="+", default=["all"], help="model names, 'auto', 'rnnoise' (baseline), or 'all' (every model + rnnoise)")
+    e.add_argument("--model", nargs="+", default=["all"], help="model names, 'auto', baselines 'rnnoise' and 'noisy_at_16k' (the input through 16 kHz and back), or 'all' (every model + rnnoise)")
     e.add_argument("--set", default="dev", metavar="dev|PATH", help="'dev' (built from the corpus' dev split) or a folder with clean/ and noisy/ files of the same names")
     e.add_argument("--data", help="corpus folder (default: $NOISENIL_DATA or ../shared/data)")
     e.add_argument("--n-speech", type=int, default=10, help="dev utterances (x 5 SNRs)")

@@ -26,6 +26,7 @@ from .errors import NoiseNilError
 EVAL_RATE = 48000
 METRIC_RATE = 16000  # PESQ-WB, STOI and DNSMOS are defined at 16 kHz
 RNNOISE = "rnnoise"
+BANDLIMIT = "noisy_at_16k"  # baseline: the input through 16 kHz and back (what 16 kHz models get for free)
 SNRS_DB = (-5.0, 0.0, 5.0, 10.0, 20.0)
 CLIP_SECONDS = 6.0
 
@@ -199,6 +200,20 @@ class RNNoiseBaseline:
             rnnoise.destroy(state)
         y = np.concatenate(out).astype(np.float32) / 32768.0
         return y[self.DELAY : self.DELAY + len(x)]
+
+
+class BandLimitBaseline:
+    """The noisy input through ``rate`` and back (soxr HQ, no delay): what a model that runs at
+    ``rate`` gets for nothing when the noise reaches above ``rate / 2`` and the speech does not."""
+
+    def __init__(self, rate: int = 16000):
+        self.rate = rate
+
+    def __call__(self, x: np.ndarray, sample_rate: int) -> np.ndarray:
+        import soxr
+
+        y = soxr.resample(soxr.resample(x, sample_rate, self.rate, quality="HQ"), self.rate, sample_rate, quality="HQ")
+        return np.pad(y, (0, max(0, len(x) - len(y))))[: len(x)].astype(np.float32)
 
 
 def evaluate(effect_factory, pairs: list[Pair], metrics: bool = True, description: str | None = None) -> dict:

@@ -48,8 +48,8 @@ def _config(name: str) -> dict:
 
 
 def _load(name: str, checkpoint: Path | None = None):
-    cfg = _config(name)
     ck = torch.load(checkpoint or CHECKPOINTS / f"zoo_{name}.pt", weights_only=False, map_location="cpu")
+    cfg = ck.get("config") or _config(name)  # the recipe the weights were trained with (its net settings)
     net = build(cfg)
     net.load_state_dict(ck["model"])
     return cfg, ck, net.eval()
@@ -57,6 +57,8 @@ def _load(name: str, checkpoint: Path | None = None):
 
 def _common(name: str, cfg: dict, ck: dict) -> dict:
     title, text = CARDS[name]
+    if cfg.get("net", {}).get("target") == "log_gain":
+        text = text.replace("the clean log-mel spectrogram", "the clean log-mel spectrogram (as its log ratio to the noisy one, 0 to -30 dB)")
     return {
         "kind": "denoiser",
         "sample_rate": nets.SAMPLE_RATE,
@@ -72,6 +74,7 @@ def _common(name: str, cfg: dict, ck: dict) -> dict:
             "machine": f"CPU, {cfg.get('threads', 2)} threads",
             "data": DATA,
             "dev_si_sdr_gain_db_at_best": round(float(ck["dev_si_sdr_gain_db"]), 2),
+            **({"sampler_start_dev_si_sdr_gain_db": ck["sampler_scores"]} if "sampler_scores" in ck else {}),
         },
     }
 
@@ -153,7 +156,7 @@ def export_patch_model(name: str, checkpoint: Path | None = None, out_dir: Path 
     if name == "mel_diffusion":
         rng = np.random.default_rng(0)
         inputs["noise"] = rng.standard_normal((3, 1, 1, net.n_mels, p)).astype(np.float32)
-        params.update(noise_input="noise", noise_shape=[1, 1, net.n_mels, p], noise_seed=0, sample_steps=net.sample_steps, diffusion_steps=net.steps)
+        params.update(noise_input="noise", noise_shape=[1, 1, net.n_mels, p], noise_seed=0, sample_steps=net.sample_steps, diffusion_steps=net.steps, target=net.target, sample_start=net.sample_start)
         tensors = {"model": {"noise": [1, 1, net.n_mels, p]}}
     fields = {
         **_common(name, cfg, ck),

