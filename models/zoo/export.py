@@ -86,8 +86,7 @@ def _stft() -> dict:
 def export_streaming_model(name: str, checkpoint: Path | None = None, out_dir: Path = MODELS_DIR) -> Path:
     cfg, ck, net = _load(name, checkpoint)
     step = net.export_module().eval()
-    feature = "power" if name == "ddae" else "magnitude"
-    in_name = feature
+    feature = in_name = step.feature
     fields = {
         **_common(name, cfg, ck),
         "streaming": True,

@@ -60,17 +60,19 @@ def sdw_loss(m, noisy_spec, clean_spec, alpha=0.7, normalise=True):
     magnitudes. Its optimum per bin is a Wiener-like gain alpha S^2 / (alpha S^2 + (1 - alpha) N^2),
     so alpha > 0.5 trades some noise for less damage to speech; loud bins weigh most, as in SI-SDR.
     ``m`` (..., T, F) real gains; the spectra complex, same shape."""
-    g = 1.0
-    if normalise:  # each example to unit noisy RMS, as level_normalise
-        g = 1.0 / (noisy_spec.abs().pow(2).mean(tuple(range(1, noisy_spec.dim())), keepdim=True).sqrt() + 1e-4)
+    g = level_gain(noisy_spec) if normalise else 1.0
     speech, noise = clean_spec.abs() * g, (noisy_spec - clean_spec).abs() * g
     return alpha * torch.mean(((1.0 - m) * speech) ** 2) + (1.0 - alpha) * torch.mean((m * noise) ** 2)
 
 
+def level_gain(noisy: torch.Tensor) -> torch.Tensor:
+    """Per example, the factor that brings the noisy magnitude (or spectrum) to unit RMS."""
+    return 1.0 / (noisy.abs().pow(2).mean(tuple(range(1, noisy.dim())), keepdim=True).sqrt() + 1e-4)
+
+
 def level_normalise(noisy, clean):
     """Loss weights independent of the level: each example scaled to unit noisy RMS (for losses only)."""
-    dims = tuple(range(1, noisy.dim()))
-    g = 1.0 / (noisy.pow(2).mean(dims, keepdim=True).sqrt() + 1e-4)
+    g = level_gain(noisy)
     return noisy * g, clean * g
 
 
@@ -80,6 +82,7 @@ class SpectralMaskModel(nn.Module):
     streaming = True
 
     sdw_weight, sdw_alpha = 0.0, 0.7  # set from the recipe's "sdw_loss" / "sdw_alpha" (0: not used)
+    aux_weight = 0.0  # DDAE and CR-CED: set from the recipe's "aux_mask_loss"
 
     def masks(self, mag: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -129,36 +132,38 @@ class DDAE(SpectralMaskModel):
         lp = self._log_power(mag)
         return mask_from_logmag(self._predict(self._context(lp)), lp)
 
-    aux_weight = 0.0  # set from the recipe's "aux_mask_loss"
-
     def loss(self, noisy, clean):
         s, c = spec(noisy), spec(clean)
         lp = self._log_power(s.abs())
         pred = self._predict(self._context(lp))
         loss = F.mse_loss(pred, target_logmag(c.abs(), lp))
+        m = mask_from_logmag(pred, lp)
         if self.aux_weight:  # a log-domain MSE alone attenuates speech bins at random: also score the masked output
             n_, c_ = level_normalise(s.abs(), c.abs())
-            loss = loss + self.aux_weight * compressed_mag_loss(mask_from_logmag(pred, lp) * n_, c_)
+            loss = loss + self.aux_weight * compressed_mag_loss(m * n_, c_)
         if self.sdw_weight:
-            loss = loss + self.sdw_weight * sdw_loss(mask_from_logmag(pred, lp), s, c, self.sdw_alpha)
+            loss = loss + self.sdw_weight * sdw_loss(m, s, c, self.sdw_alpha)
         return loss
 
+    def predict_frame(self, ctx: torch.Tensor) -> torch.Tensor:  # (1, context, F) -> (1, 1, F)
+        return self._predict(ctx.reshape(1, 1, -1))
+
     def export_module(self):
-        return DDAEStep(self)
+        return ContextStep(self, feature="power")
 
 
-class DDAEStep(nn.Module):
-    """One frame: power (1, 1, F) and the last ``context - 1`` normalised log spectra -> gain."""
+class ContextStep(nn.Module):
+    """The streaming graph of a frame-context model (DDAE, CR-CED): one frame (power or magnitude,
+    (1, 1, F)) and the last ``context - 1`` normalised log magnitudes -> gain, and the new history."""
 
-    def __init__(self, net: DDAE):
+    def __init__(self, net: nn.Module, feature: str):
         super().__init__()
-        self.net = net
+        self.net, self.feature = net, feature
 
-    def forward(self, power, hist):
-        lp = logmag(torch.sqrt(power))
-        ctx = torch.cat([hist, lp], 1)  # (1, c, F)
-        gain = mask_from_logmag(self.net._predict(ctx.reshape(1, 1, -1)), lp)
-        return gain, ctx[:, 1:]
+    def forward(self, frame, hist):
+        lm = logmag(torch.sqrt(frame) if self.feature == "power" else frame)
+        ctx = torch.cat([hist, lm], 1)  # (1, c, F)
+        return mask_from_logmag(self.net.predict_frame(ctx), lm), ctx[:, 1:]
 
     def states(self):
         return [{"input": "hist_in", "output": "hist_out", "shape": [1, self.net.context - 1, N_BINS], "init": float(logmag(torch.zeros(())))}]
@@ -208,8 +213,6 @@ class CRCED(SpectralMaskModel):
 
     frames_per_step = 384  # frames are independent given their context: train on a random subset
 
-    aux_weight = 0.0  # set from the recipe's "aux_mask_loss"
-
     def loss(self, noisy, clean):
         s, c = spec(noisy), spec(clean)
         lm = logmag(s.abs())
@@ -218,34 +221,20 @@ class CRCED(SpectralMaskModel):
         pick = torch.randperm(ctx.shape[0], device=ctx.device)[: self.frames_per_step]
         pred = self._predict(ctx[pick])
         loss = F.mse_loss(pred, target[pick])
+        m = mask_from_logmag(pred, lm.reshape(-1, N_BINS)[pick])
+        g = level_gain(s)  # per example, before frames are picked
+        s_, c_ = (s * g).reshape(-1, N_BINS)[pick], (c * g).reshape(-1, N_BINS)[pick]
         if self.aux_weight:  # as the DDAE: also score the masked output
-            n_, c_ = level_normalise(s.abs(), c.abs())
-            m = mask_from_logmag(pred, lm.reshape(-1, N_BINS)[pick])
-            loss = loss + self.aux_weight * compressed_mag_loss(m * n_.reshape(-1, N_BINS)[pick], c_.reshape(-1, N_BINS)[pick])
+            loss = loss + self.aux_weight * compressed_mag_loss(m * s_.abs(), c_.abs())
         if self.sdw_weight:
-            m = mask_from_logmag(pred, lm.reshape(-1, N_BINS)[pick])
-            g = 1.0 / (s.abs().pow(2).mean((1, 2), keepdim=True).sqrt() + 1e-4)  # per example, before frames are picked
-            s_, c_ = (s * g).reshape(-1, N_BINS)[pick], (c * g).reshape(-1, N_BINS)[pick]
             loss = loss + self.sdw_weight * sdw_loss(m, s_, c_, self.sdw_alpha, normalise=False)
         return loss
 
+    def predict_frame(self, ctx: torch.Tensor) -> torch.Tensor:  # (1, context, F) -> (1, 1, F)
+        return self._predict(ctx)[:, None]
+
     def export_module(self):
-        return CRCEDStep(self)
-
-
-class CRCEDStep(nn.Module):
-    def __init__(self, net: CRCED):
-        super().__init__()
-        self.net = net
-
-    def forward(self, magnitude, hist):
-        lm = logmag(magnitude)  # (1, 1, F)
-        ctx = torch.cat([hist, lm], 1)
-        gain = mask_from_logmag(self.net._predict(ctx)[:, None], lm)
-        return gain, ctx[:, 1:]
-
-    def states(self):
-        return [{"input": "hist_in", "output": "hist_out", "shape": [1, self.net.context - 1, N_BINS], "init": float(logmag(torch.zeros(())))}]
+        return ContextStep(self, feature="magnitude")
 
 
 # ------------------------------------------------------------- patch models (offline, non-causal)

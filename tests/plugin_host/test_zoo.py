@@ -121,8 +121,8 @@ def test_smoke_render_with_the_cli(name, tmp_path):
     assert rate == RATE and y.shape == x.shape and np.all(np.isfinite(y))
     lead = slice(RATE // 10, RATE // 2 - RATE // 10)
     cut_db = 10 * np.log10(np.mean(x[0, lead] ** 2) / (np.mean(y[0, lead] ** 2) + 1e-12))
-    # fcn_dfl (the slowest to train) and mel_diffusion (sampled from "keep everything" noised to a
-    # quarter of its steps, as the dev pairs chose) barely touch steady hiss (1-2 dB in the dev set's
+    # fcn_dfl (the slowest to train) and mel_diffusion (sampled from "keep everything" noised to
+    # 0.4 of its steps, as the dev pairs chose) barely touch steady hiss (1-2 dB in the dev set's
     # pauses): they must still act and never make the noise louder
     assert cut_db > MIN_CUT_DB.get(name, 3.0), f"{name}: only {cut_db:.1f} dB less noise in the lead-in"
     assert np.max(np.abs(y - x)) > 1e-3
