@@ -26,7 +26,7 @@ SOURCES = (
 
 def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
     mix = MixConfig.from_dict(cfg["mix"])
-    return {
+    fields = {
         "kind": "denoiser",
         "sample_rate": fullband.SAMPLE_RATE,
         "streaming": True,
@@ -61,6 +61,16 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
             "snr_db": list(mix.snr_db),
         },
     }
+    if cfg.get("init_from"):
+        fields["training"]["init_from"] = cfg["init_from"]
+    if cfg.get("cache"):
+        c = cfg["cache"]
+        fields["training"]["distillation"] = (
+            f"teacher: DeepFilterNet3 (MIT OR Apache-2.0, Schröter et al. 2023), its output projected onto the 32 ERB bands, "
+            f"as an extra gain target (weight {cfg.get('loss', {}).get('teacher', 0)}) on {c['examples']} cached mixtures "
+            f"(seed {c['seed']}; python -m models.distill build); the clean-speech losses stay"
+        )
+    return fields
 
 
 def export(cfg: dict, checkpoint_path: Path | None = None, out_dir: Path = MODELS_DIR, deep_filter: bool | None = None) -> Path:
@@ -85,6 +95,6 @@ def export(cfg: dict, checkpoint_path: Path | None = None, out_dir: Path = MODEL
             "32 ERB-band gains plus a 3-tap deep filter on the bins below 4.75 kHz",
             "32 ERB-band gains (its deep-filter head is switched off at export: it cost quality on the dev set)",
         )
-    path = export_streaming(step, cfg["name"], fields, frames, atol=1e-3, out_dir=out_dir)
+    path = export_streaming(step, cfg.get("export_name", cfg["name"]), fields, frames, atol=1e-3, out_dir=out_dir)
     print(f"exported {path} from {checkpoint_path} (step {ck['step']})")
     return path

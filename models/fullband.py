@@ -59,8 +59,9 @@ def erb_matrices(widths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class FullBandNet(nn.Module):
-    def __init__(self, channels: int = 128, dilations=(1, 2, 4, 8, 16, 32, 64, 1), kernel: int = 3, bands: int = 32, df_bins: int = 96, df_order: int = 3):
+    def __init__(self, channels: int = 128, dilations=(1, 2, 4, 8, 16, 32, 64, 1), kernel: int = 3, bands: int = 32, df_bins: int = 96, df_order: int = 3, deep_filter: bool = True):
         super().__init__()
+        self.deep_filter = bool(deep_filter)
         self.channels, self.dilations, self.kernel = channels, tuple(dilations), kernel
         self.bands, self.df_bins, self.df_order = bands, df_bins, df_order
         avg, expand = erb_matrices(erb_widths(bands=bands))
@@ -73,8 +74,20 @@ class FullBandNet(nn.Module):
         self.acts = nn.ModuleList(nn.PReLU(channels) for _ in self.dilations)
         self.gain_head = nn.Conv1d(channels, bands, 1)
         self.df_head = nn.Conv1d(channels, df_bins * df_order * 2, 1)
-        nn.init.zeros_(self.df_head.weight)
+        nn.init.zeros_(self.df_head.weight)  # training starts from the gains alone
         nn.init.zeros_(self.df_head.bias)
+        if not self.deep_filter:
+            self.switch_off_deep_filter()
+
+    def switch_off_deep_filter(self) -> None:
+        """Gains only: the deep-filter head is zeroed and frozen (its graph stays, adding nothing),
+        so what trains is exactly what a gains-only export runs. Call again after loading weights."""
+        self.deep_filter = False
+        with torch.no_grad():
+            self.df_head.weight.zero_()
+            self.df_head.bias.zero_()
+        self.df_head.weight.requires_grad_(False)
+        self.df_head.bias.requires_grad_(False)
 
     # -------------------------------------------------------------------------------- features
     def _band_db(self, re, im):

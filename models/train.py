@@ -56,13 +56,42 @@ class FromStep(torch.utils.data.Sampler):
         return self.stop - self.start
 
 
+class CachedMixtures(torch.utils.data.Dataset):
+    """A teacher-labelled cache (``python -m models.distill build``): noisy, clean, teacher gains."""
+
+    def __init__(self, folder: Path, length: int, seed: int):
+        from .distill import CachedSet
+
+        self.cache, self.length = CachedSet(folder, seed), length
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, index):
+        return tuple(torch.from_numpy(a) for a in self.cache[index])
+
+
+def cache_folder(cfg: dict) -> Path:
+    """The recipe's teacher cache, built beforehand (it is data, not part of the repository)."""
+    c = cfg["cache"]
+    folder = Path(os.environ.get("NOISENIL_FB_CACHE", c["dir"]))
+    if not (folder / "cache.json").is_file():
+        raise RuntimeError(
+            f"{folder}: teacher cache not built; run: python -m models.distill build {folder} --examples {c['examples']} --seed {c['seed']}"
+        )
+    built = json.loads((folder / "cache.json").read_text())
+    if built["examples"] != c["examples"] or built["mix"].get("seed") != c["seed"]:
+        raise RuntimeError(f"{folder}: built with {built['examples']} examples, seed {built['mix'].get('seed')}; the recipe wants {c['examples']}, seed {c['seed']}")
+    return folder
+
+
 def build_net(cfg: dict) -> fullband.FullBandNet:
     if cfg.get("model", "fullband") != "fullband":
         raise ValueError(f"model {cfg.get('model')!r} not in ['fullband']")
     return fullband.FullBandNet(**cfg.get("net", {}))
 
 
-def losses(net, noisy, clean, weights: dict) -> dict:
+def losses(net, noisy, clean, weights: dict, teacher: torch.Tensor | None = None) -> dict:
     n_spec, c_spec = fullband.stft(noisy), fullband.stft(clean)
     n_re, n_im = n_spec.real.contiguous(), n_spec.imag.contiguous()
     c_re, c_im = c_spec.real.contiguous(), c_spec.imag.contiguous()
@@ -74,6 +103,9 @@ def losses(net, noisy, clean, weights: dict) -> dict:
     target = fullband.band_gain_target(n_re, n_im, c_re, c_im, net)
     gain = torch.nn.functional.mse_loss((gains + 1e-6).sqrt(), (target + 1e-6).sqrt())
     parts = {"mag": mag, "cplx": cplx, "gain": gain}
+    if teacher is not None and weights.get("teacher"):
+        # distillation: DeepFilterNet3's output projected onto the same ERB bands (models/distill.py)
+        parts["teacher"] = torch.nn.functional.mse_loss((gains + 1e-6).sqrt(), (teacher[:, : gains.shape[1]] + 1e-6).sqrt())
     parts["total"] = sum(weights.get(k, 1.0) * v for k, v in parts.items())
     return parts
 
@@ -154,7 +186,7 @@ def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | N
     CHECKPOINTS.mkdir(exist_ok=True)
     last, best = CHECKPOINTS / f"{name}.pt", CHECKPOINTS / f"{name}.best.pt"
     net = build_net(cfg).to(dev_)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg["learning_rate"], weight_decay=cfg.get("weight_decay", 1e-4))
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=cfg["learning_rate"], weight_decay=cfg.get("weight_decay", 1e-4))
     step, best_dev, seconds_before = 0, float("inf"), 0.0
     if last.exists():
         ck = torch.load(last, weights_only=False, map_location=dev_)
@@ -166,18 +198,24 @@ def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | N
         log(f"resumed at step {step} ({seconds_before / 60:.1f} min trained)")
     elif cfg.get("init_from"):  # a new recipe that starts from another run's weights (fine-tuning, longer runs)
         net.load_state_dict(torch.load(MODELS_DIR.parent / cfg["init_from"], weights_only=False, map_location=dev_)["model"])
+        if not net.deep_filter:
+            net.switch_off_deep_filter()
         log(f"initialised from {cfg['init_from']}")
     mix = MixConfig.from_dict({**cfg["mix"], "seed": cfg.get("seed", 0)})
     dev_mix = MixConfig.from_dict({**cfg["mix"], "seed": 10_000 + cfg.get("seed", 0), "split": "dev"})
     dev_mixer = Mixer(dev_mix)
     dev = [tuple(torch.from_numpy(dev_mixer.example(i)[k]) for k in ("noisy", "clean")) for i in range(cfg.get("dev_examples", 24))]
     batch = cfg["batch_size"]
+    if cfg.get("cache"):
+        dataset, workers = CachedMixtures(cache_folder(cfg), cfg["steps"] * batch, cfg.get("seed", 0)), 0
+    else:
+        dataset, workers = MixtureSet(mix, cfg["steps"] * batch), cfg.get("workers", 1)
     loader = torch.utils.data.DataLoader(
-        MixtureSet(mix, cfg["steps"] * batch),
+        dataset,
         batch_size=batch,
         sampler=FromStep(step * batch, cfg["steps"] * batch),
-        num_workers=cfg.get("workers", 1),
-        prefetch_factor=4 if cfg.get("workers", 1) else None,
+        num_workers=workers,
+        prefetch_factor=4 if workers else None,
         pin_memory=dev_.type == "cuda",
         persistent_workers=False,
     )
@@ -189,12 +227,13 @@ def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | N
     def checkpoint(path):
         save(path, model=net.state_dict(), optimizer=opt.state_dict(), step=step, best_dev=best_dev, config=cfg, seconds=seconds_before + time.time() - t0)
 
-    for noisy, clean in loader:
+    for noisy, clean, *teacher in loader:
+        teacher = teacher[0].to(dev_) if teacher else None
         run_minutes = (time.time() - t0 + seconds_before) / 60
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg, run_minutes)
         noisy, clean = noisy.to(dev_, non_blocking=True), clean.to(dev_, non_blocking=True)
-        parts = losses(net, noisy, clean, weights)
+        parts = losses(net, noisy, clean, weights, teacher)
         opt.zero_grad(set_to_none=True)
         parts["total"].backward()
         norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.get("clip_grad", 3.0))

@@ -136,3 +136,38 @@ def test_learning_rate_schedule_by_steps_or_by_time():
     assert train.progress(20, timed, minutes=4.0) == pytest.approx(0.5)
     assert train.lr_at(20, timed, minutes=8.0) == pytest.approx(1e-5) and train.progress(20, timed, minutes=9.0) == 1.0
     assert train._training_keys({**cfg, "workers": 14, "threads": 8}) == train._training_keys(cfg)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "manifest.csv").is_file(), reason=f"corpus not present at {SHARED_DATA}")
+def test_distillation_recipe_trains_gains_only_from_a_teacher_cache(tmp_path, monkeypatch):
+    """``cache`` + ``teacher`` weight: the DeepFilterNet3 term joins the loss; ``deep_filter: false``
+    keeps the deep-filter head at zero through init_from and training (what trains is what ships);
+    a missing cache is one line that says how to build it."""
+    from models import distill
+
+    if not distill.ARCHIVE.is_file():
+        pytest.skip(f"DeepFilterNet3 not present at {distill.ARCHIVE}")
+    monkeypatch.setattr(train, "CHECKPOINTS", tmp_path / "ck")
+    mix = {"seconds": 0.5, "data_dir": str(SHARED_DATA)}
+    distill.build(tmp_path / "cache", {**mix, "seed": 4}, 4, workers=1, log=lambda *_: None)
+    donor = _net()  # a deep filter that is not zero, as in a checkpoint trained with it
+    torch.save({"model": donor.state_dict()}, tmp_path / "donor.pt")
+    monkeypatch.setattr(train, "MODELS_DIR", tmp_path / "models")
+    (tmp_path / "models").mkdir()
+    cfg = {
+        "name": "tiny_kd", "net": {**TINY, "deep_filter": False}, "mix": mix, "batch_size": 2, "steps": 3,
+        "cache": {"dir": str(tmp_path / "cache"), "examples": 4, "seed": 4}, "init_from": "donor.pt",
+        "learning_rate": 1e-2, "warmup_steps": 1, "threads": 1, "log_every": 1, "dev_every": 3, "dev_examples": 1,
+        "loss": {"teacher": 1.0},
+    }
+    lines = []
+    train.train(cfg, log=lines.append)
+    steps = [line for line in lines if line.startswith("step")]
+    assert len(steps) == 3 and all(" teacher " in line for line in steps)
+    assert all(np.isfinite(float(line.split("teacher ")[1].split()[0])) for line in steps)
+    trained = torch.load(tmp_path / "ck" / "tiny_kd.pt", weights_only=False)["model"]
+    assert float(trained["df_head.weight"].abs().max()) == 0.0 and float(trained["df_head.bias"].abs().max()) == 0.0
+    assert float(donor.df_head.weight.detach().abs().max()) > 0.0
+    assert not torch.equal(trained["gain_head.weight"], donor.gain_head.weight)  # the gains did train
+    with pytest.raises(RuntimeError, match="python -m models.distill build"):
+        train.cache_folder({"cache": {"dir": str(tmp_path / "nothing"), "examples": 4, "seed": 4}})

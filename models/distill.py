@@ -1,0 +1,248 @@
+"""DeepFilterNet3 as a teacher for the full-band model, and a cached set of teacher-labelled mixtures.
+
+DeepFilterNet3 (Schröter et al. 2023, MIT OR Apache-2.0, ``../shared/models-thirdparty``) works on
+the same 48 kHz 960/480 STFT and the same 32 ERB bands as ``noisenil_fb``. Its own ERB gains are no
+use alone (its deep filter replaces the lowest 96 bins, so the low-band gains were never trained to
+stand on their own: applied alone they score below the noisy input). What the teacher gives is its
+*output*, projected onto the ERB bands: ``sqrt(E_out / E_noisy)`` per band and frame, in [0, 1].
+Applied as band gains, that projection scores PESQ-WB 2.08 / SI-SDR 12.9 dB on the dev pairs
+(DeepFilterNet3 itself, in the engine: 2.22 / 13.65; the ideal gains from the clean speech:
+2.96 / 16.1; ``python -m models.distill bounds``). It is a target a gains-only model can reach, and a function
+of the input (plus DeepFilterNet3's 20 ms look-ahead), not of the unseen clean speech.
+
+The teacher runs the three published graphs on a whole clip at once (batch, not streaming: the
+GRUs start from zero at the clip's start, as in the reference's offline use), with libDF's
+features and post-processing (Vorbis window, exponential normalisation, the 5-tap deep filter,
+the local-SNR gates). ``tests/models/test_distill.py`` checks it against the engine's frame-by-
+frame ``DeepFilterNetProcessor``.
+
+``python -m models.distill build OUT --examples N --seed S`` writes ``OUT/noisy.npy``,
+``OUT/clean.npy`` (float16, N x samples) and ``OUT/teacher.npy`` (float16, N x frames x 32) from
+``models.mixing.Mixer`` (train split, shippable rows only). The recipe key ``cache`` points
+training at such a folder, and the loss weight ``teacher`` adds the distillation term.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_RATE, N_FFT, HOP, BANDS, NB_DF, DF_ORDER, LOOKAHEAD = 48000, 960, 480, 32, 96, 5, 2
+LSNR_MIN_DB, LSNR_MAX_DB = -15.0, 35.0
+ARCHIVE = Path(__file__).resolve().parent.parent.parent / "shared" / "models-thirdparty" / "deepfilternet3" / "DeepFilterNet3_onnx.tar.gz"
+
+
+def read_graphs(archive: Path = ARCHIVE) -> dict[str, bytes]:
+    """The three published graphs from DeepFilterNet3_onnx.tar.gz, in memory."""
+    out = {}
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar.getmembers():
+            name = Path(member.name).name
+            if name in ("enc.onnx", "erb_dec.onnx", "df_dec.onnx"):
+                out[name[:-5]] = tar.extractfile(member).read()
+    if len(out) != 3:
+        raise ValueError(f"{archive}: expected enc.onnx, erb_dec.onnx and df_dec.onnx, found {sorted(out)}")
+    return out
+
+
+class Teacher:
+    """DeepFilterNet3 on a whole clip: ``band_gains(x)`` and ``enhance(x)``."""
+
+    def __init__(self, archive: Path = ARCHIVE, threads: int = 1):
+        import onnxruntime as ort
+
+        from plugin_host.deepfilternet import erb_widths, norm_alpha
+        from plugin_host.stft import make_window
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+        graphs = read_graphs(archive)
+        self.sessions = {k: ort.InferenceSession(v, so, providers=["CPUExecutionProvider"]) for k, v in graphs.items()}
+        self.widths = erb_widths(SAMPLE_RATE, N_FFT, BANDS, 2)
+        self.band_of_bin = np.repeat(np.arange(BANDS), self.widths)
+        self.avg = np.zeros((N_FFT // 2 + 1, BANDS))
+        self.avg[np.arange(N_FFT // 2 + 1), self.band_of_bin] = 1.0 / self.widths[self.band_of_bin]
+        self.alpha = norm_alpha(SAMPLE_RATE, HOP, 1.0)
+        self.window = make_window("vorbis", N_FFT)
+        self.wnorm = 1.0 / np.sum(self.window**2) * HOP / N_FFT
+
+    def _spectra(self, x: np.ndarray) -> np.ndarray:
+        """Frames ending at samples (t + 1) * HOP, t = 0 .. n + LOOKAHEAD - 1 (zeros past the end)."""
+        n = len(x) // HOP
+        padded = np.concatenate([np.zeros(N_FFT - HOP), x.astype(np.float64), np.zeros(LOOKAHEAD * HOP + HOP)])
+        frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][: n + LOOKAHEAD]
+        return np.fft.rfft(frames * self.window, axis=-1) * self.wnorm
+
+    def _network(self, s: np.ndarray):
+        erb = 10.0 * np.log10((s.real**2 + s.imag**2) @ self.avg + 1e-10)
+        low = s[:, :NB_DF]
+        mag = np.abs(low)
+        mean, unit = np.linspace(-60.0, -90.0, BANDS), np.linspace(0.001, 0.0001, NB_DF)
+        t_all = len(s)
+        feat_erb = np.empty((t_all, BANDS), np.float32)
+        feat_spec = np.empty((t_all, NB_DF), np.complex64)
+        a = self.alpha
+        for t in range(t_all):
+            mean = erb[t] * (1.0 - a) + mean * a
+            unit = mag[t] * (1.0 - a) + unit * a
+            feat_erb[t] = (erb[t] - mean) / 40.0
+            feat_spec[t] = low[t] / np.sqrt(unit)
+        spec = np.stack([feat_spec.real, feat_spec.imag])[None].astype(np.float32)
+        e = dict(zip(("e0", "e1", "e2", "e3", "emb", "c0", "lsnr"), self.sessions["enc"].run(None, {"feat_erb": feat_erb[None, None], "feat_spec": spec})))
+        gains = self.sessions["erb_dec"].run(None, {k: e[k] for k in ("emb", "e3", "e2", "e1", "e0")})[0].reshape(t_all, BANDS)
+        coefs = self.sessions["df_dec"].run(None, {"emb": e["emb"], "c0": e["c0"]})[0].reshape(t_all, NB_DF, DF_ORDER, 2)
+        return gains, coefs, e["lsnr"].reshape(t_all)
+
+    def enhanced_spectrum(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(noisy, enhanced) spectra, (n, 481) each, n = len(x) // HOP, frame t ending at (t + 1) * HOP."""
+        n = len(x) // HOP
+        s = self._spectra(x)
+        gains, coefs, lsnr = self._network(s)
+        # the network's output at index i belongs to frame i - LOOKAHEAD
+        g, c, snr = gains[LOOKAHEAD:], coefs[LOOKAHEAD:], lsnr[LOOKAHEAD:]
+        noisy = s[:n]
+        out = noisy * g[:, self.band_of_bin]
+        past = np.concatenate([np.zeros((2, s.shape[1]), s.dtype), s])  # past[t + j] is frame t - 2 + j
+        window = np.stack([past[j : j + n, :NB_DF] for j in range(DF_ORDER)], -1)
+        deep = np.sum(window * (c[..., 0] + 1j * c[..., 1]), -1)
+        out[:, :NB_DF] = np.where((snr <= LSNR_MAX_DB)[:, None], deep, out[:, :NB_DF])
+        out = np.where((snr < LSNR_MIN_DB)[:, None], 0.0, out)
+        out = np.where((snr > LSNR_MAX_DB)[:, None], noisy, out)
+        return noisy, out
+
+    def band_gains(self, x: np.ndarray) -> np.ndarray:
+        """DeepFilterNet3's output projected onto the ERB bands: (n, 32) float32 in [0, 1]."""
+        noisy, out = self.enhanced_spectrum(x)
+        e_in = (noisy.real**2 + noisy.imag**2) @ self.avg
+        e_out = (out.real**2 + out.imag**2) @ self.avg
+        return np.sqrt(e_out / (e_in + 1e-10)).clip(0.0, 1.0).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------- cache
+def _build_part(args):
+    out, mix_dict, start, stop = args
+    from .mixing import MixConfig, Mixer
+
+    mixer, teacher = Mixer(MixConfig.from_dict(mix_dict)), Teacher()
+    noisy = np.load(out / "noisy.npy", mmap_mode="r+")
+    clean = np.load(out / "clean.npy", mmap_mode="r+")
+    gains = np.load(out / "teacher.npy", mmap_mode="r+")
+    for i in range(start, stop):
+        ex = mixer.example(i)
+        noisy[i], clean[i] = ex["noisy"], ex["clean"]
+        gains[i] = teacher.band_gains(ex["noisy"])
+    noisy.flush(), clean.flush(), gains.flush()
+    return stop - start
+
+
+def build(out: Path, mix: dict, examples: int, workers: int = 2, log=print) -> Path:
+    """Mixtures ``0 .. examples - 1`` of ``mix`` (a recipe's ``mix`` with its ``seed``) with their teacher gains."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .mixing import MixConfig
+
+    cfg = MixConfig.from_dict(mix)
+    n = int(round(cfg.seconds * SAMPLE_RATE))
+    out.mkdir(parents=True, exist_ok=True)
+    for name, shape in (("noisy", (examples, n)), ("clean", (examples, n)), ("teacher", (examples, n // HOP, BANDS))):
+        np.lib.format.open_memmap(out / f"{name}.npy", mode="w+", dtype=np.float16, shape=shape).flush()
+    t0 = time.time()
+    chunk = 250
+    jobs = [(out, mix, a, min(a + chunk, examples)) for a in range(0, examples, chunk)]
+    done = 0
+    with ProcessPoolExecutor(workers) as pool:
+        for k in pool.map(_build_part, jobs):
+            done += k
+            log(f"{done}/{examples} examples, {time.time() - t0:.0f} s")
+    (out / "cache.json").write_text(json.dumps({"mix": mix, "examples": examples, "teacher": "deepfilternet3 output projected on 32 ERB bands", "archive": ARCHIVE.name}, indent=1))
+    return out
+
+
+class CachedSet:
+    """A built cache as training examples: global index i -> (noisy, clean, teacher gains) of a
+    seeded per-epoch permutation, so a resumed run sees the same sequence."""
+
+    def __init__(self, folder: Path, seed: int = 0):
+        self.folder = Path(folder)
+        self.noisy = np.load(self.folder / "noisy.npy", mmap_mode="r")
+        self.clean = np.load(self.folder / "clean.npy", mmap_mode="r")
+        self.teacher = np.load(self.folder / "teacher.npy", mmap_mode="r")
+        self.size, self.seed, self._perm = len(self.noisy), seed, {}
+
+    def index(self, i: int) -> int:
+        epoch, k = divmod(i, self.size)
+        if epoch not in self._perm:
+            self._perm = {epoch: np.random.default_rng([self.seed, epoch]).permutation(self.size)}
+        return int(self._perm[epoch][k])
+
+    def __getitem__(self, i: int):
+        j = self.index(i)
+        return (np.asarray(self.noisy[j], np.float32), np.asarray(self.clean[j], np.float32), np.asarray(self.teacher[j], np.float32))
+
+
+# ---------------------------------------------------------------------------------------- bounds
+def bounds(log=print) -> dict:
+    """PESQ-WB / SI-SDR on the eval dev pairs of: the ideal ERB gains (from the clean speech),
+    and DeepFilterNet3's output projected onto ERB gains (the distillation target)."""
+    import soxr
+    import torch
+    from pesq import pesq
+
+    from plugin_host.evaluation import build_dev_set, si_sdr
+
+    from . import fullband
+
+    teacher = Teacher()
+    net = fullband.FullBandNet()
+    scores: dict[str, list] = {"ideal_erb_gains": [], "deepfilternet3_projected": []}
+    for p in build_dev_set():
+        spec = fullband.stft(torch.from_numpy(p.noisy)[None])
+        clean = fullband.stft(torch.from_numpy(p.clean)[None])
+        gains = {
+            "ideal_erb_gains": fullband.band_gain_target(spec.real, spec.imag, clean.real, clean.imag, net),
+            "deepfilternet3_projected": torch.from_numpy(teacher.band_gains(p.noisy))[None, : spec.shape[1]],
+        }
+        for k, g in gains.items():
+            y = fullband.istft(spec * (g @ net.erb_expand))[0].numpy()[HOP : HOP + len(p.noisy)]
+            y = np.pad(y, (0, len(p.noisy) - len(y)))
+            ref = soxr.resample(p.clean.astype(np.float64), SAMPLE_RATE, 16000)
+            deg = soxr.resample(y.astype(np.float64), SAMPLE_RATE, 16000)
+            scores[k].append((float(pesq(16000, ref, deg, "wb")), si_sdr(p.clean, y)))
+    result = {k: {"pesq_wb": round(float(np.mean([a for a, _ in v])), 2), "si_sdr_db": round(float(np.mean([b for _, b in v])), 2)} for k, v in scores.items() if v}
+    for k, v in result.items():
+        log(f"{k:28s} PESQ-WB {v['pesq_wb']:.2f}  SI-SDR {v['si_sdr_db']:.2f} dB")
+    return result
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m models.distill", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="mixtures with DeepFilterNet3 teacher gains, for a recipe's 'cache'")
+    b.add_argument("out", type=Path)
+    b.add_argument("--config", type=Path, default=Path(__file__).resolve().parent / "configs" / "noisenil_fb.json", help="recipe whose 'mix' settings to use")
+    b.add_argument("--examples", type=int, default=10000)
+    b.add_argument("--seed", type=int, default=7)
+    b.add_argument("--workers", type=int, default=2)
+    sub.add_parser("bounds", help="what gains-only models could reach on the dev pairs")
+    args = ap.parse_args(argv)
+    if args.cmd == "bounds":
+        bounds()
+        return 0
+    try:
+        mix = {**json.loads(args.config.read_text())["mix"], "seed": args.seed}
+    except (OSError, KeyError, json.JSONDecodeError) as e:
+        print(f"error: {args.config}: {e}", file=sys.stderr)
+        return 2
+    build(args.out, mix, args.examples, args.workers)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
