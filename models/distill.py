@@ -188,9 +188,9 @@ class CachedSet:
 
 
 # ---------------------------------------------------------------------------------------- bounds
-def bounds(log=print) -> dict:
-    """PESQ-WB / SI-SDR on the eval dev pairs of: the ideal ERB gains (from the clean speech),
-    and DeepFilterNet3's output projected onto ERB gains (the distillation target)."""
+def _score_gains(gain_fns: dict, log=print) -> dict:
+    """PESQ-WB / SI-SDR on the eval dev pairs of each ``name -> fn(pair, noisy_spec, clean_spec)``
+    that gives ERB gains (1, T, bands), applied to the noisy spectrum as a gains-only model would."""
     import soxr
     import torch
     from pesq import pesq
@@ -199,17 +199,14 @@ def bounds(log=print) -> dict:
 
     from . import fullband
 
-    teacher = Teacher()
     net = fullband.FullBandNet()
-    scores: dict[str, list] = {"ideal_erb_gains": [], "deepfilternet3_projected": []}
+    scores: dict[str, list] = {k: [] for k in gain_fns}
     for p in build_dev_set():
         spec = fullband.stft(torch.from_numpy(p.noisy)[None])
         clean = fullband.stft(torch.from_numpy(p.clean)[None])
-        gains = {
-            "ideal_erb_gains": fullband.band_gain_target(spec.real, spec.imag, clean.real, clean.imag, net),
-            "deepfilternet3_projected": torch.from_numpy(teacher.band_gains(p.noisy))[None, : spec.shape[1]],
-        }
-        for k, g in gains.items():
+        for k, fn in gain_fns.items():
+            with torch.no_grad():
+                g = fn(p, spec, clean)
             y = fullband.istft(spec * (g @ net.erb_expand))[0].numpy()[HOP : HOP + len(p.noisy)]
             y = np.pad(y, (0, len(p.noisy) - len(y)))
             ref = soxr.resample(p.clean.astype(np.float64), SAMPLE_RATE, 16000)
@@ -219,6 +216,41 @@ def bounds(log=print) -> dict:
     for k, v in result.items():
         log(f"{k:28s} PESQ-WB {v['pesq_wb']:.2f}  SI-SDR {v['si_sdr_db']:.2f} dB")
     return result
+
+
+def bounds(log=print) -> dict:
+    """PESQ-WB / SI-SDR on the eval dev pairs of: the ideal ERB gains (from the clean speech),
+    and DeepFilterNet3's output projected onto ERB gains (the distillation target)."""
+    import torch
+
+    from . import fullband
+
+    teacher = Teacher()
+    net = fullband.FullBandNet()
+    return _score_gains(
+        {
+            "ideal_erb_gains": lambda p, spec, clean: fullband.band_gain_target(spec.real, spec.imag, clean.real, clean.imag, net),
+            "deepfilternet3_projected": lambda p, spec, clean: torch.from_numpy(teacher.band_gains(p.noisy))[None, : spec.shape[1]],
+        },
+        log,
+    )
+
+
+def score_checkpoints(paths: list[Path], log=print) -> dict:
+    """The same scores for gains-only checkpoints of ``models.train`` (to choose which to export)."""
+    import torch
+
+    from . import fullband
+
+    fns = {}
+    for path in paths:
+        ck = torch.load(path, weights_only=False, map_location="cpu")
+        net = fullband.FullBandNet(**{**ck["config"]["net"], "deep_filter": False})
+        net.load_state_dict(ck["model"])
+        net.switch_off_deep_filter()
+        net.eval()
+        fns[f"{Path(path).name} (step {ck['step']})"] = lambda p, spec, clean, net=net: net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())[2]
+    return _score_gains(fns, log)
 
 
 def main(argv=None) -> int:
@@ -231,9 +263,18 @@ def main(argv=None) -> int:
     b.add_argument("--seed", type=int, default=7)
     b.add_argument("--workers", type=int, default=2)
     sub.add_parser("bounds", help="what gains-only models could reach on the dev pairs")
+    sc = sub.add_parser("score", help="the same scores for gains-only training checkpoints")
+    sc.add_argument("checkpoints", type=Path, nargs="+")
     args = ap.parse_args(argv)
     if args.cmd == "bounds":
         bounds()
+        return 0
+    if args.cmd == "score":
+        for path in args.checkpoints:
+            if not path.is_file():
+                print(f"error: {path}: no such checkpoint", file=sys.stderr)
+                return 2
+        score_checkpoints(args.checkpoints)
         return 0
     try:
         mix = {**json.loads(args.config.read_text())["mix"], "seed": args.seed}

@@ -270,6 +270,7 @@ def main(argv=None) -> int:
     ap.add_argument("config", type=Path)
     ap.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this many minutes; run again to resume")
     ap.add_argument("--export", action="store_true", help="only export the best checkpoint to ONNX + manifest + golden pair")
+    ap.add_argument("--checkpoint", type=Path, help="with --export: export this checkpoint instead of the recipe's best-on-dev-loss one")
     ap.add_argument("--device", help="cpu or cuda (default: cuda when there is one)")
     ap.add_argument("--workers", type=int, help="mixing processes (default: the config's)")
     ap.add_argument("--no-export", action="store_true", help="train only (e.g. on a machine without onnxruntime)")
@@ -297,7 +298,7 @@ def main(argv=None) -> int:
             return 0
     from .export_fullband import export
 
-    export(cfg)
+    export(cfg, args.checkpoint)
     return 0
 
 

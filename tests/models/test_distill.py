@@ -86,3 +86,10 @@ def test_cache_is_deterministic_and_matches_the_mixer(tmp_path):
     assert order == [distill.CachedSet(a, seed=0).index(i) for i in range(6)]
     noisy, clean, gains = cached[4]
     assert noisy.dtype == np.float32 and gains.shape == (100, 32)
+
+
+def test_score_names_a_missing_checkpoint_in_one_line(tmp_path, capsys):
+    missing = tmp_path / "nope.pt"
+    assert distill.main(["score", str(missing)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {missing}: no such checkpoint"]
