@@ -82,18 +82,15 @@ class Teacher:
 
     def _network(self, s: np.ndarray):
         erb = 10.0 * np.log10((s.real**2 + s.imag**2) @ self.avg + 1e-10)
+        from plugin_host.deepfilternet import initial_norms, normalise
+
         low = s[:, :NB_DF]
-        mag = np.abs(low)
-        mean, unit = np.linspace(-60.0, -90.0, BANDS), np.linspace(0.001, 0.0001, NB_DF)
+        mean, unit = initial_norms(BANDS, NB_DF)
         t_all = len(s)
         feat_erb = np.empty((t_all, BANDS), np.float32)
         feat_spec = np.empty((t_all, NB_DF), np.complex64)
-        a = self.alpha
-        for t in range(t_all):
-            mean = erb[t] * (1.0 - a) + mean * a
-            unit = mag[t] * (1.0 - a) + unit * a
-            feat_erb[t] = (erb[t] - mean) / 40.0
-            feat_spec[t] = low[t] / np.sqrt(unit)
+        for t in range(t_all):  # the same per-frame normalisation as the engine's streaming DeepFilterNet3
+            feat_erb[t], feat_spec[t], mean, unit = normalise(erb[t], low[t], mean, unit, self.alpha)
         spec = np.stack([feat_spec.real, feat_spec.imag])[None].astype(np.float32)
         e = dict(zip(("e0", "e1", "e2", "e3", "emb", "c0", "lsnr"), self.sessions["enc"].run(None, {"feat_erb": feat_erb[None, None], "feat_spec": spec})))
         gains = self.sessions["erb_dec"].run(None, {k: e[k] for k in ("emb", "e3", "e2", "e1", "e0")})[0].reshape(t_all, BANDS)
@@ -190,16 +187,13 @@ class CachedSet:
 # ---------------------------------------------------------------------------------------- bounds
 def _score_gains(gain_fns: dict, log=print) -> dict:
     """PESQ-WB / SI-SDR on the eval dev pairs of each ``name -> fn(pair, noisy_spec, clean_spec)``
-    that gives ERB gains (1, T, bands), applied to the noisy spectrum as a gains-only model would."""
-    import soxr
+    that gives per-bin gains (1, T, F), applied to the noisy spectrum as a gains-only model would."""
     import torch
-    from pesq import pesq
 
-    from plugin_host.evaluation import build_dev_set, si_sdr
+    from plugin_host.evaluation import build_dev_set, pesq_wb, si_sdr
 
     from . import fullband
 
-    net = fullband.FullBandNet()
     scores: dict[str, list] = {k: [] for k in gain_fns}
     for p in build_dev_set():
         spec = fullband.stft(torch.from_numpy(p.noisy)[None])
@@ -207,14 +201,19 @@ def _score_gains(gain_fns: dict, log=print) -> dict:
         for k, fn in gain_fns.items():
             with torch.no_grad():
                 g = fn(p, spec, clean)
-            y = fullband.istft(spec * (g @ net.erb_expand))[0].numpy()[HOP : HOP + len(p.noisy)]
+            y = fullband.istft(spec * g)[0].numpy()[HOP : HOP + len(p.noisy)]
             y = np.pad(y, (0, len(p.noisy) - len(y)))
-            ref = soxr.resample(p.clean.astype(np.float64), SAMPLE_RATE, 16000)
-            deg = soxr.resample(y.astype(np.float64), SAMPLE_RATE, 16000)
-            scores[k].append((float(pesq(16000, ref, deg, "wb")), si_sdr(p.clean, y)))
-    result = {k: {"pesq_wb": round(float(np.mean([a for a, _ in v])), 2), "si_sdr_db": round(float(np.mean([b for _, b in v])), 2)} for k, v in scores.items() if v}
-    for k, v in result.items():
-        log(f"{k:28s} PESQ-WB {v['pesq_wb']:.2f}  SI-SDR {v['si_sdr_db']:.2f} dB")
+            scores[k].append((pesq_wb(p.clean, y), si_sdr(p.clean, y), p.snr_db))
+
+    def mean(rows):
+        return {"pesq_wb": round(float(np.mean([r[0] for r in rows])), 2), "si_sdr_db": round(float(np.mean([r[1] for r in rows])), 2)}
+
+    result = {}
+    for k, rows in scores.items():
+        snrs = sorted({r[2] for r in rows})
+        result[k] = {**mean(rows), "per_snr_db": {snr: mean([r for r in rows if r[2] == snr]) for snr in snrs}}
+        per_snr = " | ".join(f"{snr:g} dB: {v['pesq_wb']:.2f} / {v['si_sdr_db']:.2f}" for snr, v in result[k]["per_snr_db"].items())
+        log(f"{k:28s} PESQ-WB {result[k]['pesq_wb']:.2f}  SI-SDR {result[k]['si_sdr_db']:.2f} dB  (per input SNR, PESQ-WB / SI-SDR: {per_snr})")
     return result
 
 
@@ -229,8 +228,8 @@ def bounds(log=print) -> dict:
     net = fullband.FullBandNet()
     return _score_gains(
         {
-            "ideal_erb_gains": lambda p, spec, clean: fullband.band_gain_target(spec.real, spec.imag, clean.real, clean.imag, net),
-            "deepfilternet3_projected": lambda p, spec, clean: torch.from_numpy(teacher.band_gains(p.noisy))[None, : spec.shape[1]],
+            "ideal_erb_gains": lambda p, spec, clean: fullband.band_gain_target(spec.real, spec.imag, clean.real, clean.imag, net) @ net.erb_expand,
+            "deepfilternet3_projected": lambda p, spec, clean: torch.from_numpy(teacher.band_gains(p.noisy))[None, : spec.shape[1]] @ net.erb_expand,
         },
         log,
     )
@@ -249,7 +248,7 @@ def score_checkpoints(paths: list[Path], log=print) -> dict:
         net.load_state_dict(ck["model"])
         net.switch_off_deep_filter()
         net.eval()
-        fns[f"{Path(path).name} (step {ck['step']})"] = lambda p, spec, clean, net=net: net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())[2]
+        fns[f"{Path(path).name} (step {ck['step']})"] = lambda p, spec, clean, net=net: net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())[2] @ net.erb_expand
     return _score_gains(fns, log)
 
 

@@ -91,6 +91,11 @@ def build_net(cfg: dict) -> fullband.FullBandNet:
     return fullband.FullBandNet(**cfg.get("net", {}))
 
 
+def _sqrt_mse(gains: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """RNNoise's gain loss: MSE between square-rooted gains."""
+    return torch.nn.functional.mse_loss((gains + 1e-6).sqrt(), (target + 1e-6).sqrt())
+
+
 def losses(net, noisy, clean, weights: dict, teacher: torch.Tensor | None = None) -> dict:
     n_spec, c_spec = fullband.stft(noisy), fullband.stft(clean)
     n_re, n_im = n_spec.real.contiguous(), n_spec.imag.contiguous()
@@ -101,11 +106,10 @@ def losses(net, noisy, clean, weights: dict, teacher: torch.Tensor | None = None
     scale = 1.0 / (noisy.pow(2).mean(-1).sqrt() + 1e-5)[:, None, None]
     mag, cplx = fullband.compressed_loss(o_re * scale, o_im * scale, c_re * scale, c_im * scale)
     target = fullband.band_gain_target(n_re, n_im, c_re, c_im, net)
-    gain = torch.nn.functional.mse_loss((gains + 1e-6).sqrt(), (target + 1e-6).sqrt())
-    parts = {"mag": mag, "cplx": cplx, "gain": gain}
+    parts = {"mag": mag, "cplx": cplx, "gain": _sqrt_mse(gains, target)}
     if teacher is not None and weights.get("teacher"):
         # distillation: DeepFilterNet3's output projected onto the same ERB bands (models/distill.py)
-        parts["teacher"] = torch.nn.functional.mse_loss((gains + 1e-6).sqrt(), (teacher[:, : gains.shape[1]] + 1e-6).sqrt())
+        parts["teacher"] = _sqrt_mse(gains, teacher[:, : gains.shape[1]])
     parts["total"] = sum(weights.get(k, 1.0) * v for k, v in parts.items())
     return parts
 

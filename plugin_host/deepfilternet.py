@@ -180,6 +180,19 @@ def norm_alpha(sample_rate: int, hop: int, tau: float) -> float:
         precision += 1
 
 
+def initial_norms(nb_erb: int, nb_df: int) -> tuple[np.ndarray, np.ndarray]:
+    """libDF's starting values of the two running means (ERB dB, low-bin magnitude)."""
+    return np.linspace(-60.0, -90.0, nb_erb), np.linspace(0.001, 0.0001, nb_df)
+
+
+def normalise(erb_db: np.ndarray, low: np.ndarray, mean: np.ndarray, unit: np.ndarray, alpha: float):
+    """libDF's feature normalisation of one frame: ERB dB against its running mean, low bins
+    against the root of their running mean magnitude. Returns (feat_erb, feat_spec, mean, unit)."""
+    mean = erb_db * (1.0 - alpha) + mean * alpha
+    unit = np.abs(low) * (1.0 - alpha) + unit * alpha
+    return (erb_db - mean) / 40.0, low / np.sqrt(unit), mean, unit
+
+
 class DeepFilterNetProcessor(Controls):
     def __init__(self, model: LoadedModel, attenuation_limit_db: float = MAX_ATTENUATION_DB, mix: float = 1.0):
         from .stft import StreamingSTFT
@@ -207,8 +220,7 @@ class DeepFilterNetProcessor(Controls):
         n_bins = self.frame_size // 2 + 1
         self.stft.reset()
         self.graphs.reset()
-        self.mean_norm = np.linspace(-60.0, -90.0, len(self.widths))
-        self.unit_norm = np.linspace(0.001, 0.0001, self.nb_df)
+        self.mean_norm, self.unit_norm = initial_norms(len(self.widths), self.nb_df)
         # the last df_order noisy spectra: the deep filter's window, which ends at the newest frame
         self.noisy = deque([np.zeros(n_bins, np.complex128) for _ in range(max(self.df_order, self.conv_lookahead + 1))])
 
@@ -217,11 +229,8 @@ class DeepFilterNetProcessor(Controls):
         power = s.real**2 + s.imag**2
         band = np.bincount(self.band_of_bin, weights=power) / self.widths
         erb = 10.0 * np.log10(band + 1e-10)
-        self.mean_norm = erb * (1.0 - self.alpha) + self.mean_norm * self.alpha
-        feat_erb = ((erb - self.mean_norm) / 40.0).astype(np.float32).reshape(1, 1, 1, -1)
-        low = s[: self.nb_df]
-        self.unit_norm = np.abs(low) * (1.0 - self.alpha) + self.unit_norm * self.alpha
-        low = low / np.sqrt(self.unit_norm)
+        feat_erb, low, self.mean_norm, self.unit_norm = normalise(erb, s[: self.nb_df], self.mean_norm, self.unit_norm, self.alpha)
+        feat_erb = feat_erb.astype(np.float32).reshape(1, 1, 1, -1)
         feat_spec = np.stack([low.real, low.imag]).astype(np.float32).reshape(1, 2, 1, -1)
         return feat_erb, feat_spec
 

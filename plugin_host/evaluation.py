@@ -155,20 +155,34 @@ def pause_reduction_db(pair: Pair, output: np.ndarray, frame: int = 480) -> floa
     return float(10 * np.log10((e_in + 1e-12) / (e_out + 1e-12)))
 
 
+def _at_metric_rate(clean: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return tuple(soxr.resample(x.astype(np.float64), EVAL_RATE, METRIC_RATE) for x in (clean, estimate))
+
+
+def _pesq_wb(ref: np.ndarray, deg: np.ndarray) -> float:
+    from pesq import pesq
+
+    try:
+        return float(pesq(METRIC_RATE, ref, deg, "wb"))
+    except Exception:  # pesq refuses signals it finds no speech in
+        return float("nan")
+
+
+def pesq_wb(clean: np.ndarray, estimate: np.ndarray) -> float:
+    """PESQ-WB of ``estimate`` (48 kHz) against ``clean``, at the metric rate (needs the eval extra)."""
+    return _pesq_wb(*_at_metric_rate(clean, estimate))
+
+
 def quality(clean: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
     """PESQ-WB, STOI and DNSMOS P.835 of ``estimate`` (48 kHz) against ``clean``; empty without the eval extra."""
     try:
-        from pesq import pesq
+        import pesq  # noqa: F401
         from pystoi import stoi
         from speechmos import dnsmos
     except ImportError:
         return {}
-    ref = soxr.resample(clean.astype(np.float64), EVAL_RATE, METRIC_RATE)
-    deg = soxr.resample(estimate.astype(np.float64), EVAL_RATE, METRIC_RATE)
-    try:
-        p = float(pesq(METRIC_RATE, ref, deg, "wb"))
-    except Exception:  # pesq refuses signals it finds no speech in
-        p = float("nan")
+    ref, deg = _at_metric_rate(clean, estimate)
+    p = _pesq_wb(ref, deg)
     mos = dnsmos.run(np.clip(deg, -1.0, 1.0).astype(np.float32), METRIC_RATE)
     return {
         "pesq_wb": p,
