@@ -25,7 +25,6 @@ training at such a folder, and the loss weight ``teacher`` adds the distillation
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import tarfile
@@ -146,7 +145,7 @@ def build(out: Path, mix: dict, examples: int, workers: int = 2, log=print) -> P
     from .mixing import MixConfig
 
     cfg = MixConfig.from_dict(mix)
-    n = int(round(cfg.seconds * SAMPLE_RATE))
+    n = round(cfg.seconds * SAMPLE_RATE)
     out.mkdir(parents=True, exist_ok=True)
     for name, shape in (("noisy", (examples, n)), ("clean", (examples, n)), ("teacher", (examples, n // HOP, BANDS))):
         np.lib.format.open_memmap(out / f"{name}.npy", mode="w+", dtype=np.float16, shape=shape).flush()
