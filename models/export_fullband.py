@@ -56,7 +56,7 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
             "examples": int(checkpoint["step"]) * int(cfg["batch_size"]),
             "hours_of_audio": round(int(checkpoint["step"]) * int(cfg["batch_size"]) * mix.seconds / 3600, 1),
             "minutes": round(float(checkpoint.get("seconds", 0.0)) / 60, 1),
-            "machine": f"CPU, {cfg.get('threads', 2)} threads",
+            "machine": cfg.get("machine", f"CPU, {cfg.get('threads', 2)} threads"),
             "data": SOURCES,
             "snr_db": list(mix.snr_db),
         },
@@ -85,6 +85,8 @@ def export(cfg: dict, checkpoint_path: Path | None = None, out_dir: Path = MODEL
         ck["model"]["df_head.bias"].zero_()
     net = fullband.FullBandNet(**cfg.get("net", {}))
     net.load_state_dict(ck["model"])
+    if not deep_filter:
+        net.switch_off_deep_filter()
     net.eval()
     step = fullband.FullBandStep(net).eval()
     frames = parity_frames(fullband.SAMPLE_RATE, fullband.N_FFT, fullband.HOP, "sqrt_hann", feature="complex", seconds=4.0)

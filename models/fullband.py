@@ -58,6 +58,56 @@ def erb_matrices(widths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     return avg, expand
 
 
+def causal_ema(x: torch.Tensor, init: torch.Tensor, alpha: float, block: int = 128) -> torch.Tensor:
+    """``m_t = (1 - alpha) x_t + alpha m_{t-1}`` with ``m_{-1} = init`` over the frames of (B, T, F) ``x``:
+    the streaming step's running mean, as one small matrix product per block of frames (a
+    frame-by-frame loop is hundreds of tiny kernel launches per batch on a GPU)."""
+    b, t, f = x.shape
+    k = torch.arange(block, device=x.device, dtype=x.dtype)
+    lag = k[:, None] - k[None, :]
+    weights = torch.where(lag >= 0, (1 - alpha) * alpha ** lag.clamp(min=0), torch.zeros((), dtype=x.dtype, device=x.device))
+    decay = alpha ** (k + 1)  # what the state before the block still weighs at each frame of it
+    out, state = [], init
+    for start in range(0, t, block):
+        chunk = x[:, start : start + block]
+        n = chunk.shape[1]
+        m = torch.einsum("ts,bsf->btf", weights[:n, :n], chunk) + decay[:n, None] * state[:, None, :]
+        out.append(m)
+        state = m[:, -1]
+    return torch.cat(out, 1) if out else x.new_zeros(b, 0, f)
+
+
+def grow_state_dict(net: "FullBandNet", old: dict) -> dict:
+    """Weights of a smaller FullBandNet (fewer channels, fewer trailing layers) placed in ``net`` so
+    that ``net`` computes exactly the same function (Net2Net-style growth, Chen et al. 2016): old
+    weights fill the top-left blocks; what feeds the old channels from new ones, the heads' new
+    inputs, and the convolutions of appended layers start at zero (an appended residual layer is then
+    the identity); the new channels' own inputs start from ``net``'s fresh random weights, so they
+    learn as soon as the zeroed weights move."""
+    new = {k: v.clone() for k, v in net.state_dict().items()}
+    c_old = old["inp.weight"].shape[0]
+    layers_old = sum(1 for k in old if k.startswith("convs.") and k.endswith(".weight"))
+    if c_old > net.channels or layers_old > len(net.dilations):
+        raise ValueError(f"cannot shrink: checkpoint has {c_old} channels, {layers_old} layers; net has {net.channels}, {len(net.dilations)}")
+    for i in range(layers_old, len(net.dilations)):
+        new[f"convs.{i}.weight"].zero_()
+        new[f"convs.{i}.bias"].zero_()
+    for key, value in old.items():
+        target = new[key]
+        if target.shape == value.shape:
+            target.copy_(value)
+            continue
+        if key.startswith("convs.") and key.endswith(".weight"):
+            target[:c_old, c_old:] = 0.0  # the old channels are not fed by the new ones
+            target[:c_old, :c_old] = value
+        elif key.startswith(("gain_head", "df_head")) and key.endswith(".weight"):
+            target[:, c_old:] = 0.0
+            target[:, :c_old] = value
+        else:  # inp.weight, biases, PReLU slopes: along the output channels
+            target[: value.shape[0]] = value
+    return new
+
+
 class FullBandNet(nn.Module):
     def __init__(self, channels: int = 128, dilations=(1, 2, 4, 8, 16, 32, 64, 1), kernel: int = 3, bands: int = 32, df_bins: int = 96, df_order: int = 3, deep_filter: bool = True):
         super().__init__()
@@ -98,17 +148,9 @@ class FullBandNet(nn.Module):
         """(B, T, F) real/imag spectra -> (B, C_in, T) normalised features (causal, as streamed)."""
         band_db = self._band_db(re, im)
         mag = torch.sqrt(re[..., : self.df_bins] ** 2 + im[..., : self.df_bins] ** 2)
-        b, t, _ = re.shape
-        mean = self.erb_init.expand(b, -1)
-        unit = self.unit_init.expand(b, -1)
-        means, units = [], []
-        for i in range(t):
-            mean = band_db[:, i] * (1 - NORM_ALPHA) + mean * NORM_ALPHA
-            unit = mag[:, i] * (1 - NORM_ALPHA) + unit * NORM_ALPHA
-            means.append(mean)
-            units.append(unit)
-        mean = torch.stack(means, 1)
-        unit = torch.sqrt(torch.stack(units, 1))
+        b = re.shape[0]
+        mean = causal_ema(band_db, self.erb_init.expand(b, -1), NORM_ALPHA)
+        unit = torch.sqrt(causal_ema(mag, self.unit_init.expand(b, -1), NORM_ALPHA))
         erb_feat = (band_db - mean) / 40.0
         df_feat = torch.cat([re[..., : self.df_bins] / unit, im[..., : self.df_bins] / unit], -1)
         return torch.cat([erb_feat, df_feat], -1).transpose(1, 2)
@@ -185,7 +227,8 @@ class FullBandStep(nn.Module):
             h = h + act(conv(window))
             new_states.append(window[..., 1:])
         gains = torch.sigmoid(n.gain_head(h))[..., 0]  # (1, bands)
-        coefs = n.df_head(h)[..., 0]
+        # gains only: the zeroed head is left out of the graph (its weights need not ship)
+        coefs = n.df_head(h)[..., 0] if n.deep_filter else h.new_zeros(1, n.df_bins * n.df_order * 2)
         hist_re = torch.cat([low_re.unsqueeze(1), df_hist[:, 0]], 1)  # (1, order, df_bins)
         hist_im = torch.cat([low_im.unsqueeze(1), df_hist[:, 1]], 1)
         out_re, out_im = n.apply(re, im, gains, coefs, hist_re, hist_im)

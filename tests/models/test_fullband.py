@@ -171,3 +171,61 @@ def test_distillation_recipe_trains_gains_only_from_a_teacher_cache(tmp_path, mo
     assert not torch.equal(trained["gain_head.weight"], donor.gain_head.weight)  # the gains did train
     with pytest.raises(RuntimeError, match="python -m models.distill build"):
         train.cache_folder({"cache": {"dir": str(tmp_path / "nothing"), "examples": 4, "seed": 4}})
+
+
+def test_causal_ema_equals_the_streaming_recursion():
+    """The block-matrix running mean of the training graph == the step's frame-by-frame recursion,
+    across block boundaries and for a length that is no multiple of the block."""
+    x, init = torch.randn(2, 301, 7, dtype=torch.float64), torch.randn(2, 7, dtype=torch.float64)
+    m, ref = init, []
+    for t in range(x.shape[1]):
+        m = x[:, t] * (1 - fullband.NORM_ALPHA) + m * fullband.NORM_ALPHA
+        ref.append(m)
+    for block in (1, 64, 128, 400):
+        torch.testing.assert_close(fullband.causal_ema(x, init, fullband.NORM_ALPHA, block), torch.stack(ref, 1), rtol=0, atol=1e-10)
+
+
+def test_a_grown_net_starts_as_the_same_function_and_its_new_parts_learn():
+    small = _net(df=False)
+    big = fullband.FullBandNet(**{**TINY, "channels": 24, "dilations": TINY["dilations"] + [8, 1]})
+    big.load_state_dict(fullband.grow_state_dict(big, small.state_dict()))
+    big.switch_off_deep_filter()
+    x = torch.randn(2, 24000) * 0.05
+    spec = fullband.stft(x)
+    re, im = spec.real.contiguous(), spec.imag.contiguous()
+    with torch.no_grad():
+        for a, b in zip(small.forward_sequence(re, im), big.forward_sequence(re, im)):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    parts = train.losses(big, x, x * 0.5, {"mag": 1.0, "cplx": 1.0, "gain": 0.2})
+    parts["total"].backward()
+    assert float(big.gain_head.weight.grad[:, 16:].abs().max()) > 0  # the zeroed links to new channels move
+    assert float(big.convs[3].weight.grad.abs().max()) > 0  # and so does an appended (identity) layer
+    with pytest.raises(ValueError, match="cannot shrink"):
+        fullband.grow_state_dict(small, big.state_dict())
+
+
+def test_si_sdr_term_matches_the_evaluation_measure():
+    rng = np.random.default_rng(5)
+    ref = rng.standard_normal((3, 4800)).astype(np.float32)
+    est = ref * 0.7 + 0.2 * rng.standard_normal((3, 4800)).astype(np.float32)
+    got = train.si_sdr_torch(torch.from_numpy(est), torch.from_numpy(ref)).numpy()
+    np.testing.assert_allclose(got, [train.si_sdr_db(e, r) for e, r in zip(est, ref)], atol=1e-3)
+    assert float(train.si_sdr_torch(torch.ones(1, 10), torch.zeros(1, 10))[0]) == 0.0  # a silent reference counts 0
+    net = _net(df=False)
+    x = torch.randn(2, 24000) * 0.05
+    parts = train.losses(net, x + 0.01 * torch.randn(2, 24000), x, {"sisdr": 0.02})
+    assert "sisdr" in parts and -40 < float(parts["sisdr"]) < 0  # minus the SI-SDR in dB of a decent estimate
+
+
+def test_a_gains_only_export_leaves_the_deep_filter_out_of_the_file(tmp_path):
+    import onnx
+
+    from models.export_fullband import export
+
+    cfg = {"name": "fb_gains", "net": TINY, "mix": {"seconds": 1.0}, "batch_size": 2, "export_deep_filter": False, "machine": "a test"}
+    torch.save({"model": _net().state_dict(), "step": 3, "seconds": 1.0}, tmp_path / "ck.pt")
+    export(cfg, tmp_path / "ck.pt", tmp_path)
+    weights = {t.name for t in onnx.load(str(tmp_path / "fb_gains.onnx")).graph.initializer}
+    assert not any("df_head" in name for name in weights) and any("gain_head" in name for name in weights)
+    manifest = json.loads((tmp_path / "fb_gains.json").read_text())
+    assert manifest["architecture"]["deep_filter"]["enabled"] is False and manifest["training"]["machine"] == "a test"
