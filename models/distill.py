@@ -251,6 +251,33 @@ def score_checkpoints(paths: list[Path], log=print) -> dict:
     return _score_gains(fns, log)
 
 
+def recipe_losses(paths: list[Path], examples: int = 32, seed: int = 10_001, log=print) -> dict:
+    """The training recipe's own loss terms (mag, cplx, gain at 0.2) of gains-only checkpoints on
+    fixed dev-split mixtures: to set beside ``score``, which measures what the evaluation measures."""
+    import torch
+
+    from . import fullband, train
+    from .mixing import MixConfig, Mixer
+
+    cfg = json.loads((Path(__file__).resolve().parent / "configs" / "noisenil_fb.json").read_text())
+    mixer = Mixer(MixConfig.from_dict({**cfg["mix"], "seed": seed, "split": "dev"}))
+    pairs = [mixer.example(i) for i in range(examples)]
+    noisy = torch.stack([torch.from_numpy(e["noisy"]) for e in pairs])
+    clean = torch.stack([torch.from_numpy(e["clean"]) for e in pairs])
+    out = {}
+    for path in paths:
+        ck = torch.load(path, weights_only=False, map_location="cpu")
+        net = fullband.FullBandNet(**{**ck["config"]["net"], "deep_filter": False})
+        net.load_state_dict(ck["model"])
+        net.switch_off_deep_filter()
+        net.eval()
+        with torch.no_grad():
+            parts = {k: float(v) for k, v in train.losses(net, noisy, clean, {"mag": 1.0, "cplx": 1.0, "gain": 0.2}).items()}
+        out[str(path)] = parts
+        log(f"{Path(path).name} (step {ck['step']}) " + "  ".join(f"{k} {v:.4f}" for k, v in parts.items()))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m models.distill", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -263,16 +290,18 @@ def main(argv=None) -> int:
     sub.add_parser("bounds", help="what gains-only models could reach on the dev pairs")
     sc = sub.add_parser("score", help="the same scores for gains-only training checkpoints")
     sc.add_argument("checkpoints", type=Path, nargs="+")
+    lo = sub.add_parser("losses", help="the recipe's own loss terms of checkpoints on 32 dev-split mixtures")
+    lo.add_argument("checkpoints", type=Path, nargs="+")
     args = ap.parse_args(argv)
     if args.cmd == "bounds":
         bounds()
         return 0
-    if args.cmd == "score":
+    if args.cmd in ("score", "losses"):
         for path in args.checkpoints:
             if not path.is_file():
                 print(f"error: {path}: no such checkpoint", file=sys.stderr)
                 return 2
-        score_checkpoints(args.checkpoints)
+        (score_checkpoints if args.cmd == "score" else recipe_losses)(args.checkpoints)
         return 0
     try:
         mix = {**json.loads(args.config.read_text())["mix"], "seed": args.seed}

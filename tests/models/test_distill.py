@@ -93,3 +93,20 @@ def test_score_names_a_missing_checkpoint_in_one_line(tmp_path, capsys):
     assert distill.main(["score", str(missing)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: {missing}: no such checkpoint"]
+
+
+def test_losses_names_a_missing_checkpoint_and_reports_the_recipe_terms(tmp_path, capsys):
+    torch = pytest.importorskip("torch", reason="needs torch")
+    from models import fullband
+
+    missing = tmp_path / "nope.pt"
+    assert distill.main(["losses", str(missing)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {missing}: no such checkpoint"]
+    if not (SHARED_DATA / "manifest.csv").is_file():
+        pytest.skip(f"corpus not present at {SHARED_DATA}")
+    tiny = {"channels": 8, "dilations": [1, 2], "kernel": 3, "bands": 32, "df_bins": 96, "df_order": 3}
+    torch.manual_seed(0)
+    torch.save({"model": fullband.FullBandNet(**tiny).state_dict(), "config": {"net": tiny}, "step": 1}, tmp_path / "t.pt")
+    (parts,) = distill.recipe_losses([tmp_path / "t.pt"], examples=2, log=lambda *_: None).values()
+    assert all(np.isfinite(v) and v >= 0 for v in parts.values())
+    assert parts["total"] == pytest.approx(parts["mag"] + parts["cplx"] + 0.2 * parts["gain"], rel=1e-5)
