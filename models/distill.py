@@ -234,19 +234,24 @@ def bounds(log=print) -> dict:
     )
 
 
-def score_checkpoints(paths: list[Path], log=print) -> dict:
-    """The same scores for gains-only checkpoints of ``models.train`` (to choose which to export)."""
+def _gains_only_net(path: Path):
+    """A ``models.train`` checkpoint as the gains-only net it would export as, and the checkpoint."""
     import torch
 
     from . import fullband
 
+    ck = torch.load(path, weights_only=False, map_location="cpu")
+    net = fullband.FullBandNet(**{**ck["config"]["net"], "deep_filter": False})
+    net.load_state_dict(ck["model"])
+    net.switch_off_deep_filter()
+    return net.eval(), ck
+
+
+def score_checkpoints(paths: list[Path], log=print) -> dict:
+    """The same scores for gains-only checkpoints of ``models.train`` (to choose which to export)."""
     fns = {}
     for path in paths:
-        ck = torch.load(path, weights_only=False, map_location="cpu")
-        net = fullband.FullBandNet(**{**ck["config"]["net"], "deep_filter": False})
-        net.load_state_dict(ck["model"])
-        net.switch_off_deep_filter()
-        net.eval()
+        net, ck = _gains_only_net(path)
         fns[f"{Path(path).name} (step {ck['step']})"] = lambda p, spec, clean, net=net: net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())[2] @ net.erb_expand
     return _score_gains(fns, log)
 
@@ -256,7 +261,7 @@ def recipe_losses(paths: list[Path], examples: int = 32, seed: int = 10_001, log
     fixed dev-split mixtures: to set beside ``score``, which measures what the evaluation measures."""
     import torch
 
-    from . import fullband, train
+    from . import train
     from .mixing import MixConfig, Mixer
 
     cfg = json.loads((Path(__file__).resolve().parent / "configs" / "noisenil_fb.json").read_text())
@@ -266,11 +271,7 @@ def recipe_losses(paths: list[Path], examples: int = 32, seed: int = 10_001, log
     clean = torch.stack([torch.from_numpy(e["clean"]) for e in pairs])
     out = {}
     for path in paths:
-        ck = torch.load(path, weights_only=False, map_location="cpu")
-        net = fullband.FullBandNet(**{**ck["config"]["net"], "deep_filter": False})
-        net.load_state_dict(ck["model"])
-        net.switch_off_deep_filter()
-        net.eval()
+        net, ck = _gains_only_net(path)
         with torch.no_grad():
             parts = {k: float(v) for k, v in train.losses(net, noisy, clean, {"mag": 1.0, "cplx": 1.0, "gain": 0.2}).items()}
         out[str(path)] = parts

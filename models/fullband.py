@@ -77,7 +77,7 @@ def causal_ema(x: torch.Tensor, init: torch.Tensor, alpha: float, block: int = 1
     return torch.cat(out, 1) if out else x.new_zeros(b, 0, f)
 
 
-def grow_state_dict(net: "FullBandNet", old: dict) -> dict:
+def grow_state_dict(net: FullBandNet, old: dict) -> dict:
     """Weights of a smaller FullBandNet (fewer channels, fewer trailing layers) placed in ``net`` so
     that ``net`` computes exactly the same function (Net2Net-style growth, Chen et al. 2016): old
     weights fill the top-left blocks; what feeds the old channels from new ones, the heads' new

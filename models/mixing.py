@@ -122,7 +122,7 @@ def _fades(n: int, fade: int = SAMPLE_RATE // 100) -> np.ndarray:
     return env
 
 
-def warm(config: "MixConfig", threads: int = 8) -> int:
+def warm(config: MixConfig, threads: int = 8) -> int:
     """Decode every file ``Mixer(config)`` can draw into this process' cache, with a thread pool
     (libsndfile runs outside the GIL). Called in the training process before its mixing workers
     fork, so they share one decoded copy instead of each decoding the corpus. Returns the count."""
