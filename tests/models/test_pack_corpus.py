@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 
 from models import data, pack_corpus
+from models import mixing
 from models.mixing import MixConfig, Mixer
 from tests.conftest import SHARED_DATA
 
@@ -32,7 +33,12 @@ def test_pack_is_small_playable_and_mixable(tmp_path):
             assert row["path"].endswith(".opus") and rate in (16000, 24000, 48000)
             assert abs(len(x) / rate - orig.seconds) < 0.1  # same length, same pitch
     assert size < 0.6 * originals
-    mixer = Mixer(MixConfig(seconds=1.0, data_dir=str(tmp_path), seed=3))
+    # the training process decodes every drawable file once, before its mixing workers fork
+    config = MixConfig(seconds=1.0, data_dir=str(tmp_path), seed=3)
+    assert mixing.warm(config, threads=2) == n
+    hits = mixing._native.cache_info().hits
+    mixer = Mixer(config)
     ex = mixer.example(0)
     assert ex["noisy"].shape == ex["clean"].shape == (48000,) and np.all(np.isfinite(ex["noisy"]))
     assert np.sqrt(np.mean(ex["noisy"] ** 2)) > 1e-4
+    assert mixing._native.cache_info().hits > hits  # the example came from the decoded cache
