@@ -96,12 +96,11 @@ def test_score_names_a_missing_checkpoint_in_one_line(tmp_path, capsys):
 
 
 def test_losses_names_a_missing_checkpoint_and_reports_the_recipe_terms(tmp_path, capsys):
-    torch = pytest.importorskip("torch", reason="needs torch")
-    from models import fullband
-
     missing = tmp_path / "nope.pt"
     assert distill.main(["losses", str(missing)]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [f"error: {missing}: no such checkpoint"]
+    torch = pytest.importorskip("torch", reason="the recipe terms need torch")
+    from models import fullband
     if not (SHARED_DATA / "manifest.csv").is_file():
         pytest.skip(f"corpus not present at {SHARED_DATA}")
     tiny = {"channels": 8, "dilations": [1, 2], "kernel": 3, "bands": 32, "df_bins": 96, "df_order": 3}
