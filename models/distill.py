@@ -183,6 +183,114 @@ class CachedSet:
         return (np.asarray(self.noisy[j], np.float32), np.asarray(self.clean[j], np.float32), np.asarray(self.teacher[j], np.float32))
 
 
+# ------------------------------------------------------------------------------------ live cache
+# On a lent GPU machine a built cache cannot travel (5.8 GB per 10k examples) and building one first
+# would spend the sitting. ``python -m models.distill live DIR`` instead labels mixtures
+# 0, 1, 2, ... of a seed in worker processes for as long as it runs (about 11 a second per core),
+# writing them into a fixed ring of ``capacity`` slots; a recipe with a ``live`` key trains on
+# whatever is ready, each batch drawn uniformly from the ready slots. Mixture i is deterministic;
+# which ones a step draws depends on how far the labelling has got, so such a sitting is not
+# bit-reproducible (its log records the steps and minutes it reached).
+
+
+def live_create(folder: Path, mix: dict, capacity: int, workers: int, archive: Path = ARCHIVE) -> dict:
+    """Empty ring files and ``live.json`` for ``workers`` labellers; ``capacity`` is rounded down
+    to a multiple of ``workers`` (worker w owns slots w, w + workers, ...)."""
+    from .mixing import MixConfig
+
+    if workers < 1 or capacity < 2 * workers:
+        raise ValueError(f"capacity {capacity} and workers {workers}: need workers >= 1 and capacity >= 2 * workers")
+    capacity -= capacity % workers
+    n = round(MixConfig.from_dict(mix).seconds * SAMPLE_RATE)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, shape in (("noisy", (capacity, n)), ("clean", (capacity, n)), ("teacher", (capacity, n // HOP, BANDS))):
+        np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=np.float16, shape=shape).flush()
+    np.lib.format.open_memmap(folder / "done.npy", mode="w+", dtype=np.int64, shape=(workers,)).flush()
+    info = {"mix": mix, "capacity": capacity, "workers": workers, "teacher": "deepfilternet3 output projected on 32 ERB bands", "archive": Path(archive).name}
+    (folder / "live.json").write_text(json.dumps(info, indent=1))
+    return info
+
+
+def _live_worker(folder: Path, w: int, stop: int | None = None, archive: Path = ARCHIVE) -> None:
+    """Label mixtures w, w + W, w + 2W, ... into their slots; ``done[w]`` counts the finished ones
+    and moves only after a slot is written."""
+    from .mixing import MixConfig, Mixer
+
+    info = json.loads((folder / "live.json").read_text())
+    workers, capacity = info["workers"], info["capacity"]
+    mixer, teacher = Mixer(MixConfig.from_dict(info["mix"])), Teacher(archive)
+    arrays = {k: np.load(folder / f"{k}.npy", mmap_mode="r+") for k in ("noisy", "clean", "teacher", "done")}
+    j = 0
+    while stop is None or j < stop:
+        i = w + workers * j
+        ex = mixer.example(i)
+        slot = i % capacity
+        arrays["noisy"][slot], arrays["clean"][slot] = ex["noisy"], ex["clean"]
+        arrays["teacher"][slot] = teacher.band_gains(ex["noisy"])
+        j += 1
+        arrays["done"][w] = j
+
+
+def live(folder: Path, mix: dict, capacity: int, workers: int, stop: int | None = None, archive: Path = ARCHIVE, log=print) -> None:
+    """Create the ring and label into it with ``workers`` processes, until each has done ``stop``
+    mixtures (None: until killed). The corpus is decoded once, before the workers fork."""
+    import multiprocessing as mp
+
+    from .mixing import MixConfig, warm
+
+    info = live_create(folder, mix, capacity, workers, archive)
+    t0 = time.time()
+    warm(MixConfig.from_dict(mix), threads=workers)
+    log(f"{folder}: {info['capacity']} slots, {workers} labelling workers, corpus decoded in {time.time() - t0:.0f} s")
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_live_worker, args=(folder, w, stop, archive), daemon=True) for w in range(workers)]
+    for p in procs:
+        p.start()
+    done = np.load(folder / "done.npy", mmap_mode="r")
+    try:
+        while any(p.is_alive() for p in procs):
+            for p in procs:
+                p.join(timeout=30.0 / len(procs))
+            log(f"{int(done.sum())} mixtures labelled, {time.time() - t0:.0f} s")
+    finally:
+        for p in procs:
+            p.terminate()
+    if any(p.exitcode not in (0, None) for p in procs if stop is not None):
+        raise RuntimeError(f"{folder}: a labelling worker failed (exit codes {[p.exitcode for p in procs]})")
+
+
+class LiveSet:
+    """The ready slots of a live ring as training examples: example k is drawn with the generator
+    seeded by (seed, k) uniformly from the slots finished at that moment (a slot being rewritten
+    is never drawn)."""
+
+    def __init__(self, folder: Path, seed: int = 0):
+        self.folder = Path(folder)
+        info = json.loads((self.folder / "live.json").read_text())
+        self.workers, self.capacity, self.mix = info["workers"], info["capacity"], info["mix"]
+        self.per_worker = self.capacity // self.workers
+        self.arrays = {k: np.load(self.folder / f"{k}.npy", mmap_mode="r") for k in ("noisy", "clean", "teacher", "done")}
+        self.seed = seed
+
+    def ready(self) -> int:
+        return int(np.minimum(np.asarray(self.arrays["done"]), self.per_worker - 1).sum())
+
+    def slot(self, k: int) -> int:
+        done = np.asarray(self.arrays["done"]).copy()  # one consistent view
+        avail = np.minimum(done, self.per_worker - 1)  # the oldest slot of a full ring may be mid-rewrite
+        total = int(avail.sum())
+        if total == 0:
+            raise RuntimeError(f"{self.folder}: no labelled mixtures yet")
+        r = int(np.random.default_rng([self.seed, k]).integers(total))
+        w = int(np.searchsorted(np.cumsum(avail), r, side="right"))
+        j = int(done[w] - avail[w] + r - (avail[:w].sum()))
+        return (w + self.workers * j) % self.capacity
+
+    def __getitem__(self, k: int):
+        s = self.slot(k)
+        return tuple(np.asarray(self.arrays[name][s], np.float32) for name in ("noisy", "clean", "teacher"))
+
+
 # ---------------------------------------------------------------------------------------- bounds
 def _score_gains(gain_fns: dict, log=print) -> dict:
     """PESQ-WB / SI-SDR on the eval dev pairs of each ``name -> fn(pair, noisy_spec, clean_spec)``
@@ -288,6 +396,13 @@ def main(argv=None) -> int:
     b.add_argument("--examples", type=int, default=10000)
     b.add_argument("--seed", type=int, default=7)
     b.add_argument("--workers", type=int, default=2)
+    lv = sub.add_parser("live", help="label mixtures into a ring that a recipe's 'live' key trains on, until killed")
+    lv.add_argument("out", type=Path)
+    lv.add_argument("--config", type=Path, required=True, help="the recipe with the 'live' key (its mix, seed, capacity)")
+    lv.add_argument("--workers", type=int, default=2)
+    lv.add_argument("--capacity", type=int, help="ring slots (default: the recipe's live.capacity)")
+    lv.add_argument("--stop", type=int, help="stop after this many mixtures per worker (default: run until killed)")
+    lv.add_argument("--archive", type=Path, default=ARCHIVE, help="DeepFilterNet3_onnx.tar.gz")
     sub.add_parser("bounds", help="what gains-only models could reach on the dev pairs")
     sc = sub.add_parser("score", help="the same scores for gains-only training checkpoints")
     sc.add_argument("checkpoints", type=Path, nargs="+")
@@ -303,6 +418,18 @@ def main(argv=None) -> int:
                 print(f"error: {path}: no such checkpoint", file=sys.stderr)
                 return 2
         (score_checkpoints if args.cmd == "score" else recipe_losses)(args.checkpoints)
+        return 0
+    if args.cmd == "live":
+        try:
+            recipe = json.loads(args.config.read_text())
+            mix, capacity = {**recipe["mix"], "seed": recipe["live"]["seed"]}, args.capacity or recipe["live"]["capacity"]
+        except (OSError, KeyError, json.JSONDecodeError) as e:
+            print(f"error: {args.config}: {e!r} (a recipe with mix and live.seed, live.capacity)", file=sys.stderr)
+            return 2
+        if not args.archive.is_file():
+            print(f"error: {args.archive}: DeepFilterNet3 archive not found", file=sys.stderr)
+            return 2
+        live(args.out, mix, capacity, args.workers, args.stop, args.archive)
         return 0
     try:
         mix = {**json.loads(args.config.read_text())["mix"], "seed": args.seed}

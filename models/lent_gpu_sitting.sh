@@ -7,19 +7,50 @@
 #     python -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 #       -d .gpu/whl soundfile soxr cffi pycparser pedalboard==0.9.26
-#   then the device call, carrying .gpu (and an init_from checkpoint that git ignores, if any):
+#   for a recipe with a 'live' key (DeepFilterNet3 labels mixtures while the model trains):
+#     cp ../shared/models-thirdparty/deepfilternet3/DeepFilterNet3_onnx.tar.gz .gpu/
+#   a checkpoint the recipe starts from (init_from) may travel xz-compressed, to keep under 64 MiB:
+#     mkdir -p .gpu/ckpt && xz -9e -c models/checkpoints/X.pt > .gpu/ckpt/X.pt.xz   # (X.pt can then stay behind)
+#   then the device call, carrying .gpu:
 #     bash models/lent_gpu_sitting.sh models/configs/noisenil_fb_gpu.json 7.5
+#     LIVE_WORKERS=14 bash models/lent_gpu_sitting.sh models/configs/noisenil_fb_gpu_live.json 8
 #
+# The live labelling runs in its own process session, so it outlives the call: a second call of
+# the same line on the still-warm machine (its ignored files persist between calls) resumes the
+# training checkpoint and keeps drawing from the same, still-growing ring.
 # The training checkpoint with its Adam state outgrows the 16 MiB a returned file may have, so the
-# weights alone go to $OUT (enough for init_from or export; a resumed sitting must run on the same,
-# still-warm machine, whose ignored files persist between calls).
+# weights alone go to $OUT (enough for init_from or export).
 set -euo pipefail
 recipe=$1
 minutes=${2:-7.5}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD NOISENIL_DATA=$PWD/.gpu/data PYTHONUNBUFFERED=1
+mkdir -p models/checkpoints
+python3 - <<'PY'
+import lzma, pathlib
+for f in sorted(pathlib.Path(".gpu/ckpt").glob("*.xz")):
+    target = pathlib.Path("models/checkpoints") / f.name[:-3]
+    if not target.exists():
+        target.write_bytes(lzma.decompress(f.read_bytes()))
+        print(f"unpacked {target}")
+PY
 name=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['name'])" "$recipe")
-timeout $(( ${minutes%.*} * 60 + 90 )) python3 -m models.train "$recipe" --minutes "$minutes" --no-export
+if [ "${LIVE_WORKERS:-0}" -gt 0 ]; then
+  ring=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['live']['dir'])" "$recipe")
+  if [ -f /tmp/live_labeller.pid ] && kill -0 "$(cat /tmp/live_labeller.pid)" 2>/dev/null; then
+    echo "live labelling already running (pid $(cat /tmp/live_labeller.pid))"
+  else
+    # the ring takes about 0.6 MB a slot: at most half the free disk
+    free_kb=$(df -k --output=avail "$(dirname "$ring")" | tail -1)
+    capacity=$(python3 -c "import json, sys; print(min(json.load(open(sys.argv[1]))['live']['capacity'], int(sys.argv[2]) // 2 // 600))" "$recipe" "$free_kb")
+    setsid python3 -m models.distill live "$ring" --config "$recipe" --workers "$LIVE_WORKERS" --capacity "$capacity" \
+      --archive .gpu/DeepFilterNet3_onnx.tar.gz > /tmp/live_labeller.log 2>&1 < /dev/null &
+    echo $! > /tmp/live_labeller.pid
+    echo "live labelling started: $LIVE_WORKERS workers, $capacity slots (free disk ${free_kb} kB)"
+  fi
+fi
+status=0
+timeout $(( ${minutes%.*} * 60 + 90 )) python3 -m models.train "$recipe" --minutes "$minutes" --no-export || status=$?
 out=${OUT:-/tmp/out}
 mkdir -p "$out"
 python3 - "$name" "$out" <<'PY'
@@ -30,3 +61,5 @@ ck["optimizer"] = None
 torch.save(ck, f"{out}/{name}.pt")
 PY
 cp "models/$name.train.log" "$out/"
+[ -f /tmp/live_labeller.log ] && tail -3 /tmp/live_labeller.log
+exit $status

@@ -71,6 +71,42 @@ class CachedMixtures(torch.utils.data.Dataset):
         return tuple(torch.from_numpy(a) for a in self.cache[index])
 
 
+class LiveMixtures(torch.utils.data.Dataset):
+    """Mixtures labelled while the run trains (``python -m models.distill live``, recipe key ``live``)."""
+
+    def __init__(self, folder: Path, length: int, seed: int):
+        from .distill import LiveSet
+
+        self.live, self.length = LiveSet(folder, seed), length
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, index):
+        return tuple(torch.from_numpy(a) for a in self.live[index])
+
+
+def live_folder(cfg: dict, log=print, poll_seconds: float = 5.0) -> Path:
+    """The recipe's live ring, once it holds ``min_ready`` labelled mixtures."""
+    c = cfg["live"]
+    folder = Path(os.environ.get("NOISENIL_FB_LIVE", c["dir"]))
+    hint = f"start the labelling first: python -m models.distill live {folder} --config RECIPE --workers N"
+    if not (folder / "live.json").is_file():
+        raise RuntimeError(f"{folder}: no live teacher ring; {hint}")
+    info = json.loads((folder / "live.json").read_text())
+    if info["mix"].get("seed") != c["seed"]:
+        raise RuntimeError(f"{folder}: labels mixtures of seed {info['mix'].get('seed')}; the recipe wants seed {c['seed']}")
+    from .distill import LiveSet
+
+    ring, t0 = LiveSet(folder), time.time()
+    while ring.ready() < c.get("min_ready", 1):
+        if time.time() - t0 > c.get("wait_minutes", 10) * 60:
+            raise RuntimeError(f"{folder}: {ring.ready()} mixtures ready after {c.get('wait_minutes', 10)} min, {c.get('min_ready', 1)} wanted; is the labelling running? {hint}")
+        time.sleep(poll_seconds)
+    log(f"live teacher ring {folder}: {ring.ready()} mixtures ready after {time.time() - t0:.0f} s of waiting")
+    return folder
+
+
 def cache_folder(cfg: dict) -> Path:
     """The recipe's teacher cache, built beforehand (it is data, not part of the repository)."""
     c = cfg["cache"]
@@ -231,7 +267,9 @@ def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | N
     dev_mixer = Mixer(dev_mix) if n_dev else None
     dev = [tuple(torch.from_numpy(dev_mixer.example(i)[k]) for k in ("noisy", "clean")) for i in range(n_dev)]
     batch = cfg["batch_size"]
-    if cfg.get("cache"):
+    if cfg.get("live"):
+        dataset, workers = LiveMixtures(live_folder(cfg, log), cfg["steps"] * batch, cfg.get("seed", 0)), 0
+    elif cfg.get("cache"):
         dataset, workers = CachedMixtures(cache_folder(cfg), cfg["steps"] * batch, cfg.get("seed", 0)), 0
     else:
         dataset, workers = MixtureSet(mix, cfg["steps"] * batch), cfg.get("workers", 1)
@@ -291,6 +329,8 @@ def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | N
             last_save = time.time()
         if done:
             break
+    if isinstance(dataset, LiveMixtures):
+        log(f"live teacher ring: {int(np.asarray(dataset.live.arrays['done']).sum())} mixtures labelled so far, {dataset.live.ready()} in the ring")
     return best
 
 
