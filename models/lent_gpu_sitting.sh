@@ -24,7 +24,7 @@ set -euo pipefail
 recipe=$1
 minutes=${2:-7.5}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD NOISENIL_DATA=$PWD/.gpu/data PYTHONUNBUFFERED=1
+export PYTHONPATH=/tmp/site:$PWD NOISENIL_DATA=$PWD/.gpu/data PYTHONUNBUFFERED=1 OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=2
 mkdir -p models/checkpoints
 python3 - <<'PY'
 import lzma, pathlib
@@ -43,7 +43,8 @@ if [ "${LIVE_WORKERS:-0}" -gt 0 ]; then
     # the ring takes about 0.6 MB a slot: at most half the free disk
     free_kb=$(df -k --output=avail "$(dirname "$ring")" | tail -1)
     capacity=$(python3 -c "import json, sys; print(min(json.load(open(sys.argv[1]))['live']['capacity'], int(sys.argv[2]) // 2 // 600))" "$recipe" "$free_kb")
-    setsid python3 -m models.distill live "$ring" --config "$recipe" --workers "$LIVE_WORKERS" --capacity "$capacity" \
+    # one BLAS/OpenMP thread per labelling process: 14 processes with 16 threads each crawled
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 setsid python3 -m models.distill live "$ring" --config "$recipe" --workers "$LIVE_WORKERS" --capacity "$capacity" \
       --archive .gpu/DeepFilterNet3_onnx.tar.gz > /tmp/live_labeller.log 2>&1 < /dev/null &
     echo $! > /tmp/live_labeller.pid
     echo "live labelling started: $LIVE_WORKERS workers, $capacity slots (free disk ${free_kb} kB)"

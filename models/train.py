@@ -249,7 +249,10 @@ def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | N
         if _training_keys(ck["config"]) != _training_keys(cfg):
             raise RuntimeError(f"{last} was trained with another config; move it away to start again")
         net.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
+        if ck.get("optimizer"):
+            opt.load_state_dict(ck["optimizer"])
+        else:  # a weights-only checkpoint (as a lent GPU machine returns them): Adam starts afresh
+            log(f"{last} holds no optimizer state: Adam starts afresh")
         step, best_dev, seconds_before = ck["step"], ck["best_dev"], ck.get("seconds", 0.0)
         log(f"resumed at step {step} ({seconds_before / 60:.1f} min trained)")
     elif cfg.get("init_from"):  # a new recipe that starts from another run's weights (fine-tuning, longer runs)
