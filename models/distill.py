@@ -355,12 +355,20 @@ def _gains_only_net(path: Path):
     return net.eval(), ck
 
 
-def score_checkpoints(paths: list[Path], log=print) -> dict:
-    """The same scores for gains-only checkpoints of ``models.train`` (to choose which to export)."""
+def _powered(gains, exponent: float):
+    return gains if exponent == 1.0 else gains.clamp(min=1e-6).pow(exponent)
+
+
+def score_checkpoints(paths: list[Path], log=print, gain_exponents: tuple[float, ...] = (1.0,)) -> dict:
+    """The same scores for gains-only checkpoints of ``models.train`` (to choose which to export).
+    ``gain_exponents`` other than 1 also score each with its band gains raised to that power
+    (below 1: gentler, above 1: harsher), a check of how the gains are calibrated."""
     fns = {}
     for path in paths:
         net, ck = _gains_only_net(path)
-        fns[f"{Path(path).name} (step {ck['step']})"] = lambda p, spec, clean, net=net: net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())[2] @ net.erb_expand
+        for a in gain_exponents:
+            label = f"{Path(path).name} (step {ck['step']})" + (f" ^{a:g}" if a != 1.0 else "")
+            fns[label] = lambda p, spec, clean, net=net, a=a: _powered(net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())[2], a) @ net.erb_expand
     return _score_gains(fns, log)
 
 
@@ -406,6 +414,7 @@ def main(argv=None) -> int:
     sub.add_parser("bounds", help="what gains-only models could reach on the dev pairs")
     sc = sub.add_parser("score", help="the same scores for gains-only training checkpoints")
     sc.add_argument("checkpoints", type=Path, nargs="+")
+    sc.add_argument("--gain-exponent", type=float, nargs="+", default=[1.0], help="also score the band gains raised to these powers (1: as trained)")
     lo = sub.add_parser("losses", help="the recipe's own loss terms of checkpoints on 32 dev-split mixtures")
     lo.add_argument("checkpoints", type=Path, nargs="+")
     args = ap.parse_args(argv)
@@ -417,7 +426,13 @@ def main(argv=None) -> int:
             if not path.is_file():
                 print(f"error: {path}: no such checkpoint", file=sys.stderr)
                 return 2
-        (score_checkpoints if args.cmd == "score" else recipe_losses)(args.checkpoints)
+        if args.cmd == "score":
+            if any(not 0.1 <= a <= 4.0 for a in args.gain_exponent):
+                print(f"error: --gain-exponent {args.gain_exponent}: each must lie in [0.1, 4]", file=sys.stderr)
+                return 2
+            score_checkpoints(args.checkpoints, gain_exponents=tuple(args.gain_exponent))
+        else:
+            recipe_losses(args.checkpoints)
         return 0
     if args.cmd == "live":
         try:

@@ -63,12 +63,23 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
     }
     if cfg.get("init_from"):
         fields["training"]["init_from"] = cfg["init_from"]
-    if cfg.get("cache"):
+    if cfg.get("loss"):
+        fields["training"]["loss_weights"] = dict(cfg["loss"])
+    teacher = (
+        "teacher: DeepFilterNet3 (MIT OR Apache-2.0, Schröter et al. 2023), its output projected onto the 32 ERB bands, "
+        f"as an extra gain target (weight {cfg.get('loss', {}).get('teacher', 0)})"
+    )
+    if cfg.get("live"):
+        c = cfg["live"]
+        fields["training"]["distillation"] = (
+            f"{teacher} on fresh mixtures (seed {c['seed']}) that worker processes label beside the training into a ring of "
+            f"up to {c['capacity']} (python -m models.distill live; counts in the log); the clean-speech losses stay. "
+            "Not bit-reproducible: which mixtures a step draws depends on labelling speed"
+        )
+    elif cfg.get("cache"):
         c = cfg["cache"]
         fields["training"]["distillation"] = (
-            f"teacher: DeepFilterNet3 (MIT OR Apache-2.0, Schröter et al. 2023), its output projected onto the 32 ERB bands, "
-            f"as an extra gain target (weight {cfg.get('loss', {}).get('teacher', 0)}) on {c['examples']} cached mixtures "
-            f"(seed {c['seed']}; python -m models.distill build); the clean-speech losses stay"
+            f"{teacher} on {c['examples']} cached mixtures (seed {c['seed']}; python -m models.distill build); the clean-speech losses stay"
         )
     return fields
 

@@ -86,22 +86,27 @@ class LiveMixtures(torch.utils.data.Dataset):
         return tuple(torch.from_numpy(a) for a in self.live[index])
 
 
+class RecipeError(RuntimeError):
+    """A recipe that cannot run as it stands (its data is missing or was made for another recipe);
+    the message names the folder or file and what to do."""
+
+
 def live_folder(cfg: dict, log=print, poll_seconds: float = 5.0) -> Path:
     """The recipe's live ring, once it holds ``min_ready`` labelled mixtures."""
     c = cfg["live"]
     folder = Path(os.environ.get("NOISENIL_FB_LIVE", c["dir"]))
     hint = f"start the labelling first: python -m models.distill live {folder} --config RECIPE --workers N"
     if not (folder / "live.json").is_file():
-        raise RuntimeError(f"{folder}: no live teacher ring; {hint}")
+        raise RecipeError(f"{folder}: no live teacher ring; {hint}")
     info = json.loads((folder / "live.json").read_text())
     if info["mix"].get("seed") != c["seed"]:
-        raise RuntimeError(f"{folder}: labels mixtures of seed {info['mix'].get('seed')}; the recipe wants seed {c['seed']}")
+        raise RecipeError(f"{folder}: labels mixtures of seed {info['mix'].get('seed')}; the recipe wants seed {c['seed']}")
     from .distill import LiveSet
 
     ring, t0 = LiveSet(folder), time.time()
     while ring.ready() < c.get("min_ready", 1):
         if time.time() - t0 > c.get("wait_minutes", 10) * 60:
-            raise RuntimeError(f"{folder}: {ring.ready()} mixtures ready after {c.get('wait_minutes', 10)} min, {c.get('min_ready', 1)} wanted; is the labelling running? {hint}")
+            raise RecipeError(f"{folder}: {ring.ready()} mixtures ready after {c.get('wait_minutes', 10)} min, {c.get('min_ready', 1)} wanted; is the labelling running? {hint}")
         time.sleep(poll_seconds)
     log(f"live teacher ring {folder}: {ring.ready()} mixtures ready after {time.time() - t0:.0f} s of waiting")
     return folder
@@ -112,12 +117,12 @@ def cache_folder(cfg: dict) -> Path:
     c = cfg["cache"]
     folder = Path(os.environ.get("NOISENIL_FB_CACHE", c["dir"]))
     if not (folder / "cache.json").is_file():
-        raise RuntimeError(
+        raise RecipeError(
             f"{folder}: teacher cache not built; run: python -m models.distill build {folder} --examples {c['examples']} --seed {c['seed']}"
         )
     built = json.loads((folder / "cache.json").read_text())
     if built["examples"] != c["examples"] or built["mix"].get("seed") != c["seed"]:
-        raise RuntimeError(f"{folder}: built with {built['examples']} examples, seed {built['mix'].get('seed')}; the recipe wants {c['examples']}, seed {c['seed']}")
+        raise RecipeError(f"{folder}: built with {built['examples']} examples, seed {built['mix'].get('seed')}; the recipe wants {c['examples']}, seed {c['seed']}")
     return folder
 
 
@@ -247,7 +252,7 @@ def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | N
     if last.exists():
         ck = torch.load(last, weights_only=False, map_location=dev_)
         if _training_keys(ck["config"]) != _training_keys(cfg):
-            raise RuntimeError(f"{last} was trained with another config; move it away to start again")
+            raise RecipeError(f"{last} was trained with another config; move it away to start again")
         net.load_state_dict(ck["model"])
         if ck.get("optimizer"):
             opt.load_state_dict(ck["optimizer"])
@@ -365,7 +370,11 @@ def main(argv=None) -> int:
         where = pick_device(args.device)
         on = torch.cuda.get_device_name(where) if where.type == "cuda" else f"cpu, threads {cfg.get('threads', 2)}"
         log(f"# {time.strftime('%Y-%m-%d %H:%M')} {args.config} torch {torch.__version__} on {on}, workers {cfg.get('workers', 1)}")
-        train(cfg, args.minutes, log, device=args.device)
+        try:
+            train(cfg, args.minutes, log, device=args.device)
+        except RecipeError as e:
+            print(f"error: {args.config}: {e}", file=sys.stderr)
+            return 2
         if args.no_export:
             return 0
     from .export_fullband import export

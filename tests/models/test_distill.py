@@ -11,7 +11,8 @@ from conftest import ROOT, SHARED_DATA
 from models import distill
 
 THIRD = ROOT.parent / "shared" / "models-thirdparty"
-pytestmark = pytest.mark.skipif(not distill.ARCHIVE.is_file(), reason=f"DeepFilterNet3 not present at {distill.ARCHIVE}")
+needs_teacher = pytest.mark.skipif(not distill.ARCHIVE.is_file(), reason=f"DeepFilterNet3 not present at {distill.ARCHIVE}")
+needs_corpus = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"corpus not present at {SHARED_DATA}")
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,7 @@ def home(tmp_path_factory):
     mp.undo()
 
 
+@needs_teacher
 def test_batch_teacher_equals_the_engines_streaming_deepfilternet(teacher, noisy, home):
     """Same output spectrum, frame for frame, as DeepFilterNetProcessor (graphs edited for
     streaming, one 10 ms frame per call): the whole-clip teacher does what the engine does."""
@@ -56,6 +58,7 @@ def test_batch_teacher_equals_the_engines_streaming_deepfilternet(teacher, noisy
     assert np.abs(engine).max() > 0  # it did produce speech
 
 
+@needs_teacher
 def test_projected_gains_are_bounded_and_follow_the_noise(teacher, noisy):
     g = teacher.band_gains(noisy)
     assert g.shape == (len(noisy) // 480, 32) and g.dtype == np.float32
@@ -68,7 +71,8 @@ def test_projected_gains_are_bounded_and_follow_the_noise(teacher, noisy):
     assert 0.05 < g.mean() < 0.95
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"corpus not present at {SHARED_DATA}")
+@needs_teacher
+@needs_corpus
 def test_cache_is_deterministic_and_matches_the_mixer(tmp_path):
     from models.mixing import MixConfig, Mixer
 
@@ -93,6 +97,9 @@ def test_score_names_a_missing_checkpoint_in_one_line(tmp_path, capsys):
     assert distill.main(["score", str(missing)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: {missing}: no such checkpoint"]
+    (tmp_path / "there.pt").write_bytes(b"")
+    assert distill.main(["score", str(tmp_path / "there.pt"), "--gain-exponent", "1", "9"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == ["error: --gain-exponent [1.0, 9.0]: each must lie in [0.1, 4]"]
 
 
 def test_losses_names_a_missing_checkpoint_and_reports_the_recipe_terms(tmp_path, capsys):
@@ -109,3 +116,93 @@ def test_losses_names_a_missing_checkpoint_and_reports_the_recipe_terms(tmp_path
     (parts,) = distill.recipe_losses([tmp_path / "t.pt"], examples=2, log=lambda *_: None).values()
     assert all(np.isfinite(v) and v >= 0 for v in parts.values())
     assert parts["total"] == pytest.approx(parts["mag"] + parts["cplx"] + 0.2 * parts["gain"], rel=1e-5)
+
+
+# ---------------------------------------------------------------------------------- the live ring
+def _set_done(folder, counts):
+    done = np.load(folder / "done.npy", mmap_mode="r+")
+    done[:] = counts
+    done.flush()
+
+
+@needs_teacher
+@needs_corpus
+def test_live_worker_labels_its_own_slots_as_the_mixer_and_teacher_say(tmp_path, teacher):
+    """Worker w of W labels mixtures w, w + W, ... into slot i % capacity and counts each only
+    once it is written; the other worker's slots stay untouched."""
+    from models.mixing import MixConfig, Mixer
+
+    mix = {"seconds": 1.0, "seed": 3}
+    info = distill.live_create(tmp_path, mix, capacity=5, workers=2)
+    assert info["capacity"] == 4  # rounded down to a multiple of the workers
+    distill._live_worker(tmp_path, 1, stop=3)
+    assert np.load(tmp_path / "done.npy").tolist() == [0, 3]
+    noisy, gains = np.load(tmp_path / "noisy.npy"), np.load(tmp_path / "teacher.npy")
+    mixer = Mixer(MixConfig.from_dict(mix))
+    for slot, i in ((3, 3), (1, 5)):  # mixtures 1, 3, 5: slot 1 was written twice (the ring wrapped)
+        ex = mixer.example(i)["noisy"]
+        np.testing.assert_allclose(noisy[slot], ex, atol=2e-3 * max(1e-3, np.abs(ex).max()))
+        np.testing.assert_allclose(gains[slot], teacher.band_gains(ex), atol=2e-3)
+    assert not noisy[0].any() and not noisy[2].any()  # worker 0's slots
+
+
+def test_live_set_draws_only_finished_slots_and_never_one_being_rewritten(tmp_path):
+    """Nothing is drawn before a slot is done; once the ring wraps, each worker's next slot
+    (which it may be rewriting now) is left out; the draws depend only on (seed, k) and the counts."""
+    distill.live_create(tmp_path, {"seconds": 0.1, "seed": 1}, capacity=8, workers=2)
+    ring = distill.LiveSet(tmp_path, seed=0)
+    assert ring.ready() == 0
+    with pytest.raises(RuntimeError, match="no labelled mixtures yet"):
+        ring.slot(0)
+    _set_done(tmp_path, [2, 0])  # worker 0 finished mixtures 0 and 2
+    assert ring.ready() == 2
+    assert {ring.slot(k) for k in range(200)} == {0, 2}
+    # wrapped: worker 0 finished 0..10 step 2 (slots 0 2 4 6 0 2) and writes mixture 12 into slot 4;
+    # worker 1 finished 1..9 (slots 1 3 5 7 1) and writes mixture 11 into slot 3
+    _set_done(tmp_path, [6, 5])
+    assert ring.ready() == 6
+    drawn = [ring.slot(k) for k in range(400)]
+    assert set(drawn) == {6, 0, 2, 5, 7, 1}
+    counts = np.bincount(drawn, minlength=8)[[0, 1, 2, 5, 6, 7]]
+    assert counts.min() > 400 / 6 * 0.6  # roughly uniform
+    assert drawn == [distill.LiveSet(tmp_path, seed=0).slot(k) for k in range(400)]
+    assert drawn != [distill.LiveSet(tmp_path, seed=1).slot(k) for k in range(400)]
+    noisy, _, gains = ring[0]
+    assert noisy.dtype == np.float32 and noisy.shape == (4800,) and gains.shape == (10, 32)
+
+
+def test_train_names_a_missing_or_foreign_live_ring_in_one_line(tmp_path, capsys):
+    pytest.importorskip("torch", reason="models.train needs torch")
+    from models import train
+
+    ring = tmp_path / "ring"
+    recipe = json.loads((ROOT / "models" / "configs" / "noisenil_fb_gpu_live.json").read_text())
+    recipe.pop("init_from")
+    recipe["live"] = {**recipe["live"], "dir": str(ring), "seed": 4, "min_ready": 3, "wait_minutes": 0}
+    monkey = pytest.MonkeyPatch()
+    monkey.delenv("NOISENIL_FB_LIVE", raising=False)
+    with pytest.raises(train.RecipeError, match="no live teacher ring; start the labelling first"):
+        train.live_folder(recipe)
+    distill.live_create(ring, {"seconds": 0.1, "seed": 3}, capacity=8, workers=2)
+    with pytest.raises(train.RecipeError, match="labels mixtures of seed 3; the recipe wants seed 4"):
+        train.live_folder(recipe)
+    recipe["live"]["seed"] = 3
+    _set_done(ring, [1, 1])
+    with pytest.raises(train.RecipeError, match="2 mixtures ready after 0 min, 3 wanted"):
+        train.live_folder(recipe, poll_seconds=0.01)
+    _set_done(ring, [2, 1])
+    assert train.live_folder(recipe, log=lambda *_: None) == ring
+    # the command line says it in one line, without a traceback
+    recipe["name"] = "test_live_ring_missing"
+    recipe["live"]["dir"] = str(tmp_path / "none")
+    (tmp_path / "r.json").write_text(json.dumps(recipe))
+    monkey.setattr(train, "MODELS_DIR", tmp_path)
+    monkey.setattr(train, "CHECKPOINTS", tmp_path / "checkpoints")
+    try:
+        assert train.main([str(tmp_path / "r.json"), "--no-export", "--device", "cpu"]) == 2
+    finally:
+        monkey.undo()
+    err = capsys.readouterr().err.strip().splitlines()
+    none = tmp_path / "none"
+    hint = f"start the labelling first: python -m models.distill live {none} --config RECIPE --workers N"
+    assert err == [f"error: {tmp_path / 'r.json'}: {none}: no live teacher ring; {hint}"]
