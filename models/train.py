@@ -262,7 +262,9 @@ def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | N
         log(f"resumed at step {step} ({seconds_before / 60:.1f} min trained)")
     elif cfg.get("init_from"):  # a new recipe that starts from another run's weights (fine-tuning, longer runs)
         state = torch.load(MODELS_DIR.parent / cfg["init_from"], weights_only=False, map_location=dev_)["model"]
-        grown = any(state[k].shape != v.shape for k, v in net.state_dict().items() if k in state) or len(state) != len(net.state_dict())
+        mine = net.state_dict()
+        same_shapes = all(state[k].shape == v.shape for k, v in mine.items() if k in state)
+        grown = not same_shapes or len(state) != len(mine)  # a smaller net's weights: grow them first
         net.load_state_dict(fullband.grow_state_dict(net, state) if grown else state)
         if not net.deep_filter:
             net.switch_off_deep_filter()
