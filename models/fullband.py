@@ -227,8 +227,12 @@ class FullBandStep(nn.Module):
             h = h + act(conv(window))
             new_states.append(window[..., 1:])
         gains = torch.sigmoid(n.gain_head(h))[..., 0]  # (1, bands)
-        # gains only: the zeroed head is left out of the graph (its weights need not ship)
-        coefs = n.df_head(h)[..., 0] if n.deep_filter else h.new_zeros(1, n.df_bins * n.df_order * 2)
+        if not n.deep_filter:
+            # gains only: the zeroed head and the filter's arithmetic are left out of the graph (a
+            # zero filter adds nothing); the history state passes through unchanged
+            g = gains @ n.erb_expand
+            return (torch.stack([g * re, g * im], 1), erb_mean, unit, df_hist + 0.0, *new_states)
+        coefs = n.df_head(h)[..., 0]
         hist_re = torch.cat([low_re.unsqueeze(1), df_hist[:, 0]], 1)  # (1, order, df_bins)
         hist_im = torch.cat([low_im.unsqueeze(1), df_hist[:, 1]], 1)
         out_re, out_im = n.apply(re, im, gains, coefs, hist_re, hist_im)
