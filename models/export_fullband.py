@@ -31,7 +31,7 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
         "sample_rate": fullband.SAMPLE_RATE,
         "streaming": True,
         "stft": {"n_fft": fullband.N_FFT, "hop_length": fullband.HOP, "window": "sqrt_hann"},
-        "lookahead_frames": 0,
+        "lookahead_frames": net.lookahead,
         "input": {"name": "spec", "shape": [1, 2, fullband.N_BINS], "feature": "complex"},
         "output": {"name": "enhanced", "shape": [1, 2, fullband.N_BINS], "kind": "complex"},
         "states": net.state_specs(),
@@ -39,7 +39,9 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
         "description": (
             "NoiseNil's own causal full-band denoiser: 32 ERB-band gains plus a 3-tap deep filter on the bins below "
             "4.75 kHz, from a dilated causal convolution network over 1 s-normalised features. 48 kHz, 20 ms frames, "
-            "10 ms hop, 10 ms latency, no lookahead. See models/noisenil_fb.md."
+            "10 ms hop, "
+            + (f"{10 * (1 + net.lookahead)} ms latency ({net.lookahead} frame{'s' if net.lookahead > 1 else ''} of lookahead)" if net.lookahead else "10 ms latency, no lookahead")
+            + ". See models/noisenil_fb.md."
         ),
         "licence": "GPL-3.0-or-later",
         "architecture": {

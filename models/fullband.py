@@ -2,7 +2,7 @@
 
 The design follows DeepFilterNet's two stages (Schröter et al. 2022/2023), sized for two CPU cores:
 - 48 kHz, 20 ms sqrt-Hann frames, 10 ms hop: the engine's own STFT, so 10 ms algorithmic latency
-  and no lookahead;
+  and no lookahead (``lookahead=1`` lets the input layer see the next frame too: 20 ms);
 - features per frame: 32 ERB-band log powers and the unit-normalised complex spectrum of the lowest
   96 bins (0-4.75 kHz), both normalised by causal exponential means (1 s), which carry the noise
   floor and level over many seconds without a recurrent layer;
@@ -87,6 +87,8 @@ def grow_state_dict(net: FullBandNet, old: dict) -> dict:
     new = {k: v.clone() for k, v in net.state_dict().items()}
     c_old = old["inp.weight"].shape[0]
     layers_old = sum(1 for k in old if k.startswith("convs.") and k.endswith(".weight"))
+    if old["inp.weight"].shape[2] > net.inp.weight.shape[2]:
+        raise ValueError(f"cannot shrink the lookahead: checkpoint looks {old['inp.weight'].shape[2] - 1} frames ahead, net {net.lookahead}")
     if c_old > net.channels or layers_old > len(net.dilations):
         raise ValueError(f"cannot shrink: checkpoint has {c_old} channels, {layers_old} layers; net has {net.channels}, {len(net.dilations)}")
     for i in range(layers_old, len(net.dilations)):
@@ -103,14 +105,20 @@ def grow_state_dict(net: FullBandNet, old: dict) -> dict:
         elif key.startswith(("gain_head", "df_head")) and key.endswith(".weight"):
             target[:, c_old:] = 0.0
             target[:, :c_old] = value
-        else:  # inp.weight, biases, PReLU slopes: along the output channels
+        elif key == "inp.weight":  # more channels and/or lookahead taps: the old taps see the same frames
+            target[: value.shape[0]] = 0.0
+            target[: value.shape[0], :, : value.shape[2]] = value
+        else:  # biases, PReLU slopes: along the output channels
             target[: value.shape[0]] = value
     return new
 
 
 class FullBandNet(nn.Module):
-    def __init__(self, channels: int = 128, dilations=(1, 2, 4, 8, 16, 32, 64, 1), kernel: int = 3, bands: int = 32, df_bins: int = 96, df_order: int = 3, deep_filter: bool = True):
+    def __init__(self, channels: int = 128, dilations=(1, 2, 4, 8, 16, 32, 64, 1), kernel: int = 3, bands: int = 32, df_bins: int = 96, df_order: int = 3, deep_filter: bool = True, lookahead: int = 0):
         super().__init__()
+        if lookahead not in (0, 1, 2):
+            raise ValueError(f"lookahead {lookahead!r} not in [0, 1, 2] (frames of 10 ms)")
+        self.lookahead = int(lookahead)
         self.deep_filter = bool(deep_filter)
         self.channels, self.dilations, self.kernel = channels, tuple(dilations), kernel
         self.bands, self.df_bins, self.df_order = bands, df_bins, df_order
@@ -119,7 +127,8 @@ class FullBandNet(nn.Module):
         self.register_buffer("erb_expand", expand)
         self.register_buffer("erb_init", torch.full((bands,), ERB_INIT_DB))
         self.register_buffer("unit_init", torch.full((df_bins,), UNIT_INIT))
-        self.inp = nn.Conv1d(bands + 2 * df_bins, channels, 1)
+        # the input layer sees frames t .. t + lookahead; the trunk after it is causal
+        self.inp = nn.Conv1d(bands + 2 * df_bins, channels, 1 + self.lookahead)
         self.convs = nn.ModuleList(nn.Conv1d(channels, channels, kernel, dilation=d) for d in self.dilations)
         self.acts = nn.ModuleList(nn.PReLU(channels) for _ in self.dilations)
         self.gain_head = nn.Conv1d(channels, bands, 1)
@@ -157,9 +166,13 @@ class FullBandNet(nn.Module):
 
     # --------------------------------------------------------------------------------- network
     def trunk_sequence(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.inp(feat)
+        look = self.lookahead
+        # with lookahead L the trunk also runs on L frames before the first, whose inputs are zero
+        # but for the lookahead tap: as the streaming step does before its first L outputs
+        h = self.inp(F.pad(feat, (look, look)) if look else feat)
         for conv, act, d in zip(self.convs, self.acts, self.dilations):
             h = h + act(conv(F.pad(h, ((self.kernel - 1) * d, 0))))
+        h = h[..., look:]
         gains = torch.sigmoid(self.gain_head(h)).transpose(1, 2)  # (B, T, bands)
         coefs = self.df_head(h).transpose(1, 2)  # (B, T, df_bins * order * 2)
         return gains, coefs
@@ -201,18 +214,24 @@ class FullBandNet(nn.Module):
         ]
         for i, d in enumerate(self.dilations):
             specs.append({"input": f"conv{i}_in", "output": f"conv{i}_out", "shape": [1, self.channels, (self.kernel - 1) * d], "init": 0.0})
+        if self.lookahead:  # the frames waiting for their lookahead: features and spectra
+            c_in = self.bands + 2 * self.df_bins
+            specs.append({"input": "look_feat_in", "output": "look_feat_out", "shape": [1, c_in, self.lookahead], "init": 0.0})
+            specs.append({"input": "look_spec_in", "output": "look_spec_out", "shape": [1, 2, self.lookahead, N_BINS], "init": 0.0})
         return specs
 
 
 class FullBandStep(nn.Module):
-    """One frame: ``x`` [1, 2, F] (real, imag) plus states -> enhanced [1, 2, F] plus states."""
+    """One frame: ``x`` [1, 2, F] (real, imag) plus states -> enhanced [1, 2, F] plus states.
+    With lookahead L the output is frame t - L (the engine aligns it: manifest ``lookahead_frames``)."""
 
     def __init__(self, net: FullBandNet):
         super().__init__()
         self.net = net
 
-    def forward(self, x, erb_mean, unit, df_hist, *conv_states):
+    def forward(self, x, erb_mean, unit, df_hist, *rest):
         n = self.net
+        conv_states = rest[: len(n.dilations)]
         re, im = x[:, 0], x[:, 1]  # (1, F)
         band_db = n._band_db(re, im)
         erb_mean = band_db * (1 - NORM_ALPHA) + erb_mean * NORM_ALPHA
@@ -220,6 +239,15 @@ class FullBandStep(nn.Module):
         unit = torch.sqrt(low_re**2 + low_im**2) * (1 - NORM_ALPHA) + unit * NORM_ALPHA
         s = torch.sqrt(unit)
         feat = torch.cat([(band_db - erb_mean) / 40.0, low_re / s, low_im / s], -1).unsqueeze(-1)  # (1, C_in, 1)
+        look = []
+        if n.lookahead:  # gains for the oldest waiting frame, from its features and the newer ones
+            look_feat, look_spec = rest[len(n.dilations) :]
+            window = torch.cat([look_feat, feat], -1)  # (1, C_in, 1 + L)
+            spec_window = torch.cat([look_spec, x.unsqueeze(2)], 2)  # (1, 2, 1 + L, F)
+            look = [window[..., 1:], spec_window[:, :, 1:]]
+            feat = window
+            re, im = spec_window[:, 0, 0], spec_window[:, 1, 0]
+            low_re, low_im = re[:, : n.df_bins], im[:, : n.df_bins]
         h = n.inp(feat)
         new_states = []
         for conv, act, buf in zip(n.convs, n.acts, conv_states):
@@ -231,13 +259,13 @@ class FullBandStep(nn.Module):
             # gains only: the zeroed head and the filter's arithmetic are left out of the graph (a
             # zero filter adds nothing); the history state passes through unchanged
             g = gains @ n.erb_expand
-            return (torch.stack([g * re, g * im], 1), erb_mean, unit, df_hist + 0.0, *new_states)
+            return (torch.stack([g * re, g * im], 1), erb_mean, unit, df_hist + 0.0, *new_states, *look)
         coefs = n.df_head(h)[..., 0]
         hist_re = torch.cat([low_re.unsqueeze(1), df_hist[:, 0]], 1)  # (1, order, df_bins)
         hist_im = torch.cat([low_im.unsqueeze(1), df_hist[:, 1]], 1)
         out_re, out_im = n.apply(re, im, gains, coefs, hist_re, hist_im)
         new_hist = torch.stack([hist_re[:, :-1], hist_im[:, :-1]], 1)
-        return (torch.stack([out_re, out_im], 1), erb_mean, unit, new_hist, *new_states)
+        return (torch.stack([out_re, out_im], 1), erb_mean, unit, new_hist, *new_states, *look)
 
     def initial_states(self) -> list[torch.Tensor]:
         return [torch.full(spec["shape"], float(spec["init"])) for spec in self.net.state_specs()]
@@ -290,7 +318,7 @@ def band_gain_target(noisy_re, noisy_im, clean_re, clean_im, net: FullBandNet) -
 
 def count_macs_per_frame(net: FullBandNet) -> int:
     c_in = net.bands + 2 * net.df_bins
-    macs = c_in * net.channels  # input layer
+    macs = c_in * net.channels * (1 + net.lookahead)  # input layer
     macs += len(net.dilations) * net.channels * net.channels * net.kernel
     macs += net.channels * (net.bands + net.df_bins * net.df_order * 2)
     macs += N_BINS * net.bands + N_BINS  # ERB pooling and gain expansion (approximately)

@@ -15,9 +15,9 @@ from tests.conftest import SHARED_DATA  # noqa: E402
 TINY = {"channels": 16, "dilations": [1, 2, 4], "kernel": 3, "bands": 32, "df_bins": 96, "df_order": 3}
 
 
-def _net(seed=0, df=True):
+def _net(seed=0, df=True, lookahead=0):
     torch.manual_seed(seed)
-    net = fullband.FullBandNet(**TINY)
+    net = fullband.FullBandNet(**TINY, lookahead=lookahead)
     if df:  # the deep filter head starts at zero; give it something to do
         torch.nn.init.normal_(net.df_head.weight, std=0.05)
     return net.eval()
@@ -39,8 +39,16 @@ def test_stft_matches_the_engine_and_inverts():
     np.testing.assert_allclose(y[480:48000].numpy(), x[: 48000 - 480].numpy(), atol=1e-5)
 
 
-def test_streaming_step_equals_the_training_graph():
-    net = _net()
+@pytest.mark.parametrize("lookahead", [0, 1, 2])
+@pytest.mark.parametrize("df", [True, False])
+def test_streaming_step_equals_the_training_graph(lookahead, df):
+    """Frame by frame with explicit states, the step gives the whole-clip graph's output; with
+    lookahead L, L frames later (the first L outputs are silence: no frame is ready yet)."""
+    net = _net(df=df, lookahead=lookahead)
+    if df:
+        net.deep_filter = True
+    else:
+        net.switch_off_deep_filter()
     x = torch.from_numpy(np.random.default_rng(1).standard_normal((1, 24000)).astype(np.float32) * 0.05)
     spec = fullband.stft(x)
     re, im = spec.real.contiguous(), spec.imag.contiguous()
@@ -48,11 +56,15 @@ def test_streaming_step_equals_the_training_graph():
         o_re, o_im, _ = net.forward_sequence(re, im)
         step = fullband.FullBandStep(net)
         states = step.initial_states()
+        assert len(states) == len(net.state_specs()) == 3 + len(TINY["dilations"]) + (2 if lookahead else 0)
         outs = []
         for t in range(re.shape[1]):
             y, *states = step(torch.stack([re[:, t], im[:, t]], 1), *states)
             outs.append(y[0])
     y = torch.stack(outs)
+    assert lookahead == 0 or float(y[:lookahead].abs().max()) == 0.0
+    y = y[lookahead:]
+    o_re, o_im = o_re[:, : len(y)], o_im[:, : len(y)]
     scale = float(o_re.abs().max())
     assert float((y[:, 0] - o_re[0]).abs().max()) < 1e-5 * scale
     assert float((y[:, 1] - o_im[0]).abs().max()) < 1e-5 * scale
@@ -183,6 +195,54 @@ def test_causal_ema_equals_the_streaming_recursion():
         ref.append(m)
     for block in (1, 64, 128, 400):
         torch.testing.assert_close(fullband.causal_ema(x, init, fullband.NORM_ALPHA, block), torch.stack(ref, 1), rtol=0, atol=1e-10)
+
+
+def test_a_lookahead_export_runs_aligned_in_the_engine(tmp_path):
+    """A one-frame lookahead model: the manifest says so, its latency grows by a hop, and the
+    engine's render lines up with the training graph sample for sample."""
+    from models.export_fullband import export
+    from plugin_host.effects import Denoise
+
+    cfg = {"name": "fb_look", "net": {**TINY, "lookahead": 1}, "mix": {"seconds": 1.0}, "batch_size": 2}
+    net = _net(lookahead=1)
+    torch.nn.init.normal_(net.inp.weight, std=0.1)  # the lookahead tap does something
+    torch.save({"model": net.state_dict(), "step": 3, "seconds": 1.0}, tmp_path / "ck.pt")
+    export(cfg, tmp_path / "ck.pt", tmp_path)
+    manifest = json.loads((tmp_path / "fb_look.json").read_text())
+    assert manifest["lookahead_frames"] == 1 and "20 ms latency (1 frame of lookahead)" in manifest["description"]
+    effect = Denoise(str(tmp_path / "fb_look.json"))
+    assert effect.latency_samples == 480 + 480
+    x = (np.random.default_rng(2).standard_normal(24000) * 0.05).astype(np.float32)
+    y = effect(x[None], 48000)[0]
+    spec = fullband.stft(torch.from_numpy(x)[None])
+    with torch.no_grad():
+        o_re, o_im, _ = net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())
+    ref = fullband.istft(torch.complex(o_re, o_im))[0].numpy()[480 : 480 + len(x)]
+    n = len(ref) - 960
+    assert len(y) == len(x)
+    np.testing.assert_allclose(y[:n], ref[:n], atol=1e-5)
+    assert float(np.abs(ref[:n]).max()) > 1e-3
+
+
+def test_a_grown_net_gains_a_lookahead_as_the_same_function():
+    """The lookahead tap starts at zero: the same function once the trunk's receptive field has
+    passed the clip's start (before it, the frame ahead of the first one, which holds only the
+    input layer's bias, is in view)."""
+    small = _net(df=False)
+    look = fullband.FullBandNet(**TINY, lookahead=1)
+    look.load_state_dict(fullband.grow_state_dict(look, small.state_dict()))
+    look.switch_off_deep_filter()
+    spec = fullband.stft(torch.randn(2, 24000) * 0.05)
+    re, im = spec.real.contiguous(), spec.imag.contiguous()
+    field = 1 + (TINY["kernel"] - 1) * sum(TINY["dilations"])  # frames
+    with torch.no_grad():
+        for a, b in zip(small.forward_sequence(re, im), look.forward_sequence(re, im)):
+            torch.testing.assert_close(a[:, field:], b[:, field:], rtol=0, atol=1e-6)
+            assert float((a[:, :field] - b[:, :field]).abs().max()) > 0  # the start does differ
+    with pytest.raises(ValueError, match="cannot shrink the lookahead"):
+        fullband.grow_state_dict(small, look.state_dict())
+    with pytest.raises(ValueError, match=r"lookahead 3 not in \[0, 1, 2\]"):
+        fullband.FullBandNet(**TINY, lookahead=3)
 
 
 def test_a_grown_net_starts_as_the_same_function_and_its_new_parts_learn():
