@@ -11,6 +11,8 @@
 #     cp ../shared/models-thirdparty/deepfilternet3/DeepFilterNet3_onnx.tar.gz .gpu/
 #   a checkpoint the recipe starts from (init_from) may travel xz-compressed, to keep under 64 MiB:
 #     mkdir -p .gpu/ckpt && xz -9e -c models/checkpoints/X.pt > .gpu/ckpt/X.pt.xz   # (X.pt can then stay behind)
+#   each time, around the device call: bash models/lent_gpu_slim.sh out ... bash models/lent_gpu_slim.sh back
+#   (tracked files over 40 KB stay behind: with .gpu the tree must stay under 64 MiB)
 #   then the device call, carrying .gpu:
 #     bash models/lent_gpu_sitting.sh models/configs/noisenil_fb_gpu.json 7.5
 #     LIVE_WORKERS=14 bash models/lent_gpu_sitting.sh models/configs/noisenil_fb_gpu_live.json 8
