@@ -21,15 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-
-def session(path: Path):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+from plugin_host.errors import ModelError
+from plugin_host.registry import open_session  # the engine's own session settings
 
 
 def per_frame_us(sess, frames: np.ndarray) -> float:
@@ -58,7 +51,11 @@ def main(argv=None) -> int:
         if not g.is_file():
             print(f"error: {g}: no such file", file=sys.stderr)
             return 2
-    sessions = [session(g) for g in args.graphs]
+    try:
+        sessions = [open_session(g, str(g)) for g in args.graphs]
+    except ModelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     shapes = {tuple(d if isinstance(d, int) else 1 for d in s.get_inputs()[0].shape) for s in sessions}
     if len(shapes) != 1:
         print(f"error: the graphs take different inputs: {sorted(shapes)}", file=sys.stderr)

@@ -272,12 +272,17 @@ class LiveSet:
         self.arrays = {k: np.load(self.folder / f"{k}.npy", mmap_mode="r") for k in ("noisy", "clean", "teacher", "done")}
         self.seed = seed
 
+    def _available(self, done: np.ndarray) -> np.ndarray:
+        """Finished slots per worker: once a worker's part of the ring is full, its oldest slot
+        may be mid-rewrite and is left out."""
+        return np.minimum(done, self.per_worker - 1)
+
     def ready(self) -> int:
-        return int(np.minimum(np.asarray(self.arrays["done"]), self.per_worker - 1).sum())
+        return int(self._available(np.asarray(self.arrays["done"])).sum())
 
     def slot(self, k: int) -> int:
         done = np.asarray(self.arrays["done"]).copy()  # one consistent view
-        avail = np.minimum(done, self.per_worker - 1)  # the oldest slot of a full ring may be mid-rewrite
+        avail = self._available(done)
         total = int(avail.sum())
         if total == 0:
             raise RuntimeError(f"{self.folder}: no labelled mixtures yet")

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import fullband
+from . import distill, fullband
 from .mixing import MixConfig, Mixer, warm
 
 MODELS_DIR = Path(__file__).resolve().parent
@@ -56,34 +56,19 @@ class FromStep(torch.utils.data.Sampler):
         return self.stop - self.start
 
 
-class CachedMixtures(torch.utils.data.Dataset):
-    """A teacher-labelled cache (``python -m models.distill build``): noisy, clean, teacher gains."""
+class TeacherMixtures(torch.utils.data.Dataset):
+    """Teacher-labelled examples (noisy, clean, teacher gains) as tensors, from a built cache
+    (``distill.CachedSet``, recipe key ``cache``) or a ring labelled while the run trains
+    (``distill.LiveSet``, recipe key ``live``)."""
 
-    def __init__(self, folder: Path, length: int, seed: int):
-        from .distill import CachedSet
-
-        self.cache, self.length = CachedSet(folder, seed), length
-
-    def __len__(self):
-        return self.length
-
-    def __getitem__(self, index):
-        return tuple(torch.from_numpy(a) for a in self.cache[index])
-
-
-class LiveMixtures(torch.utils.data.Dataset):
-    """Mixtures labelled while the run trains (``python -m models.distill live``, recipe key ``live``)."""
-
-    def __init__(self, folder: Path, length: int, seed: int):
-        from .distill import LiveSet
-
-        self.live, self.length = LiveSet(folder, seed), length
+    def __init__(self, labelled, length: int):
+        self.labelled, self.length = labelled, length
 
     def __len__(self):
         return self.length
 
     def __getitem__(self, index):
-        return tuple(torch.from_numpy(a) for a in self.live[index])
+        return tuple(torch.from_numpy(a) for a in self.labelled[index])
 
 
 class RecipeError(RuntimeError):
@@ -101,9 +86,7 @@ def live_folder(cfg: dict, log=print, poll_seconds: float = 5.0) -> Path:
     info = json.loads((folder / "live.json").read_text())
     if info["mix"].get("seed") != c["seed"]:
         raise RecipeError(f"{folder}: labels mixtures of seed {info['mix'].get('seed')}; the recipe wants seed {c['seed']}")
-    from .distill import LiveSet
-
-    ring, t0 = LiveSet(folder), time.time()
+    ring, t0 = distill.LiveSet(folder), time.time()
     while ring.ready() < c.get("min_ready", 1):
         if time.time() - t0 > c.get("wait_minutes", 10) * 60:
             raise RecipeError(f"{folder}: {ring.ready()} mixtures ready after {c.get('wait_minutes', 10)} min, {c.get('min_ready', 1)} wanted; is the labelling running? {hint}")
@@ -278,9 +261,9 @@ def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | N
     dev = [tuple(torch.from_numpy(dev_mixer.example(i)[k]) for k in ("noisy", "clean")) for i in range(n_dev)]
     batch = cfg["batch_size"]
     if cfg.get("live"):
-        dataset, workers = LiveMixtures(live_folder(cfg, log), cfg["steps"] * batch, cfg.get("seed", 0)), 0
+        dataset, workers = TeacherMixtures(distill.LiveSet(live_folder(cfg, log), cfg.get("seed", 0)), cfg["steps"] * batch), 0
     elif cfg.get("cache"):
-        dataset, workers = CachedMixtures(cache_folder(cfg), cfg["steps"] * batch, cfg.get("seed", 0)), 0
+        dataset, workers = TeacherMixtures(distill.CachedSet(cache_folder(cfg), cfg.get("seed", 0)), cfg["steps"] * batch), 0
     else:
         dataset, workers = MixtureSet(mix, cfg["steps"] * batch), cfg.get("workers", 1)
         if workers > 1:
@@ -339,8 +322,9 @@ def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | N
             last_save = time.time()
         if done:
             break
-    if isinstance(dataset, LiveMixtures):
-        log(f"live teacher ring: {int(np.asarray(dataset.live.arrays['done']).sum())} mixtures labelled so far, {dataset.live.ready()} in the ring")
+    if cfg.get("live"):
+        ring = dataset.labelled
+        log(f"live teacher ring: {int(np.asarray(ring.arrays['done']).sum())} mixtures labelled so far, {ring.ready()} in the ring")
     return best
 
 
