@@ -32,7 +32,7 @@ dur_in=$(sed -n 1p "$work/info.log" | grep -o '([0-9.]* s)')
 dur_out=$(sed -n 2p "$work/info.log" | grep -o '([0-9.]* s)')
 [ -n "$dur_in" ] && [ "$dur_in" = "$dur_out" ] || fail "output length $dur_out differs from input $dur_in"
 "$app/noisenil" models > "$work/models.log" 2>&1 || fail "CLI models"
-grep -q "wiener (default)" "$work/models.log" || fail "shipped models missing from the bundle"
+grep -q "noisenil_fb (default)" "$work/models.log" || fail "shipped models missing from the bundle"
 "$app/noisenil" classify "$example" > "$work/classify.log" 2>&1 || fail "CLI classify"
 "$app/noisenil" render "$example" -o "$work/auto.wav" --model auto -q > "$work/auto.log" 2>&1 || fail "CLI render --model auto"
 

@@ -56,17 +56,22 @@ def _load(path: Path) -> np.ndarray:
     return soxr.resample(x, rate, EVAL_RATE).astype(np.float32) if rate != EVAL_RATE else x
 
 
-def build_dev_set(data_dir: Path | None = None, n_speech: int = 10, seed: int = 2026) -> list[Pair]:
-    """n_speech dev utterances x len(SNRS_DB) SNRs, each with a different dev noise; deterministic."""
+def build_dev_set(data_dir: Path | None = None, n_speech: int = 10, seed: int = 2026, split: str = "dev") -> list[Pair]:
+    """n_speech dev utterances x len(SNRS_DB) SNRs, each with a different dev noise; deterministic.
+
+    ``split="train"`` builds the same recipe from the train split: a tuning set for settings chosen
+    after training (post-filters), so that the dev split stays for the reported figures only."""
+    if split not in ("dev", "train"):
+        raise NoiseNilError(f"split {split!r}: must be one of 'dev', 'train'")
     data_dir = Path(data_dir or default_data_dir())
     manifest = data_dir / "manifest.csv"
     if not manifest.is_file():
         raise NoiseNilError(f"{manifest}: corpus manifest not found (set NOISENIL_DATA or pass --data)")
     with open(manifest, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    speech = sorted(r["path"] for r in rows if r["kind"] == "speech" and r["split"] == "dev" and "librispeech" in r["path"])
+    speech = sorted(r["path"] for r in rows if r["kind"] == "speech" and r["split"] == split and "librispeech" in r["path"])
     noises = sorted(
-        r["path"] for r in rows if r["kind"] == "noise" and r["split"] == "dev" and r["label"] not in ("other", "")
+        r["path"] for r in rows if r["kind"] == "noise" and r["split"] == split and r["label"] not in ("other", "")
     )
     rng = np.random.default_rng(seed)
     speech = [speech[i] for i in rng.permutation(len(speech))[:n_speech]]

@@ -352,4 +352,4 @@ class Registry:
 
 DENOISERS = Registry("denoiser")
 CLASSIFIERS = Registry("classifier")
-DEFAULT_DENOISER = "wiener"
+DEFAULT_DENOISER = "noisenil_fb"

@@ -248,7 +248,7 @@ def test_bad_options_are_one_line_errors(tmp_path, src):
 def test_models_info_and_presets(tmp_path, src, capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert "wiener (default)" in out and "spectral_subtraction" in out and "10 ms" in out
+    assert "noisenil_fb (default)" in out and "spectral_subtraction" in out and "10 ms" in out
     assert main(["info", str(src)]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{src}: WAV int24, 48000 Hz, 2 ch, 0:02 (2.00 s), loudness ")

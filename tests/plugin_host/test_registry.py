@@ -59,7 +59,20 @@ def test_golden_pair_matches_onnxruntime(name):
     assert len(outs) >= 30
     # relative to the largest output: complex-spectrum models output values far above 1
     scale = max(1.0, float(np.max(np.abs(golden["output"]))))
-    assert np.max(np.abs(np.asarray(outs) - golden["output"])) < 1e-4 * scale
+    assert np.max(np.abs(np.asarray(outs) - golden["output"])) < golden_tolerance(m) * scale
+
+
+def golden_tolerance(manifest) -> float:
+    """Float graphs replay to 1e-4. Integer kernels are not bit-exact across CPUs: onnxruntime's
+    int8 path differs between AVX2 and AVX-512 VNNI machines (ddae_int8's gains by 0.008 between
+    the machine that exported it and an AVX-512 VNNI EPYC; both are 0.012-0.013 from the float
+    model), so quantized graphs get 0.02, still far below what a wrong graph gives."""
+    return 0.02 if "quantization" in manifest.raw else 1e-4
+
+
+def test_golden_tolerance_is_loose_only_for_quantized_graphs():
+    assert golden_tolerance(DENOISERS.get("ddae_int8")) == 0.02
+    assert golden_tolerance(DENOISERS.get("ddae")) == golden_tolerance(DENOISERS.get("noisenil_fb")) == 1e-4
 
 
 def _copy_model(tmp_path, name="wiener"):
