@@ -23,6 +23,18 @@ from plugin_host import DENOISERS, Denoise
 BUFFER_SIZES = [64, 480, 512, 8192]
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what ``platform`` knows: the shared machines this runs on
+    change CPU from day to day, and the figures with them."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def rtf(effect: Denoise, x: np.ndarray, rate: int, buffer_size: int, streaming: bool) -> float:
     effect.reset()
     t0 = time.perf_counter()
@@ -43,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     lines = [
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"Machine: {cpu_name()} ({platform.machine()}), {os.cpu_count()} cores, Python {platform.python_version()}; "
         f"{args.seconds:g} s of mono audio per run" + (f", best of {args.repeat} runs per cell." if args.repeat > 1 else "."),
         "",
         "| model | input rate | mode | " + " | ".join(f"buffer {b}" for b in BUFFER_SIZES) + " | per 10 ms frame |",

@@ -297,17 +297,26 @@ class LiveSet:
 
 
 # ---------------------------------------------------------------------------------------- bounds
-def _score_gains(gain_fns: dict, log=print) -> dict:
-    """PESQ-WB / SI-SDR on the eval dev pairs of each ``name -> fn(pair, noisy_spec, clean_spec)``
-    that gives per-bin gains (1, T, F), applied to the noisy spectrum as a gains-only model would."""
+TUNING_SEED = 7  # the train-split tuning set: same recipe as the dev pairs, other speakers and noises
+
+
+def _score_gains(gain_fns: dict, log=print, split: str = "dev", dnsmos: bool = False) -> dict:
+    """PESQ-WB / SI-SDR on the eval pairs of each ``name -> fn(pair, noisy_spec, clean_spec)``
+    that gives per-bin gains (1, T, F), applied to the noisy spectrum as a gains-only model would.
+
+    ``split="train"``: the same recipe built from the train split (``evaluation.build_dev_set``),
+    for choosing settings after training without looking at the dev pairs. ``dnsmos`` adds
+    DNSMOS SIG / BAK / OVRL and the noise cut in speech pauses (slower)."""
     import torch
 
-    from plugin_host.evaluation import build_dev_set, pesq_wb, si_sdr
+    from plugin_host.evaluation import build_dev_set, pause_reduction_db, pesq_wb, quality, si_sdr
 
     from . import fullband
 
+    pairs = build_dev_set(split=split) if split == "dev" else build_dev_set(split=split, seed=TUNING_SEED)
+    keys = ("pesq_wb", "si_sdr_db") + (("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "pause_db") if dnsmos else ())
     scores: dict[str, list] = {k: [] for k in gain_fns}
-    for p in build_dev_set():
+    for p in pairs:
         spec = fullband.stft(torch.from_numpy(p.noisy)[None])
         clean = fullband.stft(torch.from_numpy(p.clean)[None])
         for k, fn in gain_fns.items():
@@ -315,17 +324,27 @@ def _score_gains(gain_fns: dict, log=print) -> dict:
                 g = fn(p, spec, clean)
             y = fullband.istft(spec * g)[0].numpy()[HOP : HOP + len(p.noisy)]
             y = np.pad(y, (0, len(p.noisy) - len(y)))
-            scores[k].append((pesq_wb(p.clean, y), si_sdr(p.clean, y), p.snr_db))
+            row = {"snr": p.snr_db, "si_sdr_db": si_sdr(p.clean, y)}
+            if dnsmos:
+                row.update(quality(p.clean, y), pause_db=pause_reduction_db(p, y))
+            else:
+                row["pesq_wb"] = pesq_wb(p.clean, y)
+            scores[k].append(row)
 
-    def mean(rows):
-        return {"pesq_wb": round(float(np.mean([r[0] for r in rows])), 2), "si_sdr_db": round(float(np.mean([r[1] for r in rows])), 2)}
+    def mean(rows, keys=("pesq_wb", "si_sdr_db")):
+        return {key: round(float(np.nanmean([r[key] for r in rows])), 2) for key in keys}
 
     result = {}
     for k, rows in scores.items():
-        snrs = sorted({r[2] for r in rows})
-        result[k] = {**mean(rows), "per_snr_db": {snr: mean([r for r in rows if r[2] == snr]) for snr in snrs}}
+        snrs = sorted({r["snr"] for r in rows})
+        result[k] = {**mean(rows, keys), "per_snr_db": {snr: mean([r for r in rows if r["snr"] == snr]) for snr in snrs}}
         per_snr = " | ".join(f"{snr:g} dB: {v['pesq_wb']:.2f} / {v['si_sdr_db']:.2f}" for snr, v in result[k]["per_snr_db"].items())
-        log(f"{k:28s} PESQ-WB {result[k]['pesq_wb']:.2f}  SI-SDR {result[k]['si_sdr_db']:.2f} dB  (per input SNR, PESQ-WB / SI-SDR: {per_snr})")
+        extra = (
+            f"  SIG {result[k]['dnsmos_sig']:.2f}  BAK {result[k]['dnsmos_bak']:.2f}  OVRL {result[k]['dnsmos_ovrl']:.2f}  pauses -{result[k]['pause_db']:.1f} dB"
+            if dnsmos
+            else ""
+        )
+        log(f"{k:28s} PESQ-WB {result[k]['pesq_wb']:.2f}  SI-SDR {result[k]['si_sdr_db']:.2f} dB{extra}  (per input SNR, PESQ-WB / SI-SDR: {per_snr})")
     return result
 
 
@@ -360,21 +379,36 @@ def _gains_only_net(path: Path):
     return net.eval(), ck
 
 
-def _powered(gains, exponent: float):
-    return gains if exponent == 1.0 else gains.clamp(min=1e-6).pow(exponent)
+def _reshaped(gains, exponent: float, post_filter: float):
+    """Band gains raised to ``exponent``, then through the PercepNet / DeepFilterNet post-filter
+    (``fullband.post_filter``, 0: none)."""
+    from . import fullband
+
+    g = gains if exponent == 1.0 else gains.clamp(min=1e-6).pow(exponent)
+    return fullband.post_filter(g, post_filter) if post_filter else g
 
 
-def score_checkpoints(paths: list[Path], log=print, gain_exponents: tuple[float, ...] = (1.0,)) -> dict:
+def score_checkpoints(
+    paths: list[Path],
+    log=print,
+    gain_exponents: tuple[float, ...] = (1.0,),
+    post_filters: tuple[float, ...] = (0.0,),
+    split: str = "dev",
+    dnsmos: bool = False,
+) -> dict:
     """The same scores for gains-only checkpoints of ``models.train`` (to choose which to export).
     ``gain_exponents`` other than 1 also score each with its band gains raised to that power
-    (below 1: gentler, above 1: harsher), a check of how the gains are calibrated."""
+    (below 1: gentler, above 1: harsher), a check of how the gains are calibrated; ``post_filters``
+    other than 0 with the post-filter of that beta after it (it pushes low gains further down).
+    Tune such settings on ``split="train"``, not on the dev pairs that the figures come from."""
     fns = {}
     for path in paths:
         net, ck = _gains_only_net(path)
         for a in gain_exponents:
-            label = f"{Path(path).name} (step {ck['step']})" + (f" ^{a:g}" if a != 1.0 else "")
-            fns[label] = lambda p, spec, clean, net=net, a=a: _powered(net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())[2], a) @ net.erb_expand
-    return _score_gains(fns, log)
+            for beta in post_filters:
+                label = f"{Path(path).name} (step {ck['step']})" + (f" ^{a:g}" if a != 1.0 else "") + (f" pf {beta:g}" if beta else "")
+                fns[label] = lambda p, spec, clean, net=net, a=a, beta=beta: _reshaped(net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())[2], a, beta) @ net.erb_expand
+    return _score_gains(fns, log, split=split, dnsmos=dnsmos)
 
 
 def recipe_losses(paths: list[Path], examples: int = 32, seed: int = 10_001, log=print) -> dict:
@@ -420,6 +454,9 @@ def main(argv=None) -> int:
     sc = sub.add_parser("score", help="the same scores for gains-only training checkpoints")
     sc.add_argument("checkpoints", type=Path, nargs="+")
     sc.add_argument("--gain-exponent", type=float, nargs="+", default=[1.0], help="also score the band gains raised to these powers (1: as trained)")
+    sc.add_argument("--post-filter", type=float, nargs="+", default=[0.0], help="also score with the PercepNet/DeepFilterNet post-filter of these betas (0: none; DeepFilterNet uses 0.02)")
+    sc.add_argument("--split", choices=("dev", "train"), default="dev", help="train: the same recipe from the train split, to tune settings without the dev pairs")
+    sc.add_argument("--dnsmos", action="store_true", help="also DNSMOS SIG/BAK/OVRL and the noise cut in pauses (slower)")
     lo = sub.add_parser("losses", help="the recipe's own loss terms of checkpoints on 32 dev-split mixtures")
     lo.add_argument("checkpoints", type=Path, nargs="+")
     args = ap.parse_args(argv)
@@ -435,7 +472,10 @@ def main(argv=None) -> int:
             if any(not 0.1 <= a <= 4.0 for a in args.gain_exponent):
                 print(f"error: --gain-exponent {args.gain_exponent}: each must lie in [0.1, 4]", file=sys.stderr)
                 return 2
-            score_checkpoints(args.checkpoints, gain_exponents=tuple(args.gain_exponent))
+            if any(not 0.0 <= b <= 1.0 for b in args.post_filter):
+                print(f"error: --post-filter {args.post_filter}: each must lie in [0, 1]", file=sys.stderr)
+                return 2
+            score_checkpoints(args.checkpoints, gain_exponents=tuple(args.gain_exponent), post_filters=tuple(args.post_filter), split=args.split, dnsmos=args.dnsmos)
         else:
             recipe_losses(args.checkpoints)
         return 0

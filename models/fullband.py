@@ -309,6 +309,13 @@ def multires_loss(est: torch.Tensor, ref: torch.Tensor, sizes=(480, 1920), c: fl
     return total / len(sizes)
 
 
+def post_filter(gains: torch.Tensor, beta: float = 0.02) -> torch.Tensor:
+    """PercepNet's post-filter as DeepFilterNet applies it to its ERB gains: gains near 1 stay,
+    low gains are pushed further down, (1 + beta) g / (1 + beta / sin(pi g / 2)^2)."""
+    s = torch.sin(torch.pi * gains / 2).clamp(min=1e-6)
+    return (1 + beta) * gains / (1 + beta / s**2)
+
+
 def band_gain_target(noisy_re, noisy_im, clean_re, clean_im, net: FullBandNet) -> torch.Tensor:
     """Ideal ERB gains sqrt(E_clean / E_noisy), clipped to [0, 1] (RNNoise's target)."""
     e_noisy = (noisy_re**2 + noisy_im**2) @ net.erb_avg

@@ -100,6 +100,23 @@ def test_score_names_a_missing_checkpoint_in_one_line(tmp_path, capsys):
     (tmp_path / "there.pt").write_bytes(b"")
     assert distill.main(["score", str(tmp_path / "there.pt"), "--gain-exponent", "1", "9"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == ["error: --gain-exponent [1.0, 9.0]: each must lie in [0.1, 4]"]
+    assert distill.main(["score", str(tmp_path / "there.pt"), "--post-filter", "0.02", "-1"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == ["error: --post-filter [0.02, -1.0]: each must lie in [0, 1]"]
+
+
+def test_post_filter_keeps_high_gains_and_pushes_low_ones_down():
+    torch = pytest.importorskip("torch", reason="needs torch")
+    from models import fullband
+
+    g = torch.linspace(0.01, 1.0, 100)
+    out = fullband.post_filter(g, 0.02)
+    assert float(out[-1]) == pytest.approx(1.0, abs=1e-6) and bool(torch.all(out <= g + 1e-7))
+    assert bool(torch.all(torch.diff(out) > 0))  # monotone: the order of the gains is kept
+    ratio_db = 20 * torch.log10(out / g)
+    assert float(ratio_db[g.sub(0.9).abs().argmin()]) > -0.1  # speech-dominated bands barely change
+    assert float(ratio_db[g.sub(0.1).abs().argmin()]) == pytest.approx(-5.1, abs=0.3)  # noise: about 5 dB more cut
+    assert bool(torch.equal(distill._reshaped(g, 1.0, 0.0), g))
+    assert torch.allclose(distill._reshaped(g, 0.5, 0.02), fullband.post_filter(g.sqrt(), 0.02))
 
 
 def test_losses_names_a_missing_checkpoint_and_reports_the_recipe_terms(tmp_path, capsys):

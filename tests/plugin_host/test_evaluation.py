@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from plugin_host.cli import main
+from plugin_host.errors import NoiseNilError
 from plugin_host.evaluation import SNRS_DB, build_dev_set, si_sdr
 
 
@@ -27,6 +28,19 @@ def test_dev_set_is_deterministic_and_uses_the_dev_split(shared_data):
     for p in a:
         measured = 10 * np.log10(np.sum(p.clean**2) / np.sum((p.noisy - p.clean) ** 2))
         assert measured == pytest.approx(p.snr_db, abs=0.01)
+
+
+def test_train_split_tuning_set_shares_nothing_with_the_dev_set(shared_data):
+    import csv
+
+    rows = {r["path"]: r for r in csv.DictReader(open(shared_data / "manifest.csv"))}
+    dev, train = build_dev_set(shared_data, n_speech=2), build_dev_set(shared_data, n_speech=2, split="train")
+    assert len(train) == len(dev) and all(rows[p.speech]["split"] == "train" and rows[p.noise]["split"] == "train" for p in train)
+    assert not {p.speech for p in train} & {p.speech for p in dev} and not {p.noise for p in train} & {p.noise for p in dev}
+    speakers = lambda pairs: {rows[p.speech]["speaker"] for p in pairs}  # noqa: E731
+    assert not speakers(train) & speakers(dev)
+    with pytest.raises(NoiseNilError, match="split 'test': must be one of 'dev', 'train'"):
+        build_dev_set(shared_data, split="test")
 
 
 def test_eval_command_writes_a_table_and_a_chart(shared_data, tmp_path, capsys):
