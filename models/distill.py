@@ -309,7 +309,13 @@ def _score_gains(gain_fns: dict, log=print, split: str = "dev", dnsmos: bool = F
     DNSMOS SIG / BAK / OVRL and the noise cut in speech pauses (slower)."""
     import torch
 
-    from plugin_host.evaluation import build_dev_set, pause_reduction_db, pesq_wb, quality, si_sdr
+    from plugin_host.evaluation import (
+        build_dev_set,
+        pause_reduction_db,
+        pesq_wb,
+        quality,
+        si_sdr,
+    )
 
     from . import fullband
 

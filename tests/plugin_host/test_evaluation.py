@@ -33,12 +33,12 @@ def test_dev_set_is_deterministic_and_uses_the_dev_split(shared_data):
 def test_train_split_tuning_set_shares_nothing_with_the_dev_set(shared_data):
     import csv
 
-    rows = {r["path"]: r for r in csv.DictReader(open(shared_data / "manifest.csv"))}
+    with open(shared_data / "manifest.csv", newline="", encoding="utf-8") as f:
+        rows = {r["path"]: r for r in csv.DictReader(f)}
     dev, train = build_dev_set(shared_data, n_speech=2), build_dev_set(shared_data, n_speech=2, split="train")
     assert len(train) == len(dev) and all(rows[p.speech]["split"] == "train" and rows[p.noise]["split"] == "train" for p in train)
     assert not {p.speech for p in train} & {p.speech for p in dev} and not {p.noise for p in train} & {p.noise for p in dev}
-    speakers = lambda pairs: {rows[p.speech]["speaker"] for p in pairs}  # noqa: E731
-    assert not speakers(train) & speakers(dev)
+    assert not {rows[p.speech]["speaker"] for p in train} & {rows[p.speech]["speaker"] for p in dev}
     with pytest.raises(NoiseNilError, match="split 'test': must be one of 'dev', 'train'"):
         build_dev_set(shared_data, split="test")
 
