@@ -35,7 +35,7 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
         "input": {"name": "spec", "shape": [1, 2, fullband.N_BINS], "feature": "complex"},
         "output": {"name": "enhanced", "shape": [1, 2, fullband.N_BINS], "kind": "complex"},
         "states": net.state_specs(),
-        "display_name": "NoiseNil full-band (experimental)",
+        "display_name": "NoiseNil full-band",
         "description": (
             "NoiseNil's own causal full-band denoiser: 32 ERB-band gains plus a 3-tap deep filter on the bins below "
             "4.75 kHz, from a dilated causal convolution network over 1 s-normalised features. 48 kHz, 20 ms frames, "

@@ -318,18 +318,34 @@ def cmd_classify(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .effects import Denoise
-    from .evaluation import BANDLIMIT, RNNOISE, BandLimitBaseline, RNNoiseBaseline, build_dev_set, chart, evaluate, markdown_table, write_metrics
-    from .registry import DENOISERS
-
     from .auto import AUTO, AutoDenoise
+    from .effects import Denoise
+    from .evaluation import (
+        BANDLIMIT,
+        RNNOISE,
+        BandLimitBaseline,
+        RNNoiseBaseline,
+        build_dev_set,
+        chart,
+        evaluate,
+        markdown_table,
+        write_metrics,
+    )
+    from .registry import DENOISERS
 
     names = [*DENOISERS.names(), RNNOISE] if args.model == ["all"] else args.model
     manifests = {n: DENOISERS.get(n) for n in names if n not in (AUTO, RNNOISE, BANDLIMIT)}
-    from .evaluation import dev_set_description, load_pair_set, pair_set_description
+    from .evaluation import (
+        CLEAN_FULLBAND,
+        dev_set_description,
+        load_pair_set,
+        pair_set_description,
+    )
 
+    if args.set == CLEAN_FULLBAND:
+        return _eval_clean_fullband(args, names)
     if args.set == "dev":
-        pairs = build_dev_set(args.data, n_speech=args.n_speech)
+        pairs = build_dev_set(args.data, n_speech=args.n_speech or 10)
         description = dev_set_description(pairs)
     else:
         pairs = load_pair_set(Path(args.set))
@@ -360,6 +376,36 @@ def cmd_eval(args) -> int:
         Path(args.out).write_text(table + "\n\n" + results["noisy (input)"]["set"] + "\n", encoding="utf-8")
     if args.chart:
         print(f"chart: {chart(results, Path(args.chart))}")
+    return EXIT_OK
+
+
+def _eval_clean_fullband(args, names: list[str]) -> int:
+    """``noisenil eval --set clean-fullband``: level change per band and SI-SDR on clean full-band voices."""
+    from .auto import AUTO, AutoDenoise
+    from .effects import Denoise
+    from .evaluation import (
+        BANDLIMIT,
+        RNNOISE,
+        BandLimitBaseline,
+        RNNoiseBaseline,
+        build_clean_fullband_set,
+        clean_speech_check,
+        clean_speech_table,
+    )
+
+    clips = build_clean_fullband_set(args.data, n_speech=args.n_speech or 26)
+    baselines = {RNNOISE: RNNoiseBaseline, BANDLIMIT: BandLimitBaseline, AUTO: AutoDenoise}
+    results = {"clean (input)": clean_speech_check(lambda: None, clips)}
+    for name in names:
+        results[name] = clean_speech_check(baselines.get(name) or (lambda n=name: Denoise(n)), clips)
+    table = clean_speech_table(results, clips)
+    text = table + f"\n\nclean full-band speech: {len(clips)} dev-split voices (44.1 kHz and up), no noise, 48 kHz\n"
+    print(text, end="")
+    if args.out:
+        out = Path(args.out)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)
     return EXIT_OK
 
 
@@ -411,9 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="score denoisers on the dev split (needs the eval extra and ../shared/data)")
     e.add_argument("--model", nargs="+", default=["all"], help="model names, 'auto', baselines 'rnnoise' and 'noisy_at_16k' (the input through 16 kHz and back), or 'all' (every model + rnnoise)")
-    e.add_argument("--set", default="dev", metavar="dev|PATH", help="'dev' (built from the corpus' dev split) or a folder with clean/ and noisy/ files of the same names")
+    e.add_argument("--set", default="dev", metavar="dev|clean-fullband|PATH", help="'dev' (built from the corpus' dev split), 'clean-fullband' (the dev split's full-band voices without noise: what a model takes off each band), or a folder with clean/ and noisy/ files of the same names")
     e.add_argument("--data", help="corpus folder (default: $NOISENIL_DATA or ../shared/data)")
-    e.add_argument("--n-speech", type=int, default=10, help="dev utterances (x 5 SNRs)")
+    e.add_argument("--n-speech", type=int, help="dev utterances (x 5 SNRs; default 10); with clean-fullband: voices (default 26, all)")
     e.add_argument("--out", help="also write the markdown table to this file")
     e.add_argument("--write-manifest", action="store_true", help="store the figures in each model's manifest")
     e.add_argument("--chart", metavar="PNG", help="also draw quality against real-time factor into this PNG")

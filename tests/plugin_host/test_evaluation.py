@@ -3,7 +3,13 @@ import pytest
 
 from plugin_host.cli import main
 from plugin_host.errors import NoiseNilError
-from plugin_host.evaluation import SNRS_DB, build_dev_set, si_sdr
+from plugin_host.evaluation import (
+    SNRS_DB,
+    build_clean_fullband_set,
+    build_dev_set,
+    clean_speech_check,
+    si_sdr,
+)
 
 
 def test_si_sdr_values():
@@ -41,6 +47,37 @@ def test_train_split_tuning_set_shares_nothing_with_the_dev_set(shared_data):
     assert not {rows[p.speech]["speaker"] for p in train} & {rows[p.speech]["speaker"] for p in dev}
     with pytest.raises(NoiseNilError, match="split 'test': must be one of 'dev', 'train'"):
         build_dev_set(shared_data, split="test")
+
+
+def test_clean_fullband_check_sees_a_dull_voice_and_spares_a_transparent_one(shared_data):
+    clips = build_clean_fullband_set(shared_data, n_speech=3)
+    assert len(clips) == 3 and all(np.max(np.abs(c)) == pytest.approx(0.316, abs=1e-3) for c in clips)
+
+    def dull(x, rate, cutoff_hz=6000.0):  # a brick-wall low-pass: what a muffling denoiser does
+        spec = np.fft.rfft(x)
+        spec[np.fft.rfftfreq(len(x), 1 / rate) > cutoff_hz] = 0
+        return np.fft.irfft(spec, n=len(x)).astype(np.float32)
+
+    same = clean_speech_check(lambda: None, clips)
+    assert set(same["band_change_db"].values()) == {0.0} and same["si_sdr_db"] > 100
+    lowpassed = clean_speech_check(lambda: dull, clips)["band_change_db"]
+    assert abs(lowpassed["0-4 kHz"]) < 0.2 and lowpassed["8-12 kHz"] < -30 and lowpassed["12-20 kHz"] < -30
+    halved = clean_speech_check(lambda: lambda x, rate: 0.5 * x, clips)
+    assert all(v == pytest.approx(-6.0, abs=0.1) for v in halved["band_change_db"].values())
+    assert halved["si_sdr_db"] > 100  # SI-SDR ignores the scale
+
+
+def test_eval_clean_fullband_writes_its_table(shared_data, tmp_path, capsys):
+    out = tmp_path / "clean.md"
+    assert main(["eval", "--set", "clean-fullband", "--model", "wiener", "--n-speech", "2", "--data", str(shared_data), "--out", str(out)]) == 0
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| ")]
+    assert rows[0] == "| model | SI-SDR out (dB) | 0-4 kHz (dB) | 4-8 kHz (dB) | 8-12 kHz (dB) | 12-20 kHz (dB) |"
+    assert [r.split(" | ")[0] for r in rows[1:]] == ["| the voices' own share of energy", "| clean (input)", "| wiener"]
+    wiener = [float(v) for v in rows[-1].strip("| ").split(" | ")[1:]]
+    # the classical filter leaves clean speech alone where the voice is (above 12 kHz these voices
+    # hold only their recording's floor, -74 dB of their energy, which it may take for noise)
+    assert wiener[0] > 20 and all(abs(v) < 1.0 for v in wiener[1:4])
+    assert "2 dev-split voices" in out.read_text() and out.read_text() in capsys.readouterr().out
 
 
 def test_eval_command_writes_a_table_and_a_chart(shared_data, tmp_path, capsys):
