@@ -56,6 +56,16 @@ def _load(path: Path) -> np.ndarray:
     return soxr.resample(x, rate, EVAL_RATE).astype(np.float32) if rate != EVAL_RATE else x
 
 
+def _corpus(data_dir: Path | None) -> tuple[Path, list[dict]]:
+    """The corpus folder and its manifest rows; a missing manifest is a one-line error."""
+    data_dir = Path(data_dir or default_data_dir())
+    manifest = data_dir / "manifest.csv"
+    if not manifest.is_file():
+        raise NoiseNilError(f"{manifest}: corpus manifest not found (set NOISENIL_DATA or pass --data)")
+    with open(manifest, newline="", encoding="utf-8") as f:
+        return data_dir, list(csv.DictReader(f))
+
+
 def build_dev_set(data_dir: Path | None = None, n_speech: int = 10, seed: int = 2026, split: str = "dev") -> list[Pair]:
     """n_speech dev utterances x len(SNRS_DB) SNRs, each with a different dev noise; deterministic.
 
@@ -63,12 +73,7 @@ def build_dev_set(data_dir: Path | None = None, n_speech: int = 10, seed: int = 
     after training (post-filters), so that the dev split stays for the reported figures only."""
     if split not in ("dev", "train"):
         raise NoiseNilError(f"split {split!r}: must be one of 'dev', 'train'")
-    data_dir = Path(data_dir or default_data_dir())
-    manifest = data_dir / "manifest.csv"
-    if not manifest.is_file():
-        raise NoiseNilError(f"{manifest}: corpus manifest not found (set NOISENIL_DATA or pass --data)")
-    with open(manifest, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    data_dir, rows = _corpus(data_dir)
     speech = sorted(r["path"] for r in rows if r["kind"] == "speech" and r["split"] == split and "librispeech" in r["path"])
     noises = sorted(
         r["path"] for r in rows if r["kind"] == "noise" and r["split"] == split and r["label"] not in ("other", "")
@@ -289,15 +294,10 @@ def build_clean_fullband_set(data_dir: Path | None = None, n_speech: int = 26) -
 
     The noisy dev pairs use 16 kHz LibriSpeech, which is empty above 8 kHz, and PESQ, STOI and
     DNSMOS listen below 8 kHz: neither can see a denoiser dull a full-band voice. This set can."""
-    data_dir = Path(data_dir or default_data_dir())
-    manifest = data_dir / "manifest.csv"
-    if not manifest.is_file():
-        raise NoiseNilError(f"{manifest}: corpus manifest not found (set NOISENIL_DATA or pass --data)")
-    with open(manifest, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    data_dir, rows = _corpus(data_dir)
     paths = sorted(r["path"] for r in rows if r["kind"] == "speech" and r["split"] == "dev" and int(r["sample_rate"]) >= 44100)
     if not paths:
-        raise NoiseNilError(f"{manifest}: no full-band (44.1 kHz or more) speech in the dev split")
+        raise NoiseNilError(f"{data_dir / 'manifest.csv'}: no full-band (44.1 kHz or more) speech in the dev split")
     clips = []
     for path in paths[:n_speech]:
         x = _load(data_dir / path)
