@@ -26,11 +26,11 @@ def test_auto_follows_the_classifier_per_recording():
     auto = AutoDenoise()
     x = speechlike(3.0) + hum(3.0)
     y = auto(x, RATE)
-    assert auto.last_label == "hum_hiss" and auto.last_choice == ("wiener", 100.0)
+    assert auto.last_label == "hum_hiss" and auto.last_choice == ("noisenil_fb", 100.0)  # the shipped learned model
     assert y.shape == x.shape
     quiet = speechlike(3.0)
     auto(quiet, RATE)
-    assert auto.last_label == "quiet" and auto.last_choice[1] == 6.0
+    assert auto.last_label == "quiet" and auto.last_choice == ("wiener", 6.0)
 
 
 def test_auto_streams_with_adaptive_strength():
@@ -39,14 +39,14 @@ def test_auto_streams_with_adaptive_strength():
     for i in range(0, len(x), 4800):
         auto.process(x[i : i + 4800], RATE, reset=False)
     assert auto.last_label == "quiet"
-    assert auto._stream_effect.attenuation_limit_db == 6.0
+    assert auto._stream_effect.attenuation_limit_db == 6.0 and auto._stream_effect.model == "noisenil_fb"
 
 
 def test_render_with_model_auto(tmp_path, capsys):
     src = write_audio(tmp_path / "hummy.wav", speechlike(3.0) + hum(3.0))
     assert main(["render", str(src), "-o", str(tmp_path / "out.wav"), "--model", "auto"]) == 0
     err = capsys.readouterr().err
-    assert "auto: mostly hum_hiss -> wiener, attenuation limit 100 dB" in err
+    assert "auto: mostly hum_hiss -> noisenil_fb, attenuation limit 100 dB" in err
 
 
 def test_eval_auto_runs(shared_data, tmp_path):
