@@ -86,10 +86,17 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
     return fields
 
 
+def default_checkpoint(cfg: dict) -> Path:
+    """What ``--export`` takes without ``--checkpoint``: the best-on-dev-loss checkpoint, or the
+    last one for a recipe that keeps no dev set (``dev_examples`` 0, as the lent-GPU ones)."""
+    best = MODELS_DIR / "checkpoints" / f"{cfg['name']}.best.pt"
+    return best if best.is_file() else MODELS_DIR / "checkpoints" / f"{cfg['name']}.pt"
+
+
 def export(cfg: dict, checkpoint_path: Path | None = None, out_dir: Path = MODELS_DIR, deep_filter: bool | None = None) -> Path:
     """``deep_filter=False`` zeroes the deep-filter head (gains only); default: the recipe's
     ``export_deep_filter`` (true unless the recipe says otherwise)."""
-    checkpoint_path = checkpoint_path or MODELS_DIR / "checkpoints" / f"{cfg['name']}.best.pt"
+    checkpoint_path = checkpoint_path or default_checkpoint(cfg)
     ck = torch.load(checkpoint_path, weights_only=False, map_location="cpu")
     if deep_filter is None:
         deep_filter = bool(cfg.get("export_deep_filter", True))

@@ -337,6 +337,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", help="cpu or cuda (default: cuda when there is one)")
     ap.add_argument("--workers", type=int, help="mixing processes (default: the config's)")
     ap.add_argument("--no-export", action="store_true", help="train only (e.g. on a machine without onnxruntime)")
+    ap.add_argument("--export-dir", type=Path, help="write the ONNX, manifest and golden pair here instead of models/ (a candidate to evaluate before it replaces the shipped model)")
     args = ap.parse_args(argv)
     try:
         cfg = json.loads(args.config.read_text())
@@ -363,9 +364,17 @@ def main(argv=None) -> int:
             return 2
         if args.no_export:
             return 0
-    from .export_fullband import export
+    from .export_fullband import default_checkpoint, export
 
-    export(cfg, args.checkpoint)
+    checkpoint = args.checkpoint or default_checkpoint(cfg)
+    if not checkpoint.is_file():
+        print(f"error: {checkpoint}: no such checkpoint (train the recipe first, or pass --checkpoint)", file=sys.stderr)
+        return 2
+    if args.export_dir:
+        (args.export_dir / "golden").mkdir(parents=True, exist_ok=True)
+        export(cfg, checkpoint, out_dir=args.export_dir)
+    else:
+        export(cfg, checkpoint)
     return 0
 
 

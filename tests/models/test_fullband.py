@@ -289,3 +289,20 @@ def test_a_gains_only_export_leaves_the_deep_filter_out_of_the_file(tmp_path):
     assert not any("df_head" in name for name in weights) and any("gain_head" in name for name in weights)
     manifest = json.loads((tmp_path / "fb_gains.json").read_text())
     assert manifest["architecture"]["deep_filter"]["enabled"] is False and manifest["training"]["machine"] == "a test"
+
+
+def test_export_takes_the_best_checkpoint_else_the_last_and_names_a_missing_one(tmp_path, monkeypatch, capsys):
+    from models import export_fullband, train
+
+    monkeypatch.setattr(export_fullband, "MODELS_DIR", tmp_path)
+    recipe = {"name": "nothing_trained", "net": {}}
+    (tmp_path / "r.json").write_text(json.dumps(recipe))
+    assert train.main([str(tmp_path / "r.json"), "--export"]) == 2
+    last = tmp_path / "checkpoints" / "nothing_trained.pt"
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {last}: no such checkpoint (train the recipe first, or pass --checkpoint)"]
+    last.parent.mkdir()
+    last.write_bytes(b"")
+    assert export_fullband.default_checkpoint(recipe) == last  # a recipe without a dev set keeps no best
+    best = last.with_name("nothing_trained.best.pt")
+    best.write_bytes(b"")
+    assert export_fullband.default_checkpoint(recipe) == best
