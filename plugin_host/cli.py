@@ -343,6 +343,10 @@ def cmd_eval(args) -> int:
     )
 
     if args.set == CLEAN_FULLBAND:
+        unused = [flag for flag, on in (("--chart", args.chart), ("--write-manifest", args.write_manifest), ("--fast", args.fast)) if on]
+        if unused:
+            print(f"error: {', '.join(unused)}: not for --set {CLEAN_FULLBAND}, which reports level changes per band only", file=sys.stderr)
+            return EXIT_USAGE
         return _eval_clean_fullband(args, names)
     if args.set == "dev":
         pairs = build_dev_set(args.data, n_speech=args.n_speech or 10)

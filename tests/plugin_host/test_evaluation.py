@@ -78,6 +78,9 @@ def test_eval_clean_fullband_writes_its_table(shared_data, tmp_path, capsys):
     # hold only their recording's floor, -74 dB of their energy, which it may take for noise)
     assert wiener[0] > 20 and all(abs(v) < 1.0 for v in wiener[1:4])
     assert "2 dev-split voices" in out.read_text() and out.read_text() in capsys.readouterr().out
+    assert main(["eval", "--set", "clean-fullband", "--model", "wiener", "--chart", str(tmp_path / "c.png")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == ["error: --chart: not for --set clean-fullband, which reports level changes per band only"]
+    assert not (tmp_path / "c.png").exists()
 
 
 def test_eval_command_writes_a_table_and_a_chart(shared_data, tmp_path, capsys):
