@@ -370,11 +370,9 @@ def main(argv=None) -> int:
     if not checkpoint.is_file():
         print(f"error: {checkpoint}: no such checkpoint (train the recipe first, or pass --checkpoint)", file=sys.stderr)
         return 2
-    if args.export_dir:
-        (args.export_dir / "golden").mkdir(parents=True, exist_ok=True)
-        export(cfg, checkpoint, out_dir=args.export_dir)
-    else:
-        export(cfg, checkpoint)
+    out_dir = args.export_dir or MODELS_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    export(cfg, checkpoint, out_dir=out_dir)
     return 0
 
 

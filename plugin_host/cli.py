@@ -317,30 +317,35 @@ def cmd_classify(args) -> int:
     return status
 
 
-def cmd_eval(args) -> int:
+def _effect_factory(name: str):
+    """What ``eval`` scores for a name: a baseline, ``auto``, or a registered denoiser (a fresh one per clip)."""
     from .auto import AUTO, AutoDenoise
     from .effects import Denoise
+    from .evaluation import BANDLIMIT, RNNOISE, BandLimitBaseline, RNNoiseBaseline
+
+    baselines = {RNNOISE: RNNoiseBaseline, BANDLIMIT: BandLimitBaseline, AUTO: AutoDenoise}
+    return baselines.get(name) or (lambda: Denoise(name))
+
+
+def cmd_eval(args) -> int:
+    from .auto import AUTO
     from .evaluation import (
         BANDLIMIT,
+        CLEAN_FULLBAND,
         RNNOISE,
-        BandLimitBaseline,
-        RNNoiseBaseline,
         build_dev_set,
         chart,
+        dev_set_description,
         evaluate,
+        load_pair_set,
         markdown_table,
+        pair_set_description,
         write_metrics,
     )
     from .registry import DENOISERS
 
     names = [*DENOISERS.names(), RNNOISE] if args.model == ["all"] else args.model
     manifests = {n: DENOISERS.get(n) for n in names if n not in (AUTO, RNNOISE, BANDLIMIT)}
-    from .evaluation import (
-        CLEAN_FULLBAND,
-        dev_set_description,
-        load_pair_set,
-        pair_set_description,
-    )
 
     if args.set == CLEAN_FULLBAND:
         unused = [flag for flag, on in (("--chart", args.chart), ("--write-manifest", args.write_manifest), ("--fast", args.fast)) if on]
@@ -357,15 +362,7 @@ def cmd_eval(args) -> int:
     metrics = not args.fast
     results = {"noisy (input)": evaluate(lambda: None, pairs, metrics, description)}
     for name in names:
-        if name == RNNOISE:
-            factory = RNNoiseBaseline
-        elif name == BANDLIMIT:
-            factory = BandLimitBaseline
-        elif name == AUTO:
-            factory = AutoDenoise
-        else:
-            factory = lambda n=name: Denoise(n)  # noqa: E731
-        results[name] = evaluate(factory, pairs, metrics, description)
+        results[name] = evaluate(_effect_factory(name), pairs, metrics, description)
         if name in manifests:
             m = manifests[name]
             results[name]["latency_ms"] = round(m.latency_ms, 1)
@@ -385,23 +382,16 @@ def cmd_eval(args) -> int:
 
 def _eval_clean_fullband(args, names: list[str]) -> int:
     """``noisenil eval --set clean-fullband``: level change per band and SI-SDR on clean full-band voices."""
-    from .auto import AUTO, AutoDenoise
-    from .effects import Denoise
     from .evaluation import (
-        BANDLIMIT,
-        RNNOISE,
-        BandLimitBaseline,
-        RNNoiseBaseline,
         build_clean_fullband_set,
         clean_speech_check,
         clean_speech_table,
     )
 
     clips = build_clean_fullband_set(args.data, n_speech=args.n_speech or 26)
-    baselines = {RNNOISE: RNNoiseBaseline, BANDLIMIT: BandLimitBaseline, AUTO: AutoDenoise}
     results = {"clean (input)": clean_speech_check(lambda: None, clips)}
     for name in names:
-        results[name] = clean_speech_check(baselines.get(name) or (lambda n=name: Denoise(n)), clips)
+        results[name] = clean_speech_check(_effect_factory(name), clips)
     table = clean_speech_table(results, clips)
     text = table + f"\n\nclean full-band speech: {len(clips)} dev-split voices (44.1 kHz and up), no noise, 48 kHz\n"
     print(text, end="")

@@ -314,18 +314,24 @@ def _band_energy(x: np.ndarray, frame: int = 960) -> tuple[np.ndarray, np.ndarra
     return bands, power.sum(axis=1)
 
 
+def _voiced_band_energy(clean: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Energy per band of ``y`` and of ``clean``, summed over the frames where the voice is
+    (within 30 dB of its loudest frame)."""
+    e_in, total = _band_energy(clean)
+    e_out, _ = _band_energy(np.asarray(y, dtype=np.float32).reshape(-1)[: len(clean)])
+    voiced = total > np.max(total) * 1e-3
+    return e_out[voiced].sum(axis=0), e_in[voiced].sum(axis=0)
+
+
 def clean_speech_check(effect_factory, clips: list[np.ndarray]) -> dict:
     """What an effect does to clean full-band speech: the level change per band over the frames
-    where the voice is (within 30 dB of its loudest frame), and the SI-SDR of the output."""
+    where the voice is, and the SI-SDR of the output."""
     kept = np.zeros((2, len(BANDS_HZ)))
     scores = []
     for clean in clips:
         effect = effect_factory()
         y = effect(clean, EVAL_RATE) if effect is not None else clean
-        e_in, total = _band_energy(clean)
-        e_out, _ = _band_energy(np.asarray(y, dtype=np.float32).reshape(-1)[: len(clean)])
-        voiced = total > np.max(total) * 1e-3
-        kept += np.stack([e_out[voiced].sum(axis=0), e_in[voiced].sum(axis=0)])
+        kept += np.stack(_voiced_band_energy(clean, y))
         scores.append(si_sdr(clean, y))
     return {
         "band_change_db": {f"{lo // 1000}-{hi // 1000} kHz": round(float(10 * np.log10((o + 1e-20) / (i + 1e-20))), 1) for (lo, hi), o, i in zip(BANDS_HZ, *kept)},
@@ -335,10 +341,7 @@ def clean_speech_check(effect_factory, clips: list[np.ndarray]) -> dict:
 
 
 def clean_speech_table(results: dict[str, dict], clips: list[np.ndarray]) -> str:
-    e_in = np.zeros(len(BANDS_HZ))
-    for clip in clips:
-        bands_energy, total = _band_energy(clip)
-        e_in += bands_energy[total > np.max(total) * 1e-3].sum(axis=0)
+    e_in = sum(_voiced_band_energy(clip, clip)[1] for clip in clips)
     share = 10 * np.log10(e_in / e_in.sum())
     bands = list(next(iter(results.values()))["band_change_db"])
     lines = [
