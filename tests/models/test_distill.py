@@ -223,3 +223,38 @@ def test_train_names_a_missing_or_foreign_live_ring_in_one_line(tmp_path, capsys
     none = tmp_path / "none"
     hint = f"start the labelling first: python -m models.distill live {none} --config RECIPE --workers N"
     assert err == [f"error: {tmp_path / 'r.json'}: {none}: no live teacher ring; {hint}"]
+
+
+def test_gain_scores_with_dnsmos_measure_the_gained_audio(monkeypatch):
+    """``_score_gains(dnsmos=True)`` (what ``bounds --dnsmos`` and ``score --dnsmos`` run): unit gains
+    score the noisy input itself, zero gains cut the pauses by far more, and the CLI passes the flag."""
+    torch = pytest.importorskip("torch", reason="needs torch")
+    pytest.importorskip("speechmos", reason="needs the eval extra")
+    from plugin_host import evaluation
+
+    rng = np.random.default_rng(0)
+    t = np.arange(48000 * 2) / 48000
+    clean = (0.1 * np.sin(2 * np.pi * 220 * t) * (t > 0.5)).astype(np.float32)
+    noisy = (clean + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+    pair = evaluation.Pair(clean=clean, noisy=noisy, snr_db=20.0, speech="tone", noise="white")
+    monkeypatch.setattr(evaluation, "build_dev_set", lambda **kw: [pair])
+    out = distill._score_gains(
+        {"unit": lambda p, spec, c: torch.ones(spec.shape, dtype=torch.float32), "zero": lambda p, spec, c: torch.full(spec.shape, 1e-3)},
+        log=lambda *a: None,
+        dnsmos=True,
+    )
+    from models import fullband
+
+    # unit gains give back the input but for the last frame, which the harness's STFT does not rebuild
+    y = fullband.istft(fullband.stft(torch.from_numpy(noisy)[None]))[0].numpy()[fullband.HOP : fullband.HOP + len(noisy)]
+    assert np.abs(y - noisy)[: -2 * fullband.HOP].max() < 1e-5
+    y = np.pad(y, (0, len(noisy) - len(y)))
+    direct = evaluation.quality(clean, y)
+    for key in ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "pesq_wb"):
+        assert out["unit"][key] == pytest.approx(direct[key], abs=0.006)
+    assert out["unit"]["si_sdr_db"] == pytest.approx(evaluation.si_sdr(clean, y), abs=0.006)
+    assert abs(out["unit"]["pause_db"]) < 0.1 and out["zero"]["pause_db"] == pytest.approx(60.0, abs=0.5)
+
+    seen = {}
+    monkeypatch.setattr(distill, "bounds", lambda dnsmos=False: seen.setdefault("dnsmos", dnsmos))
+    assert distill.main(["bounds", "--dnsmos"]) == 0 and seen == {"dnsmos": True}
