@@ -230,6 +230,7 @@ def test_gain_scores_with_dnsmos_measure_the_gained_audio(monkeypatch):
     score the noisy input itself, zero gains cut the pauses by far more, and the CLI passes the flag."""
     torch = pytest.importorskip("torch", reason="needs torch")
     pytest.importorskip("speechmos", reason="needs the eval extra")
+    from models import fullband
     from plugin_host import evaluation
 
     rng = np.random.default_rng(0)
@@ -243,8 +244,6 @@ def test_gain_scores_with_dnsmos_measure_the_gained_audio(monkeypatch):
         log=lambda *a: None,
         dnsmos=True,
     )
-    from models import fullband
-
     # unit gains give back the input but for the last frame, which the harness's STFT does not rebuild
     y = fullband.istft(fullband.stft(torch.from_numpy(noisy)[None]))[0].numpy()[fullband.HOP : fullband.HOP + len(noisy)]
     assert np.abs(y - noisy)[: -2 * fullband.HOP].max() < 1e-5
