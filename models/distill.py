@@ -20,7 +20,10 @@ frame ``DeepFilterNetProcessor``.
 ``python -m models.distill build OUT --examples N --seed S`` writes ``OUT/noisy.npy``,
 ``OUT/clean.npy`` (float16, N x samples) and ``OUT/teacher.npy`` (float16, N x frames x 32) from
 ``models.mixing.Mixer`` (train split, shippable rows only). The recipe key ``cache`` points
-training at such a folder, and the loss weight ``teacher`` adds the distillation term.
+training at such a folder, and the loss weight ``teacher`` adds the distillation term
+(``teacher_energy_exponent`` weights it by the noisy band power, ``models.train.losses``).
+``python -m models.distill gap CHECKPOINT --bands 0-12 13-24 25-31`` scores a checkpoint with the
+teacher's gains put into each band range in turn: which bands the student loses in.
 """
 
 from __future__ import annotations
@@ -420,6 +423,40 @@ def score_checkpoints(
     return _score_gains(fns, log, split=split, dnsmos=dnsmos)
 
 
+def with_teacher_bands(student, teacher, lo: int, hi: int):
+    """The student's band gains (B, T, bands) with bands ``lo`` to ``hi - 1`` taken from the teacher."""
+    g = student.clone()
+    g[..., lo:hi] = teacher[..., lo:hi]
+    return g
+
+
+def band_gap(path: Path, ranges: list[tuple[int, int]], log=print, split: str = "dev", dnsmos: bool = False) -> dict:
+    """Where a gains-only checkpoint loses to its teacher: the scores of its gains, of the teacher's
+    projected gains, and of its gains with the teacher's in each band range (lo, hi) put in. The
+    share of the teacher's lead that a range wins back says which bands a better student must fix."""
+    import torch
+
+    net, ck = _gains_only_net(path)
+    teacher = Teacher()
+    memo: dict = {}
+
+    def gains(p, spec):  # each pair's student and teacher gains, computed once for all the rows
+        if memo.get("pair") is not p:
+            memo.clear()
+            memo["pair"] = p
+            memo["student"] = net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())[2]
+            memo["teacher"] = torch.from_numpy(teacher.band_gains(p.noisy))[None, : spec.shape[1]]
+        return memo["student"], memo["teacher"]
+
+    fns = {
+        f"{Path(path).name} (step {ck['step']})": lambda p, spec, clean: gains(p, spec)[0] @ net.erb_expand,
+        "deepfilternet3_projected": lambda p, spec, clean: gains(p, spec)[1] @ net.erb_expand,
+    }
+    for lo, hi in ranges:
+        fns[f"with the teacher's bands {lo}-{hi - 1}"] = lambda p, spec, clean, lo=lo, hi=hi: with_teacher_bands(*gains(p, spec), lo, hi) @ net.erb_expand
+    return _score_gains(fns, log, split=split, dnsmos=dnsmos)
+
+
 def recipe_losses(paths: list[Path], examples: int = 32, seed: int = 10_001, log=print) -> dict:
     """The training recipe's own loss terms (mag, cplx, gain at 0.2) of gains-only checkpoints on
     fixed dev-split mixtures: to set beside ``score``, which measures what the evaluation measures."""
@@ -469,9 +506,27 @@ def main(argv=None) -> int:
     sc.add_argument("--dnsmos", action="store_true", help="also DNSMOS SIG/BAK/OVRL and the noise cut in pauses (slower)")
     lo = sub.add_parser("losses", help="the recipe's own loss terms of checkpoints on 32 dev-split mixtures")
     lo.add_argument("checkpoints", type=Path, nargs="+")
+    gp = sub.add_parser("gap", help="which ERB bands a gains-only checkpoint loses to the teacher in")
+    gp.add_argument("checkpoint", type=Path)
+    gp.add_argument("--bands", nargs="+", default=["0-12", "13-24", "25-31"], help="band ranges FIRST-LAST (of 0-31) to take from the teacher, one row each")
+    gp.add_argument("--split", choices=("dev", "train"), default="dev", help="train: the train-split tuning set")
+    gp.add_argument("--dnsmos", action="store_true", help="also DNSMOS SIG/BAK/OVRL and the noise cut in pauses (slower)")
     args = ap.parse_args(argv)
     if args.cmd == "bounds":
         bounds(dnsmos=args.dnsmos)
+        return 0
+    if args.cmd == "gap":
+        if not args.checkpoint.is_file():
+            print(f"error: {args.checkpoint}: no such checkpoint", file=sys.stderr)
+            return 2
+        ranges = []
+        for text in args.bands:
+            first, _, last = text.partition("-")
+            if not (first.isdigit() and last.isdigit() and 0 <= int(first) <= int(last) <= 31):
+                print(f"error: --bands {text!r}: want FIRST-LAST with 0 <= FIRST <= LAST <= 31, e.g. 0-12", file=sys.stderr)
+                return 2
+            ranges.append((int(first), int(last) + 1))
+        band_gap(args.checkpoint, ranges, split=args.split, dnsmos=args.dnsmos)
         return 0
     if args.cmd in ("score", "losses"):
         for path in args.checkpoints:

@@ -120,7 +120,20 @@ def _sqrt_mse(gains: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.mse_loss((gains + 1e-6).sqrt(), (target + 1e-6).sqrt())
 
 
+def _energy_weighted_sqrt_mse(gains: torch.Tensor, target: torch.Tensor, band_power: torch.Tensor, exponent: float) -> torch.Tensor:
+    """``_sqrt_mse`` with each (frame, band) weighted by the noisy band power raised to
+    ``exponent`` (a mean of 1 per example, so the level does not count): an error where the input
+    is loud (speech to keep, noise to remove; mostly the low bands) counts more than the same error
+    in a near-empty band. At 0 it is ``_sqrt_mse``."""
+    w = (band_power.detach() + 1e-10).pow(exponent)
+    w = w / w.mean(dim=(1, 2), keepdim=True)
+    return (w * ((gains + 1e-6).sqrt() - (target + 1e-6).sqrt()) ** 2).mean()
+
+
 def losses(net, noisy, clean, weights: dict, teacher: torch.Tensor | None = None) -> dict:
+    """The recipe's loss terms and their weighted ``total``. ``weights`` maps term -> weight, plus
+    ``teacher_energy_exponent`` (not a term): weight the teacher term by the noisy band power to
+    that power (``_energy_weighted_sqrt_mse``; 0 or absent: unweighted)."""
     n_spec, c_spec = fullband.stft(noisy), fullband.stft(clean)
     n_re, n_im = n_spec.real.contiguous(), n_spec.imag.contiguous()
     c_re, c_im = c_spec.real.contiguous(), c_spec.imag.contiguous()
@@ -140,7 +153,11 @@ def losses(net, noisy, clean, weights: dict, teacher: torch.Tensor | None = None
         parts["sisdr"] = -si_sdr_torch(est, clean[:, : t * fullband.HOP - fullband.HOP]).mean()
     if teacher is not None and weights.get("teacher"):
         # distillation: DeepFilterNet3's output projected onto the same ERB bands (models/distill.py)
-        parts["teacher"] = _sqrt_mse(gains, teacher[:, : gains.shape[1]])
+        gamma = weights.get("teacher_energy_exponent", 0.0)
+        if gamma:
+            parts["teacher"] = _energy_weighted_sqrt_mse(gains, teacher[:, : gains.shape[1]], (n_re**2 + n_im**2) @ net.erb_avg, gamma)
+        else:
+            parts["teacher"] = _sqrt_mse(gains, teacher[:, : gains.shape[1]])
     parts["total"] = sum(weights.get(k, 1.0) * v for k, v in parts.items())
     return parts
 

@@ -257,3 +257,22 @@ def test_gain_scores_with_dnsmos_measure_the_gained_audio(monkeypatch):
     seen = {}
     monkeypatch.setattr(distill, "bounds", lambda dnsmos=False: seen.setdefault("dnsmos", dnsmos))
     assert distill.main(["bounds", "--dnsmos"]) == 0 and seen == {"dnsmos": True}
+
+
+def test_band_gap_puts_the_teachers_bands_into_the_students_and_checks_its_arguments(tmp_path, monkeypatch, capsys):
+    torch = pytest.importorskip("torch", reason="needs torch")
+    student = torch.full((1, 4, 32), 0.2)
+    teacher = torch.full((1, 4, 32), 0.9)
+    g = distill.with_teacher_bands(student, teacher, 0, 13)
+    assert torch.equal(g[..., :13], teacher[..., :13]) and torch.equal(g[..., 13:], student[..., 13:])
+    assert float(student.max()) == pytest.approx(0.2)  # the student's gains are left alone
+    assert distill.main(["gap", str(tmp_path / "none.pt")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'none.pt'}: no such checkpoint"
+    (tmp_path / "c.pt").write_bytes(b"x")
+    for bad in ("12-3", "0-32", "low-high"):
+        assert distill.main(["gap", str(tmp_path / "c.pt"), "--bands", bad]) == 2
+        assert capsys.readouterr().err.strip() == f"error: --bands {bad!r}: want FIRST-LAST with 0 <= FIRST <= LAST <= 31, e.g. 0-12"
+    seen = {}
+    monkeypatch.setattr(distill, "band_gap", lambda path, ranges, split, dnsmos: seen.update(ranges=ranges, split=split, dnsmos=dnsmos))
+    assert distill.main(["gap", str(tmp_path / "c.pt"), "--bands", "0-12", "25-31", "--split", "train", "--dnsmos"]) == 0
+    assert seen == {"ranges": [(0, 13), (25, 32)], "split": "train", "dnsmos": True}

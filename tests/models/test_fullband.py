@@ -306,3 +306,32 @@ def test_export_takes_the_best_checkpoint_else_the_last_and_names_a_missing_one(
     best = last.with_name("nothing_trained.best.pt")
     best.write_bytes(b"")
     assert export_fullband.default_checkpoint(recipe) == best
+
+
+def test_energy_weighted_teacher_term_counts_loud_bands_more_and_reduces_to_the_plain_term():
+    gains = torch.full((2, 5, 4), 0.25)
+    target = torch.full((2, 5, 4), 0.25)
+    target[..., 0] = 0.81  # the same sqrt-gain error (0.4) in band 0 ...
+    target[..., 3] = 0.01  # ... and in band 3
+    power = torch.ones(2, 5, 4)
+    power[..., 0] = 1e4  # band 0 is 40 dB louder than the others
+    plain = train._sqrt_mse(gains, target)
+    torch.testing.assert_close(train._energy_weighted_sqrt_mse(gains, target, power, 0.0), plain, rtol=1e-5, atol=1e-7)
+    only_loud, only_quiet = target.clone(), target.clone()
+    only_loud[..., 3], only_quiet[..., 0] = 0.25, 0.25
+    loud = float(train._energy_weighted_sqrt_mse(gains, only_loud, power, 0.15))
+    quiet = float(train._energy_weighted_sqrt_mse(gains, only_quiet, power, 0.15))
+    assert loud / quiet == pytest.approx(10 ** (40 * 0.15 / 10), rel=1e-3)  # 40 dB at exponent 0.15: 3.98x
+    # a mean weight of 1 per example: the level of the input does not change the term
+    scaled = train._energy_weighted_sqrt_mse(gains, target, power * 1e-6, 0.15)
+    torch.testing.assert_close(scaled, train._energy_weighted_sqrt_mse(gains, target, power, 0.15), rtol=1e-4, atol=1e-7)
+    # and losses() uses it when the recipe says so, as a term named "teacher" that trains the gains
+    net = _net(df=False)
+    x = torch.randn(2, 24000) * 0.05
+    frames = fullband.stft(x).shape[1]
+    teacher = torch.full((2, frames, TINY["bands"]), 0.5)
+    a = train.losses(net, x, x * 0.5, {"teacher": 1.0}, teacher)["teacher"]
+    b = train.losses(net, x, x * 0.5, {"teacher": 1.0, "teacher_energy_exponent": 0.15}, teacher)
+    assert set(b) == {"mag", "cplx", "gain", "teacher", "total"} and abs(float(a.detach()) - float(b["teacher"].detach())) > 1e-6
+    b["total"].backward()
+    assert float(net.gain_head.weight.grad.abs().max()) > 0
