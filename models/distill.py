@@ -508,7 +508,7 @@ def main(argv=None) -> int:
     lo.add_argument("checkpoints", type=Path, nargs="+")
     gp = sub.add_parser("gap", help="which ERB bands a gains-only checkpoint loses to the teacher in")
     gp.add_argument("checkpoint", type=Path)
-    gp.add_argument("--bands", nargs="+", default=["0-12", "13-24", "25-31"], help="band ranges FIRST-LAST (of 0-31) to take from the teacher, one row each")
+    gp.add_argument("--bands", nargs="+", default=["0-12", "13-24", "25-31"], help=f"band ranges FIRST-LAST (of 0-{BANDS - 1}) to take from the teacher, one row each")
     gp.add_argument("--split", choices=("dev", "train"), default="dev", help="train: the train-split tuning set")
     gp.add_argument("--dnsmos", action="store_true", help="also DNSMOS SIG/BAK/OVRL and the noise cut in pauses (slower)")
     args = ap.parse_args(argv)
@@ -522,8 +522,8 @@ def main(argv=None) -> int:
         ranges = []
         for text in args.bands:
             first, _, last = text.partition("-")
-            if not (first.isdigit() and last.isdigit() and 0 <= int(first) <= int(last) <= 31):
-                print(f"error: --bands {text!r}: want FIRST-LAST with 0 <= FIRST <= LAST <= 31, e.g. 0-12", file=sys.stderr)
+            if not (first.isdigit() and last.isdigit() and 0 <= int(first) <= int(last) < BANDS):
+                print(f"error: --bands {text!r}: want FIRST-LAST with 0 <= FIRST <= LAST <= {BANDS - 1}, e.g. 0-12", file=sys.stderr)
                 return 2
             ranges.append((int(first), int(last) + 1))
         band_gap(args.checkpoint, ranges, split=args.split, dnsmos=args.dnsmos)
