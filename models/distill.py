@@ -358,12 +358,22 @@ def _score_gains(gain_fns: dict, log=print, split: str = "dev", dnsmos: bool = F
     return result
 
 
+def _student_gains(net, spec):
+    """A gains-only net's band gains (1, T, bands) for a noisy spectrum (1, T, F)."""
+    return net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())[2]
+
+
+def _teacher_gains(teacher: Teacher, pair, spec):
+    """DeepFilterNet3's projected band gains (1, T, bands) for an eval pair, cut to the spectrum's frames."""
+    import torch
+
+    return torch.from_numpy(teacher.band_gains(pair.noisy))[None, : spec.shape[1]]
+
+
 def bounds(log=print, dnsmos: bool = False) -> dict:
     """PESQ-WB / SI-SDR on the eval dev pairs of: the ideal ERB gains (from the clean speech),
     and DeepFilterNet3's output projected onto ERB gains (the distillation target); ``dnsmos``
     adds DNSMOS SIG / BAK / OVRL, i.e. whether a gains-only model can reach a DNSMOS bar at all."""
-    import torch
-
     from . import fullband
 
     teacher = Teacher()
@@ -371,7 +381,7 @@ def bounds(log=print, dnsmos: bool = False) -> dict:
     return _score_gains(
         {
             "ideal_erb_gains": lambda p, spec, clean: fullband.band_gain_target(spec.real, spec.imag, clean.real, clean.imag, net) @ net.erb_expand,
-            "deepfilternet3_projected": lambda p, spec, clean: torch.from_numpy(teacher.band_gains(p.noisy))[None, : spec.shape[1]] @ net.erb_expand,
+            "deepfilternet3_projected": lambda p, spec, clean: _teacher_gains(teacher, p, spec) @ net.erb_expand,
         },
         log,
         dnsmos=dnsmos,
@@ -419,7 +429,7 @@ def score_checkpoints(
         for a in gain_exponents:
             for beta in post_filters:
                 label = f"{Path(path).name} (step {ck['step']})" + (f" ^{a:g}" if a != 1.0 else "") + (f" pf {beta:g}" if beta else "")
-                fns[label] = lambda p, spec, clean, net=net, a=a, beta=beta: _reshaped(net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())[2], a, beta) @ net.erb_expand
+                fns[label] = lambda p, spec, clean, net=net, a=a, beta=beta: _reshaped(_student_gains(net, spec), a, beta) @ net.erb_expand
     return _score_gains(fns, log, split=split, dnsmos=dnsmos)
 
 
@@ -434,8 +444,6 @@ def band_gap(path: Path, ranges: list[tuple[int, int]], log=print, split: str = 
     """Where a gains-only checkpoint loses to its teacher: the scores of its gains, of the teacher's
     projected gains, and of its gains with the teacher's in each band range (lo, hi) put in. The
     share of the teacher's lead that a range wins back says which bands a better student must fix."""
-    import torch
-
     net, ck = _gains_only_net(path)
     teacher = Teacher()
     memo: dict = {}
@@ -444,8 +452,7 @@ def band_gap(path: Path, ranges: list[tuple[int, int]], log=print, split: str = 
         if memo.get("pair") is not p:
             memo.clear()
             memo["pair"] = p
-            memo["student"] = net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())[2]
-            memo["teacher"] = torch.from_numpy(teacher.band_gains(p.noisy))[None, : spec.shape[1]]
+            memo["student"], memo["teacher"] = _student_gains(net, spec), _teacher_gains(teacher, p, spec)
         return memo["student"], memo["teacher"]
 
     fns = {

@@ -125,6 +125,8 @@ def _energy_weighted_sqrt_mse(gains: torch.Tensor, target: torch.Tensor, band_po
     ``exponent`` (a mean of 1 per example, so the level does not count): an error where the input
     is loud (speech to keep, noise to remove; mostly the low bands) counts more than the same error
     in a near-empty band. At 0 it is ``_sqrt_mse``."""
+    if not exponent:
+        return _sqrt_mse(gains, target)
     w = (band_power.detach() + 1e-10).pow(exponent)
     w = w / w.mean(dim=(1, 2), keepdim=True)
     return (w * ((gains + 1e-6).sqrt() - (target + 1e-6).sqrt()) ** 2).mean()
@@ -153,11 +155,8 @@ def losses(net, noisy, clean, weights: dict, teacher: torch.Tensor | None = None
         parts["sisdr"] = -si_sdr_torch(est, clean[:, : t * fullband.HOP - fullband.HOP]).mean()
     if teacher is not None and weights.get("teacher"):
         # distillation: DeepFilterNet3's output projected onto the same ERB bands (models/distill.py)
-        gamma = weights.get("teacher_energy_exponent", 0.0)
-        if gamma:
-            parts["teacher"] = _energy_weighted_sqrt_mse(gains, teacher[:, : gains.shape[1]], (n_re**2 + n_im**2) @ net.erb_avg, gamma)
-        else:
-            parts["teacher"] = _sqrt_mse(gains, teacher[:, : gains.shape[1]])
+        band_power = (n_re**2 + n_im**2) @ net.erb_avg
+        parts["teacher"] = _energy_weighted_sqrt_mse(gains, teacher[:, : gains.shape[1]], band_power, weights.get("teacher_energy_exponent", 0.0))
     parts["total"] = sum(weights.get(k, 1.0) * v for k, v in parts.items())
     return parts
 
