@@ -23,7 +23,8 @@ frame ``DeepFilterNetProcessor``.
 training at such a folder, and the loss weight ``teacher`` adds the distillation term
 (``teacher_energy_exponent`` weights it by the noisy band power, ``models.train.losses``).
 ``python -m models.distill gap CHECKPOINT --bands 0-12 13-24 25-31`` scores a checkpoint with the
-teacher's gains put into each band range in turn: which bands the student loses in.
+teacher's gains put into each band range in turn: which bands the student loses in;
+``--output-bins 0-95`` adds rows with the teacher's output (its deep filter's work too) in those bins.
 """
 
 from __future__ import annotations
@@ -116,6 +117,19 @@ class Teacher:
         out = np.where((snr < LSNR_MIN_DB)[:, None], 0.0, out)
         out = np.where((snr > LSNR_MAX_DB)[:, None], noisy, out)
         return noisy, out
+
+    def synthesise(self, spec: np.ndarray, length: int) -> np.ndarray:
+        """The waveform of spectra framed as ``_spectra`` frames them (Vorbis overlap-add, libDF's
+        scaling undone): ``synthesise(_spectra(x)[: len(x) // HOP], len(x))`` gives ``x`` back."""
+        frames = np.fft.irfft(spec, n=N_FFT, axis=-1) / self.wnorm * self.window
+        y = np.zeros((len(frames) - 1) * HOP + N_FFT)
+        for t, frame in enumerate(frames):
+            y[t * HOP : t * HOP + N_FFT] += frame
+        return y[N_FFT - HOP : N_FFT - HOP + length].astype(np.float32)
+
+    def enhanced(self, x: np.ndarray) -> np.ndarray:
+        """DeepFilterNet3's output waveform, aligned with ``x`` (its 20 ms look-ahead taken out)."""
+        return self.synthesise(self.enhanced_spectrum(x)[1], len(x))
 
     def band_gains(self, x: np.ndarray) -> np.ndarray:
         """DeepFilterNet3's output projected onto the ERB bands: (n, 32) float32 in [0, 1]."""
@@ -440,10 +454,29 @@ def with_teacher_bands(student, teacher, lo: int, hi: int):
     return g
 
 
-def band_gap(path: Path, ranges: list[tuple[int, int]], log=print, split: str = "dev", dnsmos: bool = False) -> dict:
+def with_teacher_bins(student, spec, teacher_spec, lo: int, hi: int):
+    """Per-bin complex gains (B, T, F) that give the student's gains times ``spec`` in every bin but
+    ``lo`` to ``hi - 1``, and ``teacher_spec`` there (a bin of ``spec`` that is exactly 0 stays 0)."""
+    import torch
+
+    g = student.to(spec.dtype).clone()
+    nonzero = spec[..., lo:hi] != 0
+    safe = torch.where(nonzero, spec[..., lo:hi], torch.ones_like(spec[..., lo:hi]))
+    g[..., lo:hi] = torch.where(nonzero, teacher_spec[..., lo:hi] / safe, torch.zeros_like(safe))
+    return g
+
+
+def band_gap(path: Path, ranges: list[tuple[int, int]], log=print, split: str = "dev", dnsmos: bool = False, bin_ranges: list[tuple[int, int]] = ()) -> dict:
     """Where a gains-only checkpoint loses to its teacher: the scores of its gains, of the teacher's
     projected gains, and of its gains with the teacher's in each band range (lo, hi) put in. The
-    share of the teacher's lead that a range wins back says which bands a better student must fix."""
+    share of the teacher's lead that a range wins back says which bands a better student must fix.
+    ``bin_ranges``: rows with the teacher's *output* (its deep filter's work included, resynthesised
+    and analysed with our STFT) in STFT bins lo to hi - 1 instead: what a deep filter on the low
+    bins that matched the teacher's could add on top of the student's gains."""
+    import torch
+
+    from . import fullband
+
     net, ck = _gains_only_net(path)
     teacher = Teacher()
     memo: dict = {}
@@ -453,6 +486,8 @@ def band_gap(path: Path, ranges: list[tuple[int, int]], log=print, split: str = 
             memo.clear()
             memo["pair"] = p
             memo["student"], memo["teacher"] = _student_gains(net, spec), _teacher_gains(teacher, p, spec)
+            if bin_ranges:
+                memo["output"] = fullband.stft(torch.from_numpy(teacher.enhanced(p.noisy))[None])[:, : spec.shape[1]]
         return memo["student"], memo["teacher"]
 
     fns = {
@@ -461,6 +496,8 @@ def band_gap(path: Path, ranges: list[tuple[int, int]], log=print, split: str = 
     }
     for lo, hi in ranges:
         fns[f"with the teacher's bands {lo}-{hi - 1}"] = lambda p, spec, clean, lo=lo, hi=hi: with_teacher_bands(*gains(p, spec), lo, hi) @ net.erb_expand
+    for lo, hi in bin_ranges:
+        fns[f"with the teacher's output, bins {lo}-{hi - 1}"] = lambda p, spec, clean, lo=lo, hi=hi: with_teacher_bins(gains(p, spec)[0] @ net.erb_expand, spec, memo["output"], lo, hi)
     return _score_gains(fns, log, split=split, dnsmos=dnsmos)
 
 
@@ -516,6 +553,7 @@ def main(argv=None) -> int:
     gp = sub.add_parser("gap", help="which ERB bands a gains-only checkpoint loses to the teacher in")
     gp.add_argument("checkpoint", type=Path)
     gp.add_argument("--bands", nargs="+", default=["0-12", "13-24", "25-31"], help=f"band ranges FIRST-LAST (of 0-{BANDS - 1}) to take from the teacher, one row each")
+    gp.add_argument("--output-bins", nargs="+", default=[], help=f"also rows with the teacher's output (deep filter included) in STFT bins FIRST-LAST (of 0-{N_FFT // 2}), e.g. 0-95: what a deep filter could add")
     gp.add_argument("--split", choices=("dev", "train"), default="dev", help="train: the train-split tuning set")
     gp.add_argument("--dnsmos", action="store_true", help="also DNSMOS SIG/BAK/OVRL and the noise cut in pauses (slower)")
     args = ap.parse_args(argv)
@@ -533,7 +571,14 @@ def main(argv=None) -> int:
                 print(f"error: --bands {text!r}: want FIRST-LAST with 0 <= FIRST <= LAST <= {BANDS - 1}, e.g. 0-12", file=sys.stderr)
                 return 2
             ranges.append((int(first), int(last) + 1))
-        band_gap(args.checkpoint, ranges, split=args.split, dnsmos=args.dnsmos)
+        bin_ranges = []
+        for text in args.output_bins:
+            first, _, last = text.partition("-")
+            if not (first.isdigit() and last.isdigit() and 0 <= int(first) <= int(last) <= N_FFT // 2):
+                print(f"error: --output-bins {text!r}: want FIRST-LAST with 0 <= FIRST <= LAST <= {N_FFT // 2}, e.g. 0-95", file=sys.stderr)
+                return 2
+            bin_ranges.append((int(first), int(last) + 1))
+        band_gap(args.checkpoint, ranges, split=args.split, dnsmos=args.dnsmos, bin_ranges=bin_ranges)
         return 0
     if args.cmd in ("score", "losses"):
         for path in args.checkpoints:

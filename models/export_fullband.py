@@ -38,8 +38,9 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
         "display_name": "NoiseNil full-band",
         "description": (
             "NoiseNil's own causal full-band denoiser: 32 ERB-band gains plus a 3-tap deep filter on the bins below "
-            "4.75 kHz, from a dilated causal convolution network over 1 s-normalised features. 48 kHz, 20 ms frames, "
-            "10 ms hop, "
+            "4.75 kHz, from a dilated causal convolution network over 1 s-normalised features"
+            + (f" (with the log magnitude of each of the {net.logmag_bins} lowest bins)" if net.logmag_bins else "")
+            + ". 48 kHz, 20 ms frames, 10 ms hop, "
             + (f"{10 * (1 + net.lookahead)} ms latency ({net.lookahead} frame{'s' if net.lookahead > 1 else ''} of lookahead)" if net.lookahead else "10 ms latency, no lookahead")
             + ". See models/noisenil_fb.md."
         ),
@@ -47,6 +48,7 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
         "architecture": {
             "trunk": f"causal TCN, {net.channels} channels, kernel {net.kernel}, dilations {list(net.dilations)}",
             "erb_bands": net.bands,
+            "logmag_bins": net.logmag_bins,
             "deep_filter": {"bins": net.df_bins, "order": net.df_order, "lookahead": 0},
             "macs_per_frame": fullband.count_macs_per_frame(net),
             "macs_per_second": fullband.count_macs_per_frame(net) * fullband.SAMPLE_RATE // fullband.HOP,

@@ -5,7 +5,10 @@ The design follows DeepFilterNet's two stages (Schröter et al. 2022/2023), size
   and no lookahead (``lookahead=1`` lets the input layer see the next frame too: 20 ms);
 - features per frame: 32 ERB-band log powers and the unit-normalised complex spectrum of the lowest
   96 bins (0-4.75 kHz), both normalised by causal exponential means (1 s), which carry the noise
-  floor and level over many seconds without a recurrent layer;
+  floor and level over many seconds without a recurrent layer; ``logmag_bins=N`` adds the log
+  magnitude of each of the lowest N bins against its running mean (the per-bin harmonic detail
+  that 2-bin ERB bands average away and that a linear layer cannot get from real and imaginary
+  parts; 0, none, in the shipped weights);
 - trunk: a causal temporal convolution network (dilated 1-D convolutions over frames, residual).
   On CPU it trains several times faster than a GRU of the same width, because every layer is one
   large matrix product over all frames instead of a sequential loop;
@@ -81,7 +84,7 @@ def grow_state_dict(net: FullBandNet, old: dict) -> dict:
     """Weights of a smaller FullBandNet (fewer channels, fewer trailing layers) placed in ``net`` so
     that ``net`` computes exactly the same function (Net2Net-style growth, Chen et al. 2016): old
     weights fill the top-left blocks; what feeds the old channels from new ones, the heads' new
-    inputs, and the convolutions of appended layers start at zero (an appended residual layer is then
+    inputs, the input layer's weights from appended input features (``logmag_bins``), and the convolutions of appended layers start at zero (an appended residual layer is then
     the identity); the new channels' own inputs start from ``net``'s fresh random weights, so they
     learn as soon as the zeroed weights move."""
     new = {k: v.clone() for k, v in net.state_dict().items()}
@@ -89,6 +92,8 @@ def grow_state_dict(net: FullBandNet, old: dict) -> dict:
     layers_old = sum(1 for k in old if k.startswith("convs.") and k.endswith(".weight"))
     if old["inp.weight"].shape[2] > net.inp.weight.shape[2]:
         raise ValueError(f"cannot shrink the lookahead: checkpoint looks {old['inp.weight'].shape[2] - 1} frames ahead, net {net.lookahead}")
+    if old["inp.weight"].shape[1] > net.inp.weight.shape[1]:
+        raise ValueError(f"cannot shrink the inputs: checkpoint has {old['inp.weight'].shape[1]} input features, net {net.inp.weight.shape[1]}")
     if c_old > net.channels or layers_old > len(net.dilations):
         raise ValueError(f"cannot shrink: checkpoint has {c_old} channels, {layers_old} layers; net has {net.channels}, {len(net.dilations)}")
     for i in range(layers_old, len(net.dilations)):
@@ -105,20 +110,23 @@ def grow_state_dict(net: FullBandNet, old: dict) -> dict:
         elif key.startswith(("gain_head", "df_head")) and key.endswith(".weight"):
             target[:, c_old:] = 0.0
             target[:, :c_old] = value
-        elif key == "inp.weight":  # more channels and/or lookahead taps: the old taps see the same frames
+        elif key == "inp.weight":  # more channels, inputs (appended) and/or lookahead taps: the old taps see the same frames
             target[: value.shape[0]] = 0.0
-            target[: value.shape[0], :, : value.shape[2]] = value
+            target[: value.shape[0], : value.shape[1], : value.shape[2]] = value
         else:  # biases, PReLU slopes: along the output channels
             target[: value.shape[0]] = value
     return new
 
 
 class FullBandNet(nn.Module):
-    def __init__(self, channels: int = 128, dilations=(1, 2, 4, 8, 16, 32, 64, 1), kernel: int = 3, bands: int = 32, df_bins: int = 96, df_order: int = 3, deep_filter: bool = True, lookahead: int = 0):
+    def __init__(self, channels: int = 128, dilations=(1, 2, 4, 8, 16, 32, 64, 1), kernel: int = 3, bands: int = 32, df_bins: int = 96, df_order: int = 3, deep_filter: bool = True, lookahead: int = 0, logmag_bins: int = 0):
         super().__init__()
         if lookahead not in (0, 1, 2):
             raise ValueError(f"lookahead {lookahead!r} not in [0, 1, 2] (frames of 10 ms)")
         self.lookahead = int(lookahead)
+        if not 0 <= int(logmag_bins) <= df_bins:
+            raise ValueError(f"logmag_bins {logmag_bins!r} not in [0, {df_bins}] (the deep-filter bins, whose running mean it shares)")
+        self.logmag_bins = int(logmag_bins)
         self.deep_filter = bool(deep_filter)
         self.channels, self.dilations, self.kernel = channels, tuple(dilations), kernel
         self.bands, self.df_bins, self.df_order = bands, df_bins, df_order
@@ -128,7 +136,7 @@ class FullBandNet(nn.Module):
         self.register_buffer("erb_init", torch.full((bands,), ERB_INIT_DB))
         self.register_buffer("unit_init", torch.full((df_bins,), UNIT_INIT))
         # the input layer sees frames t .. t + lookahead; the trunk after it is causal
-        self.inp = nn.Conv1d(bands + 2 * df_bins, channels, 1 + self.lookahead)
+        self.inp = nn.Conv1d(self.input_channels, channels, 1 + self.lookahead)
         self.convs = nn.ModuleList(nn.Conv1d(channels, channels, kernel, dilation=d) for d in self.dilations)
         self.acts = nn.ModuleList(nn.PReLU(channels) for _ in self.dilations)
         self.gain_head = nn.Conv1d(channels, bands, 1)
@@ -148,7 +156,16 @@ class FullBandNet(nn.Module):
         self.df_head.weight.requires_grad_(False)
         self.df_head.bias.requires_grad_(False)
 
+    @property
+    def input_channels(self) -> int:
+        return self.bands + 2 * self.df_bins + self.logmag_bins
+
     # -------------------------------------------------------------------------------- features
+    def _logmag(self, mag, mean_mag):
+        """Per-bin log magnitude against its 1 s running mean, /40 dB like the band features."""
+        n = self.logmag_bins
+        return (20.0 * torch.log10(mag[..., :n] + 1e-5) - 20.0 * torch.log10(mean_mag[..., :n] + 1e-5)) / 40.0
+
     def _band_db(self, re, im):
         power = re * re + im * im
         return 10.0 * torch.log10(power @ self.erb_avg + 1e-10)
@@ -159,20 +176,27 @@ class FullBandNet(nn.Module):
         mag = torch.sqrt(re[..., : self.df_bins] ** 2 + im[..., : self.df_bins] ** 2)
         b = re.shape[0]
         mean = causal_ema(band_db, self.erb_init.expand(b, -1), NORM_ALPHA)
-        unit = torch.sqrt(causal_ema(mag, self.unit_init.expand(b, -1), NORM_ALPHA))
+        mean_mag = causal_ema(mag, self.unit_init.expand(b, -1), NORM_ALPHA)
+        unit = torch.sqrt(mean_mag)
         erb_feat = (band_db - mean) / 40.0
-        df_feat = torch.cat([re[..., : self.df_bins] / unit, im[..., : self.df_bins] / unit], -1)
-        return torch.cat([erb_feat, df_feat], -1).transpose(1, 2)
+        parts = [erb_feat, re[..., : self.df_bins] / unit, im[..., : self.df_bins] / unit]
+        if self.logmag_bins:
+            parts.append(self._logmag(mag, mean_mag))
+        return torch.cat(parts, -1).transpose(1, 2)
 
     # --------------------------------------------------------------------------------- network
-    def trunk_sequence(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def hidden_sequence(self, feat: torch.Tensor) -> torch.Tensor:
+        """(B, C_in, T) features -> (B, channels, T): what the heads read."""
         look = self.lookahead
         # with lookahead L the trunk also runs on L frames before the first, whose inputs are zero
         # but for the lookahead tap: as the streaming step does before its first L outputs
         h = self.inp(F.pad(feat, (look, look)) if look else feat)
         for conv, act, d in zip(self.convs, self.acts, self.dilations):
             h = h + act(conv(F.pad(h, ((self.kernel - 1) * d, 0))))
-        h = h[..., look:]
+        return h[..., look:]
+
+    def trunk_sequence(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.hidden_sequence(feat)
         gains = torch.sigmoid(self.gain_head(h)).transpose(1, 2)  # (B, T, bands)
         coefs = self.df_head(h).transpose(1, 2)  # (B, T, df_bins * order * 2)
         return gains, coefs
@@ -215,7 +239,7 @@ class FullBandNet(nn.Module):
         for i, d in enumerate(self.dilations):
             specs.append({"input": f"conv{i}_in", "output": f"conv{i}_out", "shape": [1, self.channels, (self.kernel - 1) * d], "init": 0.0})
         if self.lookahead:  # the frames waiting for their lookahead: features and spectra
-            c_in = self.bands + 2 * self.df_bins
+            c_in = self.input_channels
             specs.append({"input": "look_feat_in", "output": "look_feat_out", "shape": [1, c_in, self.lookahead], "init": 0.0})
             specs.append({"input": "look_spec_in", "output": "look_spec_out", "shape": [1, 2, self.lookahead, N_BINS], "init": 0.0})
         return specs
@@ -236,9 +260,13 @@ class FullBandStep(nn.Module):
         band_db = n._band_db(re, im)
         erb_mean = band_db * (1 - NORM_ALPHA) + erb_mean * NORM_ALPHA
         low_re, low_im = re[:, : n.df_bins], im[:, : n.df_bins]
-        unit = torch.sqrt(low_re**2 + low_im**2) * (1 - NORM_ALPHA) + unit * NORM_ALPHA
+        mag = torch.sqrt(low_re**2 + low_im**2)
+        unit = mag * (1 - NORM_ALPHA) + unit * NORM_ALPHA
         s = torch.sqrt(unit)
-        feat = torch.cat([(band_db - erb_mean) / 40.0, low_re / s, low_im / s], -1).unsqueeze(-1)  # (1, C_in, 1)
+        parts = [(band_db - erb_mean) / 40.0, low_re / s, low_im / s]
+        if n.logmag_bins:
+            parts.append(n._logmag(mag, unit))
+        feat = torch.cat(parts, -1).unsqueeze(-1)  # (1, C_in, 1)
         look = []
         if n.lookahead:  # gains for the oldest waiting frame, from its features and the newer ones
             look_feat, look_spec = rest[len(n.dilations) :]
@@ -324,7 +352,7 @@ def band_gain_target(noisy_re, noisy_im, clean_re, clean_im, net: FullBandNet) -
 
 
 def count_macs_per_frame(net: FullBandNet) -> int:
-    c_in = net.bands + 2 * net.df_bins
+    c_in = net.input_channels
     macs = c_in * net.channels * (1 + net.lookahead)  # input layer
     macs += len(net.dilations) * net.channels * net.channels * net.kernel
     macs += net.channels * (net.bands + net.df_bins * net.df_order * 2)

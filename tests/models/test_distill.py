@@ -273,6 +273,39 @@ def test_band_gap_puts_the_teachers_bands_into_the_students_and_checks_its_argum
         assert distill.main(["gap", str(tmp_path / "c.pt"), "--bands", bad]) == 2
         assert capsys.readouterr().err.strip() == f"error: --bands {bad!r}: want FIRST-LAST with 0 <= FIRST <= LAST <= 31, e.g. 0-12"
     seen = {}
-    monkeypatch.setattr(distill, "band_gap", lambda path, ranges, split, dnsmos: seen.update(ranges=ranges, split=split, dnsmos=dnsmos))
-    assert distill.main(["gap", str(tmp_path / "c.pt"), "--bands", "0-12", "25-31", "--split", "train", "--dnsmos"]) == 0
-    assert seen == {"ranges": [(0, 13), (25, 32)], "split": "train", "dnsmos": True}
+    for bad in ("0-481", "95-0"):
+        assert distill.main(["gap", str(tmp_path / "c.pt"), "--output-bins", bad]) == 2
+        assert capsys.readouterr().err.strip() == f"error: --output-bins {bad!r}: want FIRST-LAST with 0 <= FIRST <= LAST <= 480, e.g. 0-95"
+    monkeypatch.setattr(distill, "band_gap", lambda path, ranges, split, dnsmos, bin_ranges: seen.update(ranges=ranges, split=split, dnsmos=dnsmos, bins=bin_ranges))
+    assert distill.main(["gap", str(tmp_path / "c.pt"), "--bands", "0-12", "25-31", "--split", "train", "--dnsmos", "--output-bins", "0-95"]) == 0
+    assert seen == {"ranges": [(0, 13), (25, 32)], "split": "train", "dnsmos": True, "bins": [(0, 96)]}
+
+
+def test_teacher_output_goes_into_the_asked_bins_only():
+    """The spliced gains give the teacher's spectrum in bins lo..hi-1 and the student's gains times
+    the noisy spectrum elsewhere; a bin where the input is exactly zero stays zero."""
+    torch = pytest.importorskip("torch", reason="needs torch")
+    gen = torch.Generator().manual_seed(0)
+    spec = torch.complex(torch.randn(1, 5, 481, generator=gen), torch.randn(1, 5, 481, generator=gen))
+    spec[0, 2, 3] = 0
+    teacher_spec = torch.complex(torch.randn(1, 5, 481, generator=gen), torch.randn(1, 5, 481, generator=gen))
+    student = torch.rand(1, 5, 481, generator=gen)
+    out = spec * distill.with_teacher_bins(student, spec, teacher_spec, 0, 96)
+    lows = [(t, f) for t in range(5) for f in range(96) if (t, f) != (2, 3)]
+    torch.testing.assert_close(out[0, [t for t, _ in lows], [f for _, f in lows]], teacher_spec[0, [t for t, _ in lows], [f for _, f in lows]], rtol=1e-5, atol=1e-5)
+    assert out[0, 2, 3] == 0
+    torch.testing.assert_close(out[..., 96:], spec[..., 96:] * student[..., 96:])
+
+
+@needs_teacher
+def test_teacher_resynthesis_gives_the_input_back_and_its_output_aligned(teacher, noisy):
+    """Vorbis overlap-add of the unprocessed spectrum is the input (to float rounding); the
+    enhanced waveform is aligned with the input: it correlates best at lag 0."""
+    n = len(noisy) // 480
+    back = teacher.synthesise(teacher._spectra(noisy)[:n], len(noisy))
+    assert np.abs(back[:-480] - noisy[:-480]).max() < 1e-5 * np.abs(noisy).max()
+    y = teacher.enhanced(noisy)
+    assert y.shape == noisy.shape and y.dtype == np.float32
+    lags = range(-960, 961, 120)
+    corr = [np.dot(np.roll(y, lag), noisy) for lag in lags]
+    assert list(lags)[int(np.argmax(corr))] == 0

@@ -15,9 +15,9 @@ from tests.conftest import SHARED_DATA  # noqa: E402
 TINY = {"channels": 16, "dilations": [1, 2, 4], "kernel": 3, "bands": 32, "df_bins": 96, "df_order": 3}
 
 
-def _net(seed=0, df=True, lookahead=0):
+def _net(seed=0, df=True, lookahead=0, logmag=0):
     torch.manual_seed(seed)
-    net = fullband.FullBandNet(**TINY, lookahead=lookahead)
+    net = fullband.FullBandNet(**TINY, lookahead=lookahead, logmag_bins=logmag)
     if df:  # the deep filter head starts at zero; give it something to do
         torch.nn.init.normal_(net.df_head.weight, std=0.05)
     return net.eval()
@@ -39,12 +39,14 @@ def test_stft_matches_the_engine_and_inverts():
     np.testing.assert_allclose(y[480:48000].numpy(), x[: 48000 - 480].numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize("logmag", [0, 40])
 @pytest.mark.parametrize("lookahead", [0, 1, 2])
 @pytest.mark.parametrize("df", [True, False])
-def test_streaming_step_equals_the_training_graph(lookahead, df):
+def test_streaming_step_equals_the_training_graph(lookahead, df, logmag):
     """Frame by frame with explicit states, the step gives the whole-clip graph's output; with
-    lookahead L, L frames later (the first L outputs are silence: no frame is ready yet)."""
-    net = _net(df=df, lookahead=lookahead)
+    lookahead L, L frames later (the first L outputs are silence: no frame is ready yet); with
+    per-bin log magnitudes as extra inputs too."""
+    net = _net(df=df, lookahead=lookahead, logmag=logmag)
     if df:
         net.deep_filter = True
     else:
@@ -245,9 +247,9 @@ def test_a_grown_net_gains_a_lookahead_as_the_same_function():
         fullband.FullBandNet(**TINY, lookahead=3)
 
 
-def test_a_grown_net_starts_as_the_same_function_and_its_new_parts_learn():
-    small = _net(df=False)
-    big = fullband.FullBandNet(**{**TINY, "channels": 24, "dilations": TINY["dilations"] + [8, 1]})
+def _grow_and_compare(small, big):
+    """Grow ``small``'s weights into ``big`` (gains only) and check both give the same outputs on a
+    random clip, which is returned for a training step."""
     big.load_state_dict(fullband.grow_state_dict(big, small.state_dict()))
     big.switch_off_deep_filter()
     x = torch.randn(2, 24000) * 0.05
@@ -256,6 +258,41 @@ def test_a_grown_net_starts_as_the_same_function_and_its_new_parts_learn():
     with torch.no_grad():
         for a, b in zip(small.forward_sequence(re, im), big.forward_sequence(re, im)):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    return x
+
+
+def test_log_magnitude_features_measure_each_bin_against_its_running_mean():
+    """A 500 Hz tone (bin 10) steady for 4 s reads about 0 dB against its own running mean; 20 dB
+    louder for two frames it reads about +20 dB (/40: +0.5, less the little the 1 s mean has risen);
+    the features are the last ``logmag_bins`` inputs, after the bands and the complex bins."""
+    net = fullband.FullBandNet(**TINY, logmag_bins=24)
+    assert net.input_channels == 32 + 2 * 96 + 24 and net.inp.weight.shape[1] == net.input_channels
+    t = np.arange(4 * 48000 + 2 * 480) / 48000  # 400 steady frames, then two louder ones
+    x = np.sin(2 * np.pi * 500 * t) * np.where(t < 4.0, 0.01, 0.1)
+    spec = fullband.stft(torch.from_numpy(x.astype(np.float32))[None])
+    feat = net.features_sequence(spec.real.contiguous(), spec.imag.contiguous())[0, -24:]  # (24, T)
+    steady, jump = feat[10, 398], feat[10, -1]
+    assert abs(float(steady)) < 0.02
+    assert 0.44 < float(jump) < 0.5
+    with pytest.raises(ValueError, match=r"logmag_bins 97 not in \[0, 96\]"):
+        fullband.FullBandNet(**TINY, logmag_bins=97)
+
+
+def test_a_grown_net_gains_log_magnitude_inputs_as_the_same_function_and_they_learn():
+    small = _net(df=False)
+    wide = fullband.FullBandNet(**TINY, logmag_bins=40)
+    x = _grow_and_compare(small, wide)
+    assert float(wide.inp.weight[:, -40:].abs().max()) == 0.0
+    train.losses(wide, x, x * 0.5, {"mag": 1.0, "cplx": 1.0, "gain": 0.2})["total"].backward()
+    assert float(wide.inp.weight.grad[:, -40:].abs().max()) > 0  # the new inputs' weights move
+    with pytest.raises(ValueError, match="cannot shrink the inputs"):
+        fullband.grow_state_dict(small, wide.state_dict())
+
+
+def test_a_grown_net_starts_as_the_same_function_and_its_new_parts_learn():
+    small = _net(df=False)
+    big = fullband.FullBandNet(**{**TINY, "channels": 24, "dilations": TINY["dilations"] + [8, 1]})
+    x = _grow_and_compare(small, big)
     parts = train.losses(big, x, x * 0.5, {"mag": 1.0, "cplx": 1.0, "gain": 0.2})
     parts["total"].backward()
     assert float(big.gain_head.weight.grad[:, 16:].abs().max()) > 0  # the zeroed links to new channels move
