@@ -10,9 +10,9 @@ normal equations with ``order x (channels + 1)`` complex unknowns (387 for the s
 
 ``python -m models.df_fit CHECKPOINT --cache DIR --examples 2000 --out OUT.pt`` fits it on a
 teacher cache's first mixtures (``python -m models.distill build``; the teacher's output is
-computed here), writes a checkpoint with the deep filter switched on (``export_deep_filter`` true
-in its config, so ``python -m models.train`` can export it), and scores it beside the gains alone
-on the train-split tuning set. It also reports, per bin, the share of the target's residual (what
+computed here), writes a checkpoint with the deep filter switched on (export it with
+``python -m models.train RECIPE --export --checkpoint OUT.pt`` from a recipe whose
+``export_deep_filter`` is true), and scores it beside the gains alone on the train-split tuning set. It also reports, per bin, the share of the target's residual (what
 the gains leave) that the fitted filter does not explain.
 """
 
