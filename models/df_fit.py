@@ -75,7 +75,7 @@ def accumulate(net, noisy: np.ndarray, target_low: np.ndarray, weight_exponent: 
         re, im = spec.real.contiguous(), spec.imag.contiguous()
         with torch.no_grad():
             h = net.hidden_sequence(net.features_sequence(re, im))
-            g = (torch.sigmoid(net.gain_head(h)).transpose(1, 2) @ net.erb_expand)[..., :nb].numpy()
+            g = (net.heads(h)[0] @ net.erb_expand)[..., :nb].numpy()
         x = spec[..., :nb].numpy()
         t = x.shape[1]
         r = (np.asarray(target_low[s : s + batch])[:, :t] - g * x).reshape(-1, nb)
@@ -130,11 +130,11 @@ def output_gains(net):
     """For ``distill._score_gains``: the complex per-bin gains that turn the noisy spectrum into the net's output."""
     import torch
 
+    from .distill import gains_for
+
     def fn(pair, spec, clean):
         o_re, o_im, _ = net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())
-        nonzero = spec != 0
-        safe = torch.where(nonzero, spec, torch.ones_like(spec))
-        return torch.where(nonzero, torch.complex(o_re, o_im) / safe, torch.zeros_like(spec))
+        return gains_for(torch.complex(o_re, o_im), spec)
 
     return fn
 

@@ -454,15 +454,19 @@ def with_teacher_bands(student, teacher, lo: int, hi: int):
     return g
 
 
+def gains_for(out, spec):
+    """Complex per-bin gains that turn ``spec`` into ``out`` (a bin of ``spec`` that is exactly 0 gets 0)."""
+    import torch
+
+    nonzero = spec != 0
+    return torch.where(nonzero, out / torch.where(nonzero, spec, torch.ones_like(spec)), torch.zeros_like(spec))
+
+
 def with_teacher_bins(student, spec, teacher_spec, lo: int, hi: int):
     """Per-bin complex gains (B, T, F) that give the student's gains times ``spec`` in every bin but
     ``lo`` to ``hi - 1``, and ``teacher_spec`` there (a bin of ``spec`` that is exactly 0 stays 0)."""
-    import torch
-
     g = student.to(spec.dtype).clone()
-    nonzero = spec[..., lo:hi] != 0
-    safe = torch.where(nonzero, spec[..., lo:hi], torch.ones_like(spec[..., lo:hi]))
-    g[..., lo:hi] = torch.where(nonzero, teacher_spec[..., lo:hi] / safe, torch.zeros_like(safe))
+    g[..., lo:hi] = gains_for(teacher_spec[..., lo:hi], spec[..., lo:hi])
     return g
 
 

@@ -84,8 +84,9 @@ def grow_state_dict(net: FullBandNet, old: dict) -> dict:
     """Weights of a smaller FullBandNet (fewer channels, fewer trailing layers) placed in ``net`` so
     that ``net`` computes exactly the same function (Net2Net-style growth, Chen et al. 2016): old
     weights fill the top-left blocks; what feeds the old channels from new ones, the heads' new
-    inputs, the input layer's weights from appended input features (``logmag_bins``), and the convolutions of appended layers start at zero (an appended residual layer is then
-    the identity); the new channels' own inputs start from ``net``'s fresh random weights, so they
+    inputs, the input layer's weights from appended input features (``logmag_bins``), and the
+    convolutions of appended layers start at zero (an appended residual layer is then the
+    identity); the new channels' own inputs start from ``net``'s fresh random weights, so they
     learn as soon as the zeroed weights move."""
     new = {k: v.clone() for k, v in net.state_dict().items()}
     c_old = old["inp.weight"].shape[0]
@@ -195,11 +196,12 @@ class FullBandNet(nn.Module):
             h = h + act(conv(F.pad(h, ((self.kernel - 1) * d, 0))))
         return h[..., look:]
 
+    def heads(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, channels, T) -> band gains (B, T, bands) and deep-filter coefficients (B, T, df_bins * order * 2)."""
+        return torch.sigmoid(self.gain_head(h)).transpose(1, 2), self.df_head(h).transpose(1, 2)
+
     def trunk_sequence(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.hidden_sequence(feat)
-        gains = torch.sigmoid(self.gain_head(h)).transpose(1, 2)  # (B, T, bands)
-        coefs = self.df_head(h).transpose(1, 2)  # (B, T, df_bins * order * 2)
-        return gains, coefs
+        return self.heads(self.hidden_sequence(feat))
 
     def apply(self, re, im, gains, coefs, hist_re, hist_im):
         """Enhanced spectrum of one frame or a sequence.
