@@ -19,6 +19,7 @@ the gains leave) that the fitted filter does not explain.
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from pathlib import Path
@@ -30,16 +31,12 @@ def _teacher_part(args):
     folder, start, stop, nb = args
     import torch
 
-    from . import fullband
-    from .distill import Teacher
+    from .distill import Teacher, teacher_output_spectrum
 
     torch.set_num_threads(1)
     teacher = Teacher()
     noisy = np.load(Path(folder) / "noisy.npy", mmap_mode="r")
-    out = []
-    for i in range(start, stop):
-        y = teacher.enhanced(np.asarray(noisy[i], np.float32))
-        out.append(fullband.stft(torch.from_numpy(y)[None])[0, :, :nb].numpy())
+    out = [teacher_output_spectrum(teacher, np.asarray(noisy[i], np.float32))[0, :, :nb].numpy() for i in range(start, stop)]
     return start, np.stack(out)
 
 
@@ -157,6 +154,7 @@ def main(argv=None) -> int:
     import torch
 
     from .distill import _gains_only_net, _score_gains, _student_gains
+    from .train import save
 
     net, ck = _gains_only_net(args.checkpoint)
     noisy = np.load(args.cache / "noisy.npy", mmap_mode="r")
@@ -174,14 +172,12 @@ def main(argv=None) -> int:
     ne = accumulate(net, noisy[: args.examples], target, args.weight_exponent, log=print)
     W, left = solve(ne, args.ridge)
     print("unexplained share of the residual, bins 0/5/10/25/50/95: " + " / ".join(f"{left[f]:.2f}" for f in (0, 5, 10, 25, 50, 95) if f < len(left)))
-    fitted, _ = _gains_only_net(args.checkpoint)
+    fitted = copy.deepcopy(net)
     set_head(fitted, W)
-    config = {**ck["config"], "net": {**ck["config"]["net"], "deep_filter": True}, "export_deep_filter": True}
+    config = {**ck["config"], "net": {**ck["config"]["net"], "deep_filter": True}}
     fit = {"target": args.target, "examples": args.examples, "cache": str(args.cache), "ridge": args.ridge, "weight_exponent": args.weight_exponent}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    torch.save({"model": fitted.state_dict(), "step": ck["step"], "config": config, "seconds": ck.get("seconds", 0.0), "df_fit": fit}, tmp)
-    tmp.replace(args.out)
+    save(args.out, model=fitted.state_dict(), step=ck["step"], config=config, seconds=ck.get("seconds", 0.0), df_fit=fit)
     print(f"wrote {args.out}")
     _score_gains(
         {

@@ -119,13 +119,14 @@ class Teacher:
         return noisy, out
 
     def synthesise(self, spec: np.ndarray, length: int) -> np.ndarray:
-        """The waveform of spectra framed as ``_spectra`` frames them (Vorbis overlap-add, libDF's
-        scaling undone): ``synthesise(_spectra(x)[: len(x) // HOP], len(x))`` gives ``x`` back."""
-        frames = np.fft.irfft(spec, n=N_FFT, axis=-1) / self.wnorm * self.window
-        y = np.zeros((len(frames) - 1) * HOP + N_FFT)
-        for t, frame in enumerate(frames):
-            y[t * HOP : t * HOP + N_FFT] += frame
-        return y[N_FFT - HOP : N_FFT - HOP + length].astype(np.float32)
+        """The waveform of spectra framed as ``_spectra`` frames them (the engine's Vorbis overlap-add,
+        libDF's scaling undone): ``synthesise(_spectra(x)[: len(x) // HOP], len(x))`` gives ``x`` back."""
+        from plugin_host.stft import StreamingSTFT
+
+        ola = StreamingSTFT(N_FFT, HOP, "vorbis")
+        # frame t's first hop comes out one hop late; a silent frame after the last flushes the tail
+        hops = [ola.synthesize(frame / self.wnorm) for frame in spec] + [ola.synthesize(np.zeros(N_FFT // 2 + 1))]
+        return np.concatenate(hops)[HOP : HOP + length]
 
     def enhanced(self, x: np.ndarray) -> np.ndarray:
         """DeepFilterNet3's output waveform, aligned with ``x`` (its 20 ms look-ahead taken out)."""
@@ -462,6 +463,15 @@ def gains_for(out, spec):
     return torch.where(nonzero, out / torch.where(nonzero, spec, torch.ones_like(spec)), torch.zeros_like(spec))
 
 
+def teacher_output_spectrum(teacher: Teacher, x: np.ndarray):
+    """DeepFilterNet3's output for ``x``, resynthesised and analysed with our STFT: complex (1, T, F)."""
+    import torch
+
+    from . import fullband
+
+    return fullband.stft(torch.from_numpy(teacher.enhanced(x))[None])
+
+
 def with_teacher_bins(student, spec, teacher_spec, lo: int, hi: int):
     """Per-bin complex gains (B, T, F) that give the student's gains times ``spec`` in every bin but
     ``lo`` to ``hi - 1``, and ``teacher_spec`` there (a bin of ``spec`` that is exactly 0 stays 0)."""
@@ -477,31 +487,30 @@ def band_gap(path: Path, ranges: list[tuple[int, int]], log=print, split: str = 
     ``bin_ranges``: rows with the teacher's *output* (its deep filter's work included, resynthesised
     and analysed with our STFT) in STFT bins lo to hi - 1 instead: what a deep filter on the low
     bins that matched the teacher's could add on top of the student's gains."""
-    import torch
-
-    from . import fullband
-
     net, ck = _gains_only_net(path)
     teacher = Teacher()
     memo: dict = {}
 
-    def gains(p, spec):  # each pair's student and teacher gains, computed once for all the rows
+    def gains(p, spec):  # each pair's student and teacher gains (and output), computed once for all the rows
         if memo.get("pair") is not p:
             memo.clear()
             memo["pair"] = p
             memo["student"], memo["teacher"] = _student_gains(net, spec), _teacher_gains(teacher, p, spec)
-            if bin_ranges:
-                memo["output"] = fullband.stft(torch.from_numpy(teacher.enhanced(p.noisy))[None])[:, : spec.shape[1]]
-        return memo["student"], memo["teacher"]
+            memo["output"] = teacher_output_spectrum(teacher, p.noisy)[:, : spec.shape[1]] if bin_ranges else None
+        return memo["student"], memo["teacher"], memo["output"]
 
     fns = {
         f"{Path(path).name} (step {ck['step']})": lambda p, spec, clean: gains(p, spec)[0] @ net.erb_expand,
         "deepfilternet3_projected": lambda p, spec, clean: gains(p, spec)[1] @ net.erb_expand,
     }
     for lo, hi in ranges:
-        fns[f"with the teacher's bands {lo}-{hi - 1}"] = lambda p, spec, clean, lo=lo, hi=hi: with_teacher_bands(*gains(p, spec), lo, hi) @ net.erb_expand
+        fns[f"with the teacher's bands {lo}-{hi - 1}"] = lambda p, spec, clean, lo=lo, hi=hi: with_teacher_bands(*gains(p, spec)[:2], lo, hi) @ net.erb_expand
+    def spliced(p, spec, lo, hi):
+        student, _, output = gains(p, spec)
+        return with_teacher_bins(student @ net.erb_expand, spec, output, lo, hi)
+
     for lo, hi in bin_ranges:
-        fns[f"with the teacher's output, bins {lo}-{hi - 1}"] = lambda p, spec, clean, lo=lo, hi=hi: with_teacher_bins(gains(p, spec)[0] @ net.erb_expand, spec, memo["output"], lo, hi)
+        fns[f"with the teacher's output, bins {lo}-{hi - 1}"] = lambda p, spec, clean, lo=lo, hi=hi: spliced(p, spec, lo, hi)
     return _score_gains(fns, log, split=split, dnsmos=dnsmos)
 
 
@@ -525,6 +534,18 @@ def recipe_losses(paths: list[Path], examples: int = 32, seed: int = 10_001, log
             parts = {k: float(v) for k, v in train.losses(net, noisy, clean, {"mag": 1.0, "cplx": 1.0, "gain": 0.2}).items()}
         out[str(path)] = parts
         log(f"{Path(path).name} (step {ck['step']}) " + "  ".join(f"{k} {v:.4f}" for k, v in parts.items()))
+    return out
+
+
+def _ranges(texts: list[str], flag: str, last: int, example: str) -> list[tuple[int, int]] | None:
+    """``FIRST-LAST`` arguments as half-open (first, last + 1) ranges, or None after a one-line error."""
+    out = []
+    for text in texts:
+        first, _, end = text.partition("-")
+        if not (first.isdigit() and end.isdigit() and 0 <= int(first) <= int(end) <= last):
+            print(f"error: {flag} {text!r}: want FIRST-LAST with 0 <= FIRST <= LAST <= {last}, e.g. {example}", file=sys.stderr)
+            return None
+        out.append((int(first), int(end) + 1))
     return out
 
 
@@ -568,20 +589,10 @@ def main(argv=None) -> int:
         if not args.checkpoint.is_file():
             print(f"error: {args.checkpoint}: no such checkpoint", file=sys.stderr)
             return 2
-        ranges = []
-        for text in args.bands:
-            first, _, last = text.partition("-")
-            if not (first.isdigit() and last.isdigit() and 0 <= int(first) <= int(last) < BANDS):
-                print(f"error: --bands {text!r}: want FIRST-LAST with 0 <= FIRST <= LAST <= {BANDS - 1}, e.g. 0-12", file=sys.stderr)
-                return 2
-            ranges.append((int(first), int(last) + 1))
-        bin_ranges = []
-        for text in args.output_bins:
-            first, _, last = text.partition("-")
-            if not (first.isdigit() and last.isdigit() and 0 <= int(first) <= int(last) <= N_FFT // 2):
-                print(f"error: --output-bins {text!r}: want FIRST-LAST with 0 <= FIRST <= LAST <= {N_FFT // 2}, e.g. 0-95", file=sys.stderr)
-                return 2
-            bin_ranges.append((int(first), int(last) + 1))
+        ranges = _ranges(args.bands, "--bands", BANDS - 1, "0-12")
+        bin_ranges = _ranges(args.output_bins, "--output-bins", N_FFT // 2, "0-95")
+        if ranges is None or bin_ranges is None:
+            return 2
         band_gap(args.checkpoint, ranges, split=args.split, dnsmos=args.dnsmos, bin_ranges=bin_ranges)
         return 0
     if args.cmd in ("score", "losses"):
