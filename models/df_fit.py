@@ -181,7 +181,7 @@ def main(argv=None) -> int:
     print(f"wrote {args.out}")
     _score_gains(
         {
-            f"{args.checkpoint.name} (gains only)": lambda p, spec, clean: _student_gains(net, spec) @ net.erb_expand,
+            f"{args.checkpoint.name} (gains only)": lambda p, spec, clean: _student_gains(net, spec),
             f"with the fitted deep filter ({args.target})": output_gains(fitted),
         },
         split="train",

@@ -180,15 +180,70 @@ def build(out: Path, mix: dict, examples: int, workers: int = 2, log=print) -> P
     return out
 
 
-class CachedSet:
-    """A built cache as training examples: global index i -> (noisy, clean, teacher gains) of a
-    seeded per-epoch permutation, so a resumed run sees the same sequence."""
+def bin_gains(teacher: Teacher, x: np.ndarray, bins: int) -> np.ndarray:
+    """DeepFilterNet3's output as real per-bin gains on our STFT's ``bins`` lowest bins:
+    ``|teacher output| / |noisy|`` clipped to [0, 1], (len(x) // HOP, bins) float32. On the shipped
+    gains these gains in bins 0-95 score almost what the teacher's complex output there scores (its
+    phase adds little), so a bounded real head can aim at them."""
+    import torch
 
-    def __init__(self, folder: Path, seed: int = 0):
+    from . import fullband
+
+    n = len(x) // HOP
+    spec = fullband.stft(torch.from_numpy(np.asarray(x, np.float32))[None])[0, :n, :bins]
+    out = teacher_output_spectrum(teacher, np.asarray(x, np.float32))[0, :n, :bins]
+    return (out.abs() / spec.abs().clamp(min=1e-8)).clamp(0.0, 1.0).numpy().astype(np.float32)
+
+
+def _bins_part(args):
+    folder, bins, start, stop = args
+    import torch
+
+    torch.set_num_threads(1)
+    teacher = Teacher()
+    noisy = np.load(folder / "noisy.npy", mmap_mode="r")
+    out = np.load(folder / BINS_FILE, mmap_mode="r+")
+    for i in range(start, stop):
+        out[i] = bin_gains(teacher, np.asarray(noisy[i], np.float32), bins)
+    out.flush()
+    return stop - start
+
+
+BINS_FILE = "teacher_bins.npy"
+
+
+def build_bins(folder: Path, bins: int = NB_DF, workers: int = 2, log=print) -> Path:
+    """Add the teacher's per-bin gains (``bin_gains``, float16, N x frames x bins) to a built cache:
+    the target of the loss weight ``teacher_bins`` for a net with ``bin_gains``."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    folder = Path(folder)
+    noisy = np.load(folder / "noisy.npy", mmap_mode="r")
+    examples, frames = len(noisy), noisy.shape[1] // HOP
+    np.lib.format.open_memmap(folder / BINS_FILE, mode="w+", dtype=np.float16, shape=(examples, frames, bins)).flush()
+    t0, done, chunk = time.time(), 0, 100
+    jobs = [(folder, bins, a, min(a + chunk, examples)) for a in range(0, examples, chunk)]
+    with ProcessPoolExecutor(workers) as pool:
+        for k in pool.map(_bins_part, jobs):
+            done += k
+            if done % 1000 < chunk or done == examples:
+                log(f"{done}/{examples} examples, {time.time() - t0:.0f} s")
+    info = json.loads((folder / "cache.json").read_text())
+    (folder / "cache.json").write_text(json.dumps({**info, "teacher_bins": bins}, indent=1))
+    return folder
+
+
+class CachedSet:
+    """A built cache as training examples: global index i -> (noisy, clean, teacher gains[, the
+    teacher's per-bin gains when ``bins``]) of a seeded per-epoch permutation, so a resumed run
+    sees the same sequence."""
+
+    def __init__(self, folder: Path, seed: int = 0, bins: bool = False):
         self.folder = Path(folder)
         self.noisy = np.load(self.folder / "noisy.npy", mmap_mode="r")
         self.clean = np.load(self.folder / "clean.npy", mmap_mode="r")
         self.teacher = np.load(self.folder / "teacher.npy", mmap_mode="r")
+        self.bins = np.load(self.folder / BINS_FILE, mmap_mode="r") if bins else None
         self.size, self.seed, self._perm = len(self.noisy), seed, {}
 
     def index(self, i: int) -> int:
@@ -199,7 +254,8 @@ class CachedSet:
 
     def __getitem__(self, i: int):
         j = self.index(i)
-        return (np.asarray(self.noisy[j], np.float32), np.asarray(self.clean[j], np.float32), np.asarray(self.teacher[j], np.float32))
+        arrays = (self.noisy, self.clean, self.teacher) + ((self.bins,) if self.bins is not None else ())
+        return tuple(np.asarray(a[j], np.float32) for a in arrays)
 
 
 # ------------------------------------------------------------------------------------ live cache
@@ -374,8 +430,9 @@ def _score_gains(gain_fns: dict, log=print, split: str = "dev", dnsmos: bool = F
 
 
 def _student_gains(net, spec):
-    """A gains-only net's band gains (1, T, bands) for a noisy spectrum (1, T, F)."""
-    return net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())[2]
+    """A gains-only net's per-bin gains (1, T, F) for a noisy spectrum (1, T, F): its band gains
+    expanded, with its per-bin gains on the lowest bins for a net with ``bin_gains``."""
+    return net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous(), with_bins=True)[3]
 
 
 def _teacher_gains(teacher: Teacher, pair, spec):
@@ -444,14 +501,16 @@ def score_checkpoints(
         for a in gain_exponents:
             for beta in post_filters:
                 label = f"{Path(path).name} (step {ck['step']})" + (f" ^{a:g}" if a != 1.0 else "") + (f" pf {beta:g}" if beta else "")
-                fns[label] = lambda p, spec, clean, net=net, a=a, beta=beta: _reshaped(_student_gains(net, spec), a, beta) @ net.erb_expand
+                fns[label] = lambda p, spec, clean, net=net, a=a, beta=beta: _reshaped(_student_gains(net, spec), a, beta)
     return _score_gains(fns, log, split=split, dnsmos=dnsmos)
 
 
-def with_teacher_bands(student, teacher, lo: int, hi: int):
-    """The student's band gains (B, T, bands) with bands ``lo`` to ``hi - 1`` taken from the teacher."""
+def with_teacher_bands(student, teacher, expand, lo: int, hi: int):
+    """The student's per-bin gains (B, T, F) with the bins of bands ``lo`` to ``hi - 1`` taken from the
+    teacher's band gains (B, T, bands), ``expand`` the (bands x F) expansion matrix."""
     g = student.clone()
-    g[..., lo:hi] = teacher[..., lo:hi]
+    bins = expand[lo:hi].sum(0) > 0
+    g[..., bins] = (teacher @ expand)[..., bins]
     return g
 
 
@@ -500,14 +559,14 @@ def band_gap(path: Path, ranges: list[tuple[int, int]], log=print, split: str = 
         return memo["student"], memo["teacher"], memo["output"]
 
     fns = {
-        f"{Path(path).name} (step {ck['step']})": lambda p, spec, clean: gains(p, spec)[0] @ net.erb_expand,
+        f"{Path(path).name} (step {ck['step']})": lambda p, spec, clean: gains(p, spec)[0],
         "deepfilternet3_projected": lambda p, spec, clean: gains(p, spec)[1] @ net.erb_expand,
     }
     for lo, hi in ranges:
-        fns[f"with the teacher's bands {lo}-{hi - 1}"] = lambda p, spec, clean, lo=lo, hi=hi: with_teacher_bands(*gains(p, spec)[:2], lo, hi) @ net.erb_expand
+        fns[f"with the teacher's bands {lo}-{hi - 1}"] = lambda p, spec, clean, lo=lo, hi=hi: with_teacher_bands(*gains(p, spec)[:2], net.erb_expand, lo, hi)
     def spliced(p, spec, lo, hi):
         student, _, output = gains(p, spec)
-        return with_teacher_bins(student @ net.erb_expand, spec, output, lo, hi)
+        return with_teacher_bins(student, spec, output, lo, hi)
 
     for lo, hi in bin_ranges:
         fns[f"with the teacher's output, bins {lo}-{hi - 1}"] = lambda p, spec, clean, lo=lo, hi=hi: spliced(p, spec, lo, hi)
@@ -558,6 +617,10 @@ def main(argv=None) -> int:
     b.add_argument("--examples", type=int, default=10000)
     b.add_argument("--seed", type=int, default=7)
     b.add_argument("--workers", type=int, default=2)
+    bn = sub.add_parser("bins", help="add the teacher's per-bin gains on the lowest bins to a built cache (for 'teacher_bins')")
+    bn.add_argument("cache", type=Path)
+    bn.add_argument("--bins", type=int, default=NB_DF)
+    bn.add_argument("--workers", type=int, default=2)
     lv = sub.add_parser("live", help="label mixtures into a ring that a recipe's 'live' key trains on, until killed")
     lv.add_argument("out", type=Path)
     lv.add_argument("--config", type=Path, required=True, help="the recipe with the 'live' key (its mix, seed, capacity)")
@@ -610,6 +673,15 @@ def main(argv=None) -> int:
             score_checkpoints(args.checkpoints, gain_exponents=tuple(args.gain_exponent), post_filters=tuple(args.post_filter), split=args.split, dnsmos=args.dnsmos)
         else:
             recipe_losses(args.checkpoints)
+        return 0
+    if args.cmd == "bins":
+        if not (args.cache / "cache.json").is_file():
+            print(f"error: {args.cache}: no built cache (cache.json missing); run python -m models.distill build first", file=sys.stderr)
+            return 2
+        if not 1 <= args.bins <= N_FFT // 2 + 1:
+            print(f"error: --bins {args.bins}: must lie in [1, {N_FFT // 2 + 1}]", file=sys.stderr)
+            return 2
+        build_bins(args.cache, args.bins, args.workers)
         return 0
     if args.cmd == "live":
         try:

@@ -40,6 +40,7 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
             "NoiseNil's own causal full-band denoiser: 32 ERB-band gains plus a 3-tap deep filter on the bins below "
             "4.75 kHz, from a dilated causal convolution network over 1 s-normalised features"
             + (f" (with the log magnitude of each of the {net.logmag_bins} lowest bins)" if net.logmag_bins else "")
+            + (f", per-bin gains on the {net.bin_gains} lowest bins" if net.bin_gains else "")
             + ". 48 kHz, 20 ms frames, 10 ms hop, "
             + (f"{10 * (1 + net.lookahead)} ms latency ({net.lookahead} frame{'s' if net.lookahead > 1 else ''} of lookahead)" if net.lookahead else "10 ms latency, no lookahead")
             + ". See models/noisenil_fb.md."
@@ -49,6 +50,7 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
             "trunk": f"causal TCN, {net.channels} channels, kernel {net.kernel}, dilations {list(net.dilations)}",
             "erb_bands": net.bands,
             "logmag_bins": net.logmag_bins,
+            "bin_gains": net.bin_gains,
             "deep_filter": {"bins": net.df_bins, "order": net.df_order, "lookahead": 0},
             "macs_per_frame": fullband.count_macs_per_frame(net),
             "macs_per_second": fullband.count_macs_per_frame(net) * fullband.SAMPLE_RATE // fullband.HOP,
@@ -73,6 +75,11 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
         "teacher: DeepFilterNet3 (MIT OR Apache-2.0, Schröter et al. 2023), its output projected onto the 32 ERB bands, "
         f"as an extra gain target (weight {cfg.get('loss', {}).get('teacher', 0)})"
     )
+    if cfg.get("loss", {}).get("teacher_bins"):
+        teacher += (
+            f"; and its output magnitude over the input's in each of the {net.bin_gains} lowest bins as the target of the per-bin gains "
+            f"(weight {cfg['loss']['teacher_bins']}; python -m models.distill bins)"
+        )
     if cfg.get("live"):
         c = cfg["live"]
         fields["training"]["distillation"] = (

@@ -120,7 +120,7 @@ def grow_state_dict(net: FullBandNet, old: dict) -> dict:
 
 
 class FullBandNet(nn.Module):
-    def __init__(self, channels: int = 128, dilations=(1, 2, 4, 8, 16, 32, 64, 1), kernel: int = 3, bands: int = 32, df_bins: int = 96, df_order: int = 3, deep_filter: bool = True, lookahead: int = 0, logmag_bins: int = 0):
+    def __init__(self, channels: int = 128, dilations=(1, 2, 4, 8, 16, 32, 64, 1), kernel: int = 3, bands: int = 32, df_bins: int = 96, df_order: int = 3, deep_filter: bool = True, lookahead: int = 0, logmag_bins: int = 0, bin_gains: int = 0):
         super().__init__()
         if lookahead not in (0, 1, 2):
             raise ValueError(f"lookahead {lookahead!r} not in [0, 1, 2] (frames of 10 ms)")
@@ -128,6 +128,9 @@ class FullBandNet(nn.Module):
         if not 0 <= int(logmag_bins) <= df_bins:
             raise ValueError(f"logmag_bins {logmag_bins!r} not in [0, {df_bins}] (the deep-filter bins, whose running mean it shares)")
         self.logmag_bins = int(logmag_bins)
+        if not 0 <= int(bin_gains) <= df_bins:
+            raise ValueError(f"bin_gains {bin_gains!r} not in [0, {df_bins}] (the deep-filter bins, whose features it reads)")
+        self.bin_gains = int(bin_gains)
         self.deep_filter = bool(deep_filter)
         self.channels, self.dilations, self.kernel = channels, tuple(dilations), kernel
         self.bands, self.df_bins, self.df_order = bands, df_bins, df_order
@@ -144,6 +147,13 @@ class FullBandNet(nn.Module):
         self.df_head = nn.Conv1d(channels, df_bins * df_order * 2, 1)
         nn.init.zeros_(self.df_head.weight)  # training starts from the gains alone
         nn.init.zeros_(self.df_head.bias)
+        if self.bin_gains:
+            # per-bin gains on the lowest bins: a logit added to each bin's band-gain logit, read from
+            # the trunk and from the frame's own input features (the per-bin detail the trunk's
+            # channels average away); zero at the start: the band gains' function
+            self.bin_head = nn.Conv1d(channels + self.input_channels, self.bin_gains, 1)
+            nn.init.zeros_(self.bin_head.weight)
+            nn.init.zeros_(self.bin_head.bias)
         if not self.deep_filter:
             self.switch_off_deep_filter()
 
@@ -203,14 +213,23 @@ class FullBandNet(nn.Module):
     def trunk_sequence(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.heads(self.hidden_sequence(feat))
 
+    def per_bin_gains(self, h: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
+        """(B, channels, T) trunk output and (B, C_in, T) features of the same frames -> gains (B, T, F)
+        for every bin: the band gains expanded, with the lowest ``bin_gains`` bins' logits moved by
+        the bin head (sigmoid(band logit + bin logit): in [0, 1], the band gain where the head is 0)."""
+        logits = self.gain_head(h).transpose(1, 2) @ self.erb_expand
+        if self.bin_gains:
+            z = self.bin_head(torch.cat([h, feat], 1)).transpose(1, 2)
+            logits = torch.cat([logits[..., : self.bin_gains] + z, logits[..., self.bin_gains :]], -1)
+        return torch.sigmoid(logits)
+
     def apply(self, re, im, gains, coefs, hist_re, hist_im):
         """Enhanced spectrum of one frame or a sequence.
 
-        ``re, im``: (..., F) current frames; ``hist_re/hist_im``: (..., order, df_bins) with the
+        ``gains``: per-bin gains (..., F); ``re, im``: (..., F) current frames; ``hist_re/hist_im``: (..., order, df_bins) with the
         current frame's low bins at index 0 and older frames after it.
         """
-        g = gains @ self.erb_expand
-        out_re, out_im = g * re, g * im
+        out_re, out_im = gains * re, gains * im
         c = coefs.reshape(*coefs.shape[:-1], self.df_order, 2, self.df_bins)
         c_re, c_im = c[..., 0, :], c[..., 1, :]
         df_re = (c_re * hist_re - c_im * hist_im).sum(-2)
@@ -220,15 +239,20 @@ class FullBandNet(nn.Module):
         out_im = torch.cat([out_im[..., :low] + df_im, out_im[..., low:]], -1)
         return out_re, out_im
 
-    def forward_sequence(self, re: torch.Tensor, im: torch.Tensor):
-        """(B, T, F) noisy spectrum -> enhanced (re, im) and the band gains."""
+    def forward_sequence(self, re: torch.Tensor, im: torch.Tensor, with_bins: bool = False):
+        """(B, T, F) noisy spectrum -> enhanced (re, im) and the band gains; ``with_bins`` adds the
+        per-bin gains (B, T, F) applied (the band gains expanded, unless ``bin_gains``)."""
         with torch.no_grad():
             feat = self.features_sequence(re, im)
-        gains, coefs = self.trunk_sequence(feat)
+        h = self.hidden_sequence(feat)
+        gains, coefs = self.heads(h)
+        applied = self.per_bin_gains(h, feat) if self.bin_gains else gains @ self.erb_expand
         low_re, low_im = re[..., : self.df_bins], im[..., : self.df_bins]
         hist_re = torch.stack([F.pad(low_re, (0, 0, k, 0))[:, : re.shape[1]] for k in range(self.df_order)], -2)
         hist_im = torch.stack([F.pad(low_im, (0, 0, k, 0))[:, : re.shape[1]] for k in range(self.df_order)], -2)
-        out_re, out_im = self.apply(re, im, gains, coefs, hist_re, hist_im)
+        out_re, out_im = self.apply(re, im, applied, coefs, hist_re, hist_im)
+        if with_bins:
+            return out_re, out_im, gains, applied
         return out_re, out_im, gains
 
     # ------------------------------------------------------------------------------- streaming
@@ -270,12 +294,13 @@ class FullBandStep(nn.Module):
             parts.append(n._logmag(mag, unit))
         feat = torch.cat(parts, -1).unsqueeze(-1)  # (1, C_in, 1)
         look = []
+        feat_now = feat  # the output frame's own features (for the bin head)
         if n.lookahead:  # gains for the oldest waiting frame, from its features and the newer ones
             look_feat, look_spec = rest[len(n.dilations) :]
             window = torch.cat([look_feat, feat], -1)  # (1, C_in, 1 + L)
             spec_window = torch.cat([look_spec, x.unsqueeze(2)], 2)  # (1, 2, 1 + L, F)
             look = [window[..., 1:], spec_window[:, :, 1:]]
-            feat = window
+            feat, feat_now = window, window[..., :1]
             re, im = spec_window[:, 0, 0], spec_window[:, 1, 0]
             low_re, low_im = re[:, : n.df_bins], im[:, : n.df_bins]
         h = n.inp(feat)
@@ -284,16 +309,18 @@ class FullBandStep(nn.Module):
             window = torch.cat([buf, h], -1)
             h = h + act(conv(window))
             new_states.append(window[..., 1:])
-        gains = torch.sigmoid(n.gain_head(h))[..., 0]  # (1, bands)
+        if n.bin_gains:
+            g = n.per_bin_gains(h, feat_now)[:, 0]  # (1, F)
+        else:
+            g = torch.sigmoid(n.gain_head(h))[..., 0] @ n.erb_expand  # (1, bands) -> (1, F)
         if not n.deep_filter:
             # gains only: the zeroed head and the filter's arithmetic are left out of the graph (a
             # zero filter adds nothing); the history state passes through unchanged
-            g = gains @ n.erb_expand
             return (torch.stack([g * re, g * im], 1), erb_mean, unit, df_hist + 0.0, *new_states, *look)
         coefs = n.df_head(h)[..., 0]
         hist_re = torch.cat([low_re.unsqueeze(1), df_hist[:, 0]], 1)  # (1, order, df_bins)
         hist_im = torch.cat([low_im.unsqueeze(1), df_hist[:, 1]], 1)
-        out_re, out_im = n.apply(re, im, gains, coefs, hist_re, hist_im)
+        out_re, out_im = n.apply(re, im, g, coefs, hist_re, hist_im)
         new_hist = torch.stack([hist_re[:, :-1], hist_im[:, :-1]], 1)
         return (torch.stack([out_re, out_im], 1), erb_mean, unit, new_hist, *new_states, *look)
 
@@ -360,6 +387,7 @@ def count_macs_per_frame(net: FullBandNet) -> int:
     macs += net.channels * (net.bands + net.df_bins * net.df_order * 2)
     macs += N_BINS * net.bands + N_BINS  # ERB pooling and gain expansion (approximately)
     macs += net.df_bins * net.df_order * 4
+    macs += (net.channels + c_in) * net.bin_gains + N_BINS * net.bands * (1 if net.bin_gains else 0)  # bin head, logits expanded
     return int(macs)
 
 

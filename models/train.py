@@ -95,8 +95,9 @@ def live_folder(cfg: dict, log=print, poll_seconds: float = 5.0) -> Path:
     return folder
 
 
-def cache_folder(cfg: dict) -> Path:
-    """The recipe's teacher cache, built beforehand (it is data, not part of the repository)."""
+def cache_folder(cfg: dict, bins: bool = False) -> Path:
+    """The recipe's teacher cache, built beforehand (it is data, not part of the repository);
+    ``bins``: with the teacher's per-bin gains added (``python -m models.distill bins``)."""
     c = cfg["cache"]
     folder = Path(os.environ.get("NOISENIL_FB_CACHE", c["dir"]))
     if not (folder / "cache.json").is_file():
@@ -106,6 +107,8 @@ def cache_folder(cfg: dict) -> Path:
     built = json.loads((folder / "cache.json").read_text())
     if built["examples"] != c["examples"] or built["mix"].get("seed") != c["seed"]:
         raise RecipeError(f"{folder}: built with {built['examples']} examples, seed {built['mix'].get('seed')}; the recipe wants {c['examples']}, seed {c['seed']}")
+    if bins and not built.get("teacher_bins"):
+        raise RecipeError(f"{folder}: no per-bin teacher gains for the loss 'teacher_bins'; run: python -m models.distill bins {folder}")
     return folder
 
 
@@ -132,14 +135,16 @@ def _energy_weighted_sqrt_mse(gains: torch.Tensor, target: torch.Tensor, band_po
     return (w * ((gains + 1e-6).sqrt() - (target + 1e-6).sqrt()) ** 2).mean()
 
 
-def losses(net, noisy, clean, weights: dict, teacher: torch.Tensor | None = None) -> dict:
+def losses(net, noisy, clean, weights: dict, teacher: torch.Tensor | None = None, teacher_bins: torch.Tensor | None = None) -> dict:
     """The recipe's loss terms and their weighted ``total``. ``weights`` maps term -> weight, plus
     ``teacher_energy_exponent`` (not a term): weight the teacher term by the noisy band power to
-    that power (``_energy_weighted_sqrt_mse``; 0 or absent: unweighted)."""
+    that power (``_energy_weighted_sqrt_mse``; 0 or absent: unweighted). ``teacher_bins``: the
+    teacher's per-bin gains on the lowest bins (``distill.bin_gains``), the target of the term of
+    that name for the per-bin gains of a net with ``bin_gains``."""
     n_spec, c_spec = fullband.stft(noisy), fullband.stft(clean)
     n_re, n_im = n_spec.real.contiguous(), n_spec.imag.contiguous()
     c_re, c_im = c_spec.real.contiguous(), c_spec.imag.contiguous()
-    o_re, o_im, gains = net.forward_sequence(n_re, n_im)
+    o_re, o_im, gains, applied = net.forward_sequence(n_re, n_im, with_bins=True)
     # level-independent loss: every example counts alike, whatever its loudness (the model sees the
     # real level, as it will in the engine)
     scale = 1.0 / (noisy.pow(2).mean(-1).sqrt() + 1e-5)[:, None, None]
@@ -157,6 +162,12 @@ def losses(net, noisy, clean, weights: dict, teacher: torch.Tensor | None = None
         # distillation: DeepFilterNet3's output projected onto the same ERB bands (models/distill.py)
         band_power = (n_re**2 + n_im**2) @ net.erb_avg
         parts["teacher"] = _energy_weighted_sqrt_mse(gains, teacher[:, : gains.shape[1]], band_power, weights.get("teacher_energy_exponent", 0.0))
+    if teacher_bins is not None and weights.get("teacher_bins"):
+        # distillation below the band gains: DeepFilterNet3's output magnitude over the input's in
+        # each of the lowest bins (the structure between harmonics that 2-bin bands average away)
+        k = min(teacher_bins.shape[-1], net.bin_gains or teacher_bins.shape[-1])
+        t = min(applied.shape[1], teacher_bins.shape[1])
+        parts["teacher_bins"] = _sqrt_mse(applied[:, :t, :k], teacher_bins[:, :t, :k])
     parts["total"] = sum(weights.get(k, 1.0) * v for k, v in parts.items())
     return parts
 
@@ -279,7 +290,8 @@ def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | N
     if cfg.get("live"):
         dataset, workers = TeacherMixtures(distill.LiveSet(live_folder(cfg, log), cfg.get("seed", 0)), cfg["steps"] * batch), 0
     elif cfg.get("cache"):
-        dataset, workers = TeacherMixtures(distill.CachedSet(cache_folder(cfg), cfg.get("seed", 0)), cfg["steps"] * batch), 0
+        bins = bool(cfg.get("loss", {}).get("teacher_bins"))
+        dataset, workers = TeacherMixtures(distill.CachedSet(cache_folder(cfg, bins), cfg.get("seed", 0), bins), cfg["steps"] * batch), 0
     else:
         dataset, workers = MixtureSet(mix, cfg["steps"] * batch), cfg.get("workers", 1)
         if workers > 1:
@@ -304,12 +316,12 @@ def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | N
         save(path, model=net.state_dict(), optimizer=opt.state_dict(), step=step, best_dev=best_dev, config=cfg, seconds=seconds_before + time.time() - t0)
 
     for noisy, clean, *teacher in loader:
-        teacher = teacher[0].to(dev_) if teacher else None
+        teacher, teacher_bins = [t.to(dev_) if t is not None else None for t in ([*teacher, None, None])[:2]]
         run_minutes = (time.time() - t0 + seconds_before) / 60
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg, run_minutes)
         noisy, clean = noisy.to(dev_, non_blocking=True), clean.to(dev_, non_blocking=True)
-        parts = losses(net, noisy, clean, weights, teacher)
+        parts = losses(net, noisy, clean, weights, teacher, teacher_bins)
         opt.zero_grad(set_to_none=True)
         parts["total"].backward()
         norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.get("clip_grad", 3.0))

@@ -261,10 +261,13 @@ def test_gain_scores_with_dnsmos_measure_the_gained_audio(monkeypatch):
 
 def test_band_gap_puts_the_teachers_bands_into_the_students_and_checks_its_arguments(tmp_path, monkeypatch, capsys):
     torch = pytest.importorskip("torch", reason="needs torch")
-    student = torch.full((1, 4, 32), 0.2)
-    teacher = torch.full((1, 4, 32), 0.9)
-    g = distill.with_teacher_bands(student, teacher, 0, 13)
-    assert torch.equal(g[..., :13], teacher[..., :13]) and torch.equal(g[..., 13:], student[..., 13:])
+    from models import fullband
+
+    _, expand = fullband.erb_matrices(fullband.erb_widths())
+    student = torch.full((1, 4, 481), 0.2)  # per-bin gains
+    teacher = torch.full((1, 4, 32), 0.9)  # band gains
+    g = distill.with_teacher_bands(student, teacher, expand, 0, 13)
+    assert torch.equal(g[..., :26], torch.full((1, 4, 26), 0.9)) and torch.equal(g[..., 26:], student[..., 26:])  # bands 0-12: bins 0-25
     assert float(student.max()) == pytest.approx(0.2)  # the student's gains are left alone
     assert distill.main(["gap", str(tmp_path / "none.pt")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'none.pt'}: no such checkpoint"
@@ -309,3 +312,41 @@ def test_teacher_resynthesis_gives_the_input_back_and_its_output_aligned(teacher
     lags = range(-960, 961, 120)
     corr = [np.dot(np.roll(y, lag), noisy) for lag in lags]
     assert list(lags)[int(np.argmax(corr))] == 0
+
+
+@needs_teacher
+def test_bins_adds_the_teachers_per_bin_gains_to_a_cache_and_training_reads_them(tmp_path, teacher, noisy, capsys):
+    """``python -m models.distill bins`` writes |teacher output| / |input| per low bin, in [0, 1],
+    as ``bin_gains`` gives it; the cached set then yields it as a fourth array, and a recipe with a
+    ``teacher_bins`` weight names a cache without it in one line."""
+    torch = pytest.importorskip("torch", reason="needs torch")
+    from models import fullband, train
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    x = np.stack([noisy[:48000], noisy[48000:96000] * 0.1]).astype(np.float16)
+    for name, arr in (("noisy", x), ("clean", x), ("teacher", np.zeros((2, 100, 32), np.float16))):
+        np.save(cache / f"{name}.npy", arr)
+    (cache / "cache.json").write_text(json.dumps({"mix": {"seed": 3}, "examples": 2}))
+    recipe = {"cache": {"dir": str(cache), "examples": 2, "seed": 3}}
+    with pytest.raises(train.RecipeError, match=f"no per-bin teacher gains for the loss 'teacher_bins'; run: python -m models.distill bins {cache}"):
+        train.cache_folder(recipe, bins=True)
+    assert distill.main(["bins", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'none'}: no built cache (cache.json missing); run python -m models.distill build first"
+    assert distill.main(["bins", str(cache), "--bins", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --bins 0: must lie in [1, 481]"
+    assert distill.main(["bins", str(cache), "--bins", "40", "--workers", "1"]) == 0
+    got = np.load(cache / distill.BINS_FILE)
+    assert got.shape == (2, 100, 40) and got.dtype == np.float16 and 0.0 <= got.min() and got.max() <= 1.0
+    direct = distill.bin_gains(teacher, np.asarray(x[1], np.float32), 40)
+    np.testing.assert_allclose(got[1], direct, atol=1e-3)
+    # the teacher's output magnitude over the input's, in our STFT
+    spec = fullband.stft(torch.from_numpy(np.asarray(x[1], np.float32))[None])[0, :100, :40].abs()
+    out = distill.teacher_output_spectrum(teacher, np.asarray(x[1], np.float32))[0, :100, :40].abs()
+    np.testing.assert_allclose(direct, (out / spec.clamp(min=1e-8)).clamp(0, 1).numpy(), atol=1e-6)
+    assert 0.05 < float(direct.mean()) < 0.95  # it cuts some bins and keeps others
+    assert json.loads((cache / "cache.json").read_text())["teacher_bins"] == 40
+    assert train.cache_folder(recipe, bins=True) == cache
+    items = distill.CachedSet(cache, bins=True)[0]
+    assert len(items) == 4 and items[3].shape == (100, 40)
+    assert len(distill.CachedSet(cache)[0]) == 3

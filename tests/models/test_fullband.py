@@ -15,11 +15,13 @@ from tests.conftest import SHARED_DATA  # noqa: E402
 TINY = {"channels": 16, "dilations": [1, 2, 4], "kernel": 3, "bands": 32, "df_bins": 96, "df_order": 3}
 
 
-def _net(seed=0, df=True, lookahead=0, logmag=0):
+def _net(seed=0, df=True, lookahead=0, logmag=0, bins=0):
     torch.manual_seed(seed)
-    net = fullband.FullBandNet(**TINY, lookahead=lookahead, logmag_bins=logmag)
+    net = fullband.FullBandNet(**TINY, lookahead=lookahead, logmag_bins=logmag, bin_gains=bins)
     if df:  # the deep filter head starts at zero; give it something to do
         torch.nn.init.normal_(net.df_head.weight, std=0.05)
+    if bins:  # so does the bin head
+        torch.nn.init.normal_(net.bin_head.weight, std=0.3)
     return net.eval()
 
 
@@ -39,14 +41,14 @@ def test_stft_matches_the_engine_and_inverts():
     np.testing.assert_allclose(y[480:48000].numpy(), x[: 48000 - 480].numpy(), atol=1e-5)
 
 
-@pytest.mark.parametrize("logmag", [0, 40])
+@pytest.mark.parametrize(("logmag", "bins"), [(0, 0), (40, 0), (40, 24)])
 @pytest.mark.parametrize("lookahead", [0, 1, 2])
 @pytest.mark.parametrize("df", [True, False])
-def test_streaming_step_equals_the_training_graph(lookahead, df, logmag):
+def test_streaming_step_equals_the_training_graph(lookahead, df, logmag, bins):
     """Frame by frame with explicit states, the step gives the whole-clip graph's output; with
     lookahead L, L frames later (the first L outputs are silence: no frame is ready yet); with
-    per-bin log magnitudes as extra inputs too."""
-    net = _net(df=df, lookahead=lookahead, logmag=logmag)
+    per-bin log magnitudes as extra inputs, and per-bin gains on the lowest bins, too."""
+    net = _net(df=df, lookahead=lookahead, logmag=logmag, bins=bins)
     if df:
         net.deep_filter = True
     else:
@@ -287,6 +289,36 @@ def test_a_grown_net_gains_log_magnitude_inputs_as_the_same_function_and_they_le
     assert float(wide.inp.weight.grad[:, -40:].abs().max()) > 0  # the new inputs' weights move
     with pytest.raises(ValueError, match="cannot shrink the inputs"):
         fullband.grow_state_dict(small, wide.state_dict())
+
+
+def test_per_bin_gains_start_as_the_band_gains_stay_bounded_and_learn_the_teacher_bins():
+    """A net grown with a bin head computes the band-gain net's function; its per-bin gains lie in
+    [0, 1], move only the lowest ``bin_gains`` bins, and the ``teacher_bins`` term trains the head
+    towards a per-bin target (here: bins 0-23 of the input kept, a notch at every other bin)."""
+    small = _net(df=False, logmag=40)
+    net = fullband.FullBandNet(**TINY, logmag_bins=40, bin_gains=24)
+    net.switch_off_deep_filter()
+    x = _grow_and_compare(small, net)
+    assert float(net.bin_head.weight.detach().abs().max()) == 0.0
+    target = torch.ones(2, 50, 96)
+    target[..., 1:24:2] = 0.0  # a notch at every other bin below 24
+    spec = fullband.stft(x)
+    before = None
+    opt = torch.optim.Adam(net.bin_head.parameters(), lr=0.05)
+    for _ in range(60):
+        parts = train.losses(net, x, x, {"mag": 0.0, "cplx": 0.0, "gain": 0.0, "teacher_bins": 1.0}, teacher_bins=target)
+        before = before if before is not None else float(parts["teacher_bins"])
+        opt.zero_grad()
+        parts["total"].backward()
+        opt.step()
+    assert float(parts["teacher_bins"]) < 0.3 * before
+    with torch.no_grad():
+        _, _, bands, per_bin = net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous(), with_bins=True)
+    assert per_bin.shape == (2, spec.shape[1], fullband.N_BINS) and 0.0 <= float(per_bin.min()) and float(per_bin.max()) <= 1.0
+    torch.testing.assert_close(per_bin[..., 24:], (bands @ net.erb_expand)[..., 24:], rtol=0, atol=1e-6)  # above the head: the band gains
+    assert float(per_bin[..., 1:24:2].mean()) < 0.5 * float(per_bin[..., 0:24:2].mean())  # it learned the notches
+    with pytest.raises(ValueError, match=r"bin_gains 97 not in \[0, 96\]"):
+        fullband.FullBandNet(**TINY, bin_gains=97)
 
 
 def test_a_grown_net_starts_as_the_same_function_and_its_new_parts_learn():
