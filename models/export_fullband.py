@@ -51,6 +51,7 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
             "erb_bands": net.bands,
             "logmag_bins": net.logmag_bins,
             "bin_gains": net.bin_gains,
+            "bin_hidden": net.bin_hidden,
             "deep_filter": {"bins": net.df_bins, "order": net.df_order, "lookahead": 0},
             "macs_per_frame": fullband.count_macs_per_frame(net),
             "macs_per_second": fullband.count_macs_per_frame(net) * fullband.SAMPLE_RATE // fullband.HOP,

@@ -120,7 +120,7 @@ def grow_state_dict(net: FullBandNet, old: dict) -> dict:
 
 
 class FullBandNet(nn.Module):
-    def __init__(self, channels: int = 128, dilations=(1, 2, 4, 8, 16, 32, 64, 1), kernel: int = 3, bands: int = 32, df_bins: int = 96, df_order: int = 3, deep_filter: bool = True, lookahead: int = 0, logmag_bins: int = 0, bin_gains: int = 0):
+    def __init__(self, channels: int = 128, dilations=(1, 2, 4, 8, 16, 32, 64, 1), kernel: int = 3, bands: int = 32, df_bins: int = 96, df_order: int = 3, deep_filter: bool = True, lookahead: int = 0, logmag_bins: int = 0, bin_gains: int = 0, bin_hidden: int = 0):
         super().__init__()
         if lookahead not in (0, 1, 2):
             raise ValueError(f"lookahead {lookahead!r} not in [0, 1, 2] (frames of 10 ms)")
@@ -130,7 +130,7 @@ class FullBandNet(nn.Module):
         self.logmag_bins = int(logmag_bins)
         if not 0 <= int(bin_gains) <= df_bins:
             raise ValueError(f"bin_gains {bin_gains!r} not in [0, {df_bins}] (the deep-filter bins, whose features it reads)")
-        self.bin_gains = int(bin_gains)
+        self.bin_gains, self.bin_hidden = int(bin_gains), int(bin_hidden)
         self.deep_filter = bool(deep_filter)
         self.channels, self.dilations, self.kernel = channels, tuple(dilations), kernel
         self.bands, self.df_bins, self.df_order = bands, df_bins, df_order
@@ -151,9 +151,14 @@ class FullBandNet(nn.Module):
             # per-bin gains on the lowest bins: a logit added to each bin's band-gain logit, read from
             # the trunk and from the frame's own input features (the per-bin detail the trunk's
             # channels average away); zero at the start: the band gains' function
-            self.bin_head = nn.Conv1d(channels + self.input_channels, self.bin_gains, 1)
-            nn.init.zeros_(self.bin_head.weight)
-            nn.init.zeros_(self.bin_head.bias)
+            # (``bin_hidden``: through a hidden layer of that many units and a PReLU first)
+            c_in = channels + self.input_channels
+            if self.bin_hidden:
+                self.bin_head = nn.Sequential(nn.Conv1d(c_in, self.bin_hidden, 1), nn.PReLU(self.bin_hidden), nn.Conv1d(self.bin_hidden, self.bin_gains, 1))
+            else:
+                self.bin_head = nn.Sequential(nn.Conv1d(c_in, self.bin_gains, 1))
+            nn.init.zeros_(self.bin_head[-1].weight)
+            nn.init.zeros_(self.bin_head[-1].bias)
         if not self.deep_filter:
             self.switch_off_deep_filter()
 
@@ -387,7 +392,8 @@ def count_macs_per_frame(net: FullBandNet) -> int:
     macs += net.channels * (net.bands + net.df_bins * net.df_order * 2)
     macs += N_BINS * net.bands + N_BINS  # ERB pooling and gain expansion (approximately)
     macs += net.df_bins * net.df_order * 4
-    macs += (net.channels + c_in) * net.bin_gains + N_BINS * net.bands * (1 if net.bin_gains else 0)  # bin head, logits expanded
+    if net.bin_gains:  # bin head (with its hidden layer), logits expanded
+        macs += (net.channels + c_in) * (net.bin_hidden or net.bin_gains) + net.bin_hidden * net.bin_gains + N_BINS * net.bands
     return int(macs)
 
 

@@ -15,13 +15,13 @@ from tests.conftest import SHARED_DATA  # noqa: E402
 TINY = {"channels": 16, "dilations": [1, 2, 4], "kernel": 3, "bands": 32, "df_bins": 96, "df_order": 3}
 
 
-def _net(seed=0, df=True, lookahead=0, logmag=0, bins=0):
+def _net(seed=0, df=True, lookahead=0, logmag=0, bins=0, hidden=0):
     torch.manual_seed(seed)
-    net = fullband.FullBandNet(**TINY, lookahead=lookahead, logmag_bins=logmag, bin_gains=bins)
+    net = fullband.FullBandNet(**TINY, lookahead=lookahead, logmag_bins=logmag, bin_gains=bins, bin_hidden=hidden)
     if df:  # the deep filter head starts at zero; give it something to do
         torch.nn.init.normal_(net.df_head.weight, std=0.05)
     if bins:  # so does the bin head
-        torch.nn.init.normal_(net.bin_head.weight, std=0.3)
+        torch.nn.init.normal_(net.bin_head[-1].weight, std=0.3)
     return net.eval()
 
 
@@ -41,14 +41,14 @@ def test_stft_matches_the_engine_and_inverts():
     np.testing.assert_allclose(y[480:48000].numpy(), x[: 48000 - 480].numpy(), atol=1e-5)
 
 
-@pytest.mark.parametrize(("logmag", "bins"), [(0, 0), (40, 0), (40, 24)])
+@pytest.mark.parametrize(("logmag", "bins", "hidden"), [(0, 0, 0), (40, 0, 0), (40, 24, 0), (40, 24, 32)])
 @pytest.mark.parametrize("lookahead", [0, 1, 2])
 @pytest.mark.parametrize("df", [True, False])
-def test_streaming_step_equals_the_training_graph(lookahead, df, logmag, bins):
+def test_streaming_step_equals_the_training_graph(lookahead, df, logmag, bins, hidden):
     """Frame by frame with explicit states, the step gives the whole-clip graph's output; with
     lookahead L, L frames later (the first L outputs are silence: no frame is ready yet); with
     per-bin log magnitudes as extra inputs, and per-bin gains on the lowest bins, too."""
-    net = _net(df=df, lookahead=lookahead, logmag=logmag, bins=bins)
+    net = _net(df=df, lookahead=lookahead, logmag=logmag, bins=bins, hidden=hidden)
     if df:
         net.deep_filter = True
     else:
@@ -296,10 +296,10 @@ def test_per_bin_gains_start_as_the_band_gains_stay_bounded_and_learn_the_teache
     [0, 1], move only the lowest ``bin_gains`` bins, and the ``teacher_bins`` term trains the head
     towards a per-bin target (here: bins 0-23 of the input kept, a notch at every other bin)."""
     small = _net(df=False, logmag=40)
-    net = fullband.FullBandNet(**TINY, logmag_bins=40, bin_gains=24)
+    net = fullband.FullBandNet(**TINY, logmag_bins=40, bin_gains=24, bin_hidden=32)
     net.switch_off_deep_filter()
     x = _grow_and_compare(small, net)
-    assert float(net.bin_head.weight.detach().abs().max()) == 0.0
+    assert float(net.bin_head[-1].weight.detach().abs().max()) == 0.0
     target = torch.ones(2, 50, 96)
     target[..., 1:24:2] = 0.0  # a notch at every other bin below 24
     spec = fullband.stft(x)
