@@ -24,7 +24,10 @@ training at such a folder, and the loss weight ``teacher`` adds the distillation
 (``teacher_energy_exponent`` weights it by the noisy band power, ``models.train.losses``).
 ``python -m models.distill gap CHECKPOINT --bands 0-12 13-24 25-31`` scores a checkpoint with the
 teacher's gains put into each band range in turn: which bands the student loses in;
-``--output-bins 0-95`` adds rows with the teacher's output (its deep filter's work too) in those bins.
+``--output-bins 0-95`` adds rows with the teacher's output (its deep filter's work too) in those bins,
+``--gain-bins 0-95`` rows with its real per-bin gains there (``|output| / |input|``, the noisy phase).
+``python -m models.distill bins CACHE`` adds those per-bin gains to a built cache
+(``OUT/teacher_bins.npy``), the target of the loss weight ``teacher_bins`` for a net with ``bin_gains``.
 """
 
 from __future__ import annotations
@@ -489,15 +492,26 @@ def score_checkpoints(
     post_filters: tuple[float, ...] = (0.0,),
     split: str = "dev",
     dnsmos: bool = False,
+    without_bin_head: bool = False,
 ) -> dict:
     """The same scores for gains-only checkpoints of ``models.train`` (to choose which to export).
     ``gain_exponents`` other than 1 also score each with its band gains raised to that power
     (below 1: gentler, above 1: harsher), a check of how the gains are calibrated; ``post_filters``
     other than 0 with the post-filter of that beta after it (it pushes low gains further down).
-    Tune such settings on ``split="train"``, not on the dev pairs that the figures come from."""
+    Tune such settings on ``split="train"``, not on the dev pairs that the figures come from.
+    ``without_bin_head``: also each checkpoint with ``bin_gains`` scored with its bin head's output
+    at zero (its band gains alone): what the per-bin head adds."""
+    import torch
+
     fns = {}
     for path in paths:
         net, ck = _gains_only_net(path)
+        if without_bin_head and net.bin_gains:
+            off, _ = _gains_only_net(path)
+            with torch.no_grad():
+                off.bin_head[-1].weight.zero_()
+                off.bin_head[-1].bias.zero_()
+            fns[f"{Path(path).name} (step {ck['step']}) without its bin head"] = lambda p, spec, clean, off=off: _student_gains(off, spec)
         for a in gain_exponents:
             for beta in post_filters:
                 label = f"{Path(path).name} (step {ck['step']})" + (f" ^{a:g}" if a != 1.0 else "") + (f" pf {beta:g}" if beta else "")
@@ -539,13 +553,32 @@ def with_teacher_bins(student, spec, teacher_spec, lo: int, hi: int):
     return g
 
 
-def band_gap(path: Path, ranges: list[tuple[int, int]], log=print, split: str = "dev", dnsmos: bool = False, bin_ranges: list[tuple[int, int]] = ()) -> dict:
+def with_teacher_bin_gains(student, spec, teacher_spec, lo: int, hi: int):
+    """The student's per-bin gains (B, T, F) with bins ``lo`` to ``hi - 1`` replaced by the teacher's
+    real per-bin gains ``|teacher_spec| / |spec|`` clipped to [0, 1] (as ``bin_gains`` gives them):
+    the teacher's magnitudes there, the noisy phase."""
+    g = student.clone()
+    g[..., lo:hi] = (teacher_spec[..., lo:hi].abs() / spec[..., lo:hi].abs().clamp(min=1e-8)).clamp(0.0, 1.0)
+    return g
+
+
+def band_gap(
+    path: Path,
+    ranges: list[tuple[int, int]],
+    log=print,
+    split: str = "dev",
+    dnsmos: bool = False,
+    bin_ranges: list[tuple[int, int]] = (),
+    gain_bin_ranges: list[tuple[int, int]] = (),
+) -> dict:
     """Where a gains-only checkpoint loses to its teacher: the scores of its gains, of the teacher's
     projected gains, and of its gains with the teacher's in each band range (lo, hi) put in. The
     share of the teacher's lead that a range wins back says which bands a better student must fix.
     ``bin_ranges``: rows with the teacher's *output* (its deep filter's work included, resynthesised
     and analysed with our STFT) in STFT bins lo to hi - 1 instead: what a deep filter on the low
-    bins that matched the teacher's could add on top of the student's gains."""
+    bins that matched the teacher's could add on top of the student's gains. ``gain_bin_ranges``:
+    rows with the teacher's real per-bin gains there (its output magnitude, the noisy phase): what
+    bounded per-bin gains could add."""
     net, ck = _gains_only_net(path)
     teacher = Teacher()
     memo: dict = {}
@@ -555,7 +588,7 @@ def band_gap(path: Path, ranges: list[tuple[int, int]], log=print, split: str = 
             memo.clear()
             memo["pair"] = p
             memo["student"], memo["teacher"] = _student_gains(net, spec), _teacher_gains(teacher, p, spec)
-            memo["output"] = teacher_output_spectrum(teacher, p.noisy)[:, : spec.shape[1]] if bin_ranges else None
+            memo["output"] = teacher_output_spectrum(teacher, p.noisy)[:, : spec.shape[1]] if bin_ranges or gain_bin_ranges else None
         return memo["student"], memo["teacher"], memo["output"]
 
     fns = {
@@ -570,6 +603,8 @@ def band_gap(path: Path, ranges: list[tuple[int, int]], log=print, split: str = 
 
     for lo, hi in bin_ranges:
         fns[f"with the teacher's output, bins {lo}-{hi - 1}"] = lambda p, spec, clean, lo=lo, hi=hi: spliced(p, spec, lo, hi)
+    for lo, hi in gain_bin_ranges:
+        fns[f"with the teacher's per-bin gains, bins {lo}-{hi - 1}"] = lambda p, spec, clean, lo=lo, hi=hi: with_teacher_bin_gains(gains(p, spec)[0], spec, gains(p, spec)[2], lo, hi)
     return _score_gains(fns, log, split=split, dnsmos=dnsmos)
 
 
@@ -636,12 +671,14 @@ def main(argv=None) -> int:
     sc.add_argument("--post-filter", type=float, nargs="+", default=[0.0], help="also score with the PercepNet/DeepFilterNet post-filter of these betas (0: none; DeepFilterNet uses 0.02)")
     sc.add_argument("--split", choices=("dev", "train"), default="dev", help="train: the same recipe from the train split, to tune settings without the dev pairs")
     sc.add_argument("--dnsmos", action="store_true", help="also DNSMOS SIG/BAK/OVRL and the noise cut in pauses (slower)")
+    sc.add_argument("--without-bin-head", action="store_true", help="also score each checkpoint with per-bin gains with its bin head at zero (its band gains alone)")
     lo = sub.add_parser("losses", help="the recipe's own loss terms of checkpoints on 32 dev-split mixtures")
     lo.add_argument("checkpoints", type=Path, nargs="+")
     gp = sub.add_parser("gap", help="which ERB bands a gains-only checkpoint loses to the teacher in")
     gp.add_argument("checkpoint", type=Path)
     gp.add_argument("--bands", nargs="+", default=["0-12", "13-24", "25-31"], help=f"band ranges FIRST-LAST (of 0-{BANDS - 1}) to take from the teacher, one row each")
     gp.add_argument("--output-bins", nargs="+", default=[], help=f"also rows with the teacher's output (deep filter included) in STFT bins FIRST-LAST (of 0-{N_FFT // 2}), e.g. 0-95: what a deep filter could add")
+    gp.add_argument("--gain-bins", nargs="+", default=[], help=f"also rows with the teacher's real per-bin gains (|output| / |input|, noisy phase) in STFT bins FIRST-LAST (of 0-{N_FFT // 2}): what bounded per-bin gains could add")
     gp.add_argument("--split", choices=("dev", "train"), default="dev", help="train: the train-split tuning set")
     gp.add_argument("--dnsmos", action="store_true", help="also DNSMOS SIG/BAK/OVRL and the noise cut in pauses (slower)")
     args = ap.parse_args(argv)
@@ -654,9 +691,10 @@ def main(argv=None) -> int:
             return 2
         ranges = _ranges(args.bands, "--bands", BANDS - 1, "0-12")
         bin_ranges = _ranges(args.output_bins, "--output-bins", N_FFT // 2, "0-95")
-        if ranges is None or bin_ranges is None:
+        gain_bin_ranges = _ranges(args.gain_bins, "--gain-bins", N_FFT // 2, "0-95")
+        if ranges is None or bin_ranges is None or gain_bin_ranges is None:
             return 2
-        band_gap(args.checkpoint, ranges, split=args.split, dnsmos=args.dnsmos, bin_ranges=bin_ranges)
+        band_gap(args.checkpoint, ranges, split=args.split, dnsmos=args.dnsmos, bin_ranges=bin_ranges, gain_bin_ranges=gain_bin_ranges)
         return 0
     if args.cmd in ("score", "losses"):
         for path in args.checkpoints:
@@ -670,7 +708,7 @@ def main(argv=None) -> int:
             if any(not 0.0 <= b <= 1.0 for b in args.post_filter):
                 print(f"error: --post-filter {args.post_filter}: each must lie in [0, 1]", file=sys.stderr)
                 return 2
-            score_checkpoints(args.checkpoints, gain_exponents=tuple(args.gain_exponent), post_filters=tuple(args.post_filter), split=args.split, dnsmos=args.dnsmos)
+            score_checkpoints(args.checkpoints, gain_exponents=tuple(args.gain_exponent), post_filters=tuple(args.post_filter), split=args.split, dnsmos=args.dnsmos, without_bin_head=args.without_bin_head)
         else:
             recipe_losses(args.checkpoints)
         return 0

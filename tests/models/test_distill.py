@@ -279,9 +279,15 @@ def test_band_gap_puts_the_teachers_bands_into_the_students_and_checks_its_argum
     for bad in ("0-481", "95-0"):
         assert distill.main(["gap", str(tmp_path / "c.pt"), "--output-bins", bad]) == 2
         assert capsys.readouterr().err.strip() == f"error: --output-bins {bad!r}: want FIRST-LAST with 0 <= FIRST <= LAST <= 480, e.g. 0-95"
-    monkeypatch.setattr(distill, "band_gap", lambda path, ranges, split, dnsmos, bin_ranges: seen.update(ranges=ranges, split=split, dnsmos=dnsmos, bins=bin_ranges))
-    assert distill.main(["gap", str(tmp_path / "c.pt"), "--bands", "0-12", "25-31", "--split", "train", "--dnsmos", "--output-bins", "0-95"]) == 0
-    assert seen == {"ranges": [(0, 13), (25, 32)], "split": "train", "dnsmos": True, "bins": [(0, 96)]}
+    assert distill.main(["gap", str(tmp_path / "c.pt"), "--gain-bins", "0-481"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --gain-bins '0-481': want FIRST-LAST with 0 <= FIRST <= LAST <= 480, e.g. 0-95"
+    monkeypatch.setattr(
+        distill,
+        "band_gap",
+        lambda path, ranges, split, dnsmos, bin_ranges, gain_bin_ranges: seen.update(ranges=ranges, split=split, dnsmos=dnsmos, bins=bin_ranges, gain_bins=gain_bin_ranges),
+    )
+    assert distill.main(["gap", str(tmp_path / "c.pt"), "--bands", "0-12", "25-31", "--split", "train", "--dnsmos", "--output-bins", "0-95", "--gain-bins", "0-25"]) == 0
+    assert seen == {"ranges": [(0, 13), (25, 32)], "split": "train", "dnsmos": True, "bins": [(0, 96)], "gain_bins": [(0, 26)]}
 
 
 def test_teacher_output_goes_into_the_asked_bins_only():
@@ -298,6 +304,12 @@ def test_teacher_output_goes_into_the_asked_bins_only():
     torch.testing.assert_close(out[0, [t for t, _ in lows], [f for _, f in lows]], teacher_spec[0, [t for t, _ in lows], [f for _, f in lows]], rtol=1e-5, atol=1e-5)
     assert out[0, 2, 3] == 0
     torch.testing.assert_close(out[..., 96:], spec[..., 96:] * student[..., 96:])
+    # the real per-bin gains: the teacher's magnitude in the asked bins, the noisy phase, at most the input's level
+    g = distill.with_teacher_bin_gains(student, spec, teacher_spec, 0, 96)
+    torch.testing.assert_close(g[..., 96:], student[..., 96:], rtol=0, atol=0)
+    ratio = (teacher_spec[..., :96].abs() / spec[..., :96].abs().clamp(min=1e-8)).clamp(max=1.0)
+    torch.testing.assert_close(g[..., :96], ratio)
+    assert float(g.max()) <= 1.0 and float(ratio.min()) < 0.9 and (spec * g)[0, 2, 3] == 0  # a zero input bin stays zero
 
 
 @needs_teacher
@@ -350,3 +362,30 @@ def test_bins_adds_the_teachers_per_bin_gains_to_a_cache_and_training_reads_them
     items = distill.CachedSet(cache, bins=True)[0]
     assert len(items) == 4 and items[3].shape == (100, 40)
     assert len(distill.CachedSet(cache)[0]) == 3
+
+
+def test_score_without_the_bin_head_scores_the_band_gains_alone(tmp_path, monkeypatch):
+    """``score --without-bin-head`` adds, for a checkpoint with per-bin gains, a row whose gains are
+    its band gains expanded (the head's output at zero), beside the row with the head."""
+    torch = pytest.importorskip("torch", reason="needs torch")
+    from models import fullband
+
+    torch.manual_seed(0)
+    net = fullband.FullBandNet(channels=16, dilations=[1, 2], bin_gains=24, bin_hidden=8, deep_filter=False)
+    torch.nn.init.normal_(net.bin_head[-1].weight, std=0.5)
+    cfg = {"net": {"channels": 16, "dilations": [1, 2], "bin_gains": 24, "bin_hidden": 8, "deep_filter": False}}
+    torch.save({"model": net.state_dict(), "config": cfg, "step": 3}, tmp_path / "c.pt")
+    seen = {}
+    monkeypatch.setattr(distill, "_score_gains", lambda fns, log, split, dnsmos: seen.update(fns))
+    distill.score_checkpoints([tmp_path / "c.pt"], without_bin_head=True)
+    assert sorted(seen) == ["c.pt (step 3)", "c.pt (step 3) without its bin head"]
+    spec = fullband.stft(torch.randn(1, 9600) * 0.1)
+    with torch.no_grad():
+        bands = net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())[2] @ net.erb_expand
+        off, on = seen["c.pt (step 3) without its bin head"](None, spec, None), seen["c.pt (step 3)"](None, spec, None)
+    torch.testing.assert_close(off, bands, rtol=0, atol=1e-6)
+    assert float((on[..., :24] - off[..., :24]).abs().max()) > 0.01  # the head moves the lowest bins
+    torch.testing.assert_close(on[..., 24:], off[..., 24:], rtol=0, atol=1e-6)
+    seen.clear()
+    distill.score_checkpoints([tmp_path / "c.pt"], without_bin_head=False)
+    assert sorted(seen) == ["c.pt (step 3)"]  # the row without the head only when asked
