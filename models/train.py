@@ -248,6 +248,8 @@ def pick_device(name: str | None = None) -> torch.device:
 
 def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | None = None, device: str | None = None) -> Path:
     name = cfg["name"]
+    if cfg.get("live") and cfg.get("loss", {}).get("teacher_bins"):
+        raise RecipeError(f"recipe {name}: the loss 'teacher_bins' needs a built cache ('cache', python -m models.distill bins); the live ring does not carry per-bin gains")
     dev_ = pick_device(device)
     if dev_.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True

@@ -223,6 +223,9 @@ def test_train_names_a_missing_or_foreign_live_ring_in_one_line(tmp_path, capsys
     none = tmp_path / "none"
     hint = f"start the labelling first: python -m models.distill live {none} --config RECIPE --workers N"
     assert err == [f"error: {tmp_path / 'r.json'}: {none}: no live teacher ring; {hint}"]
+    recipe["loss"] = {**recipe.get("loss", {}), "teacher_bins": 8.0}
+    with pytest.raises(train.RecipeError, match="the loss 'teacher_bins' needs a built cache"):
+        train.train(recipe)  # a live ring has no per-bin gains: said before anything runs
 
 
 def test_gain_scores_with_dnsmos_measure_the_gained_audio(monkeypatch):
