@@ -33,6 +33,7 @@ teacher's gains put into each band range in turn: which bands the student loses 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import tarfile
@@ -195,7 +196,7 @@ def bin_gains(teacher: Teacher, x: np.ndarray, bins: int) -> np.ndarray:
     n = len(x) // HOP
     spec = fullband.stft(torch.from_numpy(np.asarray(x, np.float32))[None])[0, :n, :bins]
     out = teacher_output_spectrum(teacher, np.asarray(x, np.float32))[0, :n, :bins]
-    return (out.abs() / spec.abs().clamp(min=1e-8)).clamp(0.0, 1.0).numpy().astype(np.float32)
+    return real_gains_for(out, spec).numpy().astype(np.float32)
 
 
 def _bins_part(args):
@@ -232,7 +233,9 @@ def build_bins(folder: Path, bins: int = NB_DF, workers: int = 2, log=print) -> 
             if done % 1000 < chunk or done == examples:
                 log(f"{done}/{examples} examples, {time.time() - t0:.0f} s")
     info = json.loads((folder / "cache.json").read_text())
-    (folder / "cache.json").write_text(json.dumps({**info, "teacher_bins": bins}, indent=1))
+    tmp = folder / "cache.json.tmp"  # the cache's description is rewritten whole or not at all
+    tmp.write_text(json.dumps({**info, "teacher_bins": bins}, indent=1))
+    tmp.replace(folder / "cache.json")
     return folder
 
 
@@ -507,7 +510,7 @@ def score_checkpoints(
     for path in paths:
         net, ck = _gains_only_net(path)
         if without_bin_head and net.bin_gains:
-            off, _ = _gains_only_net(path)
+            off = copy.deepcopy(net)
             with torch.no_grad():
                 off.bin_head[-1].weight.zero_()
                 off.bin_head[-1].bias.zero_()
@@ -536,6 +539,11 @@ def gains_for(out, spec):
     return torch.where(nonzero, out / torch.where(nonzero, spec, torch.ones_like(spec)), torch.zeros_like(spec))
 
 
+def real_gains_for(out, spec):
+    """Real per-bin gains ``|out| / |spec|`` clipped to [0, 1]: ``out``'s magnitudes, ``spec``'s phase."""
+    return (out.abs() / spec.abs().clamp(min=1e-8)).clamp(0.0, 1.0)
+
+
 def teacher_output_spectrum(teacher: Teacher, x: np.ndarray):
     """DeepFilterNet3's output for ``x``, resynthesised and analysed with our STFT: complex (1, T, F)."""
     import torch
@@ -558,7 +566,7 @@ def with_teacher_bin_gains(student, spec, teacher_spec, lo: int, hi: int):
     real per-bin gains ``|teacher_spec| / |spec|`` clipped to [0, 1] (as ``bin_gains`` gives them):
     the teacher's magnitudes there, the noisy phase."""
     g = student.clone()
-    g[..., lo:hi] = (teacher_spec[..., lo:hi].abs() / spec[..., lo:hi].abs().clamp(min=1e-8)).clamp(0.0, 1.0)
+    g[..., lo:hi] = real_gains_for(teacher_spec[..., lo:hi], spec[..., lo:hi])
     return g
 
 
@@ -597,14 +605,14 @@ def band_gap(
     }
     for lo, hi in ranges:
         fns[f"with the teacher's bands {lo}-{hi - 1}"] = lambda p, spec, clean, lo=lo, hi=hi: with_teacher_bands(*gains(p, spec)[:2], net.erb_expand, lo, hi)
-    def spliced(p, spec, lo, hi):
+    def spliced(p, spec, lo, hi, splice=with_teacher_bins):
         student, _, output = gains(p, spec)
-        return with_teacher_bins(student, spec, output, lo, hi)
+        return splice(student, spec, output, lo, hi)
 
     for lo, hi in bin_ranges:
         fns[f"with the teacher's output, bins {lo}-{hi - 1}"] = lambda p, spec, clean, lo=lo, hi=hi: spliced(p, spec, lo, hi)
     for lo, hi in gain_bin_ranges:
-        fns[f"with the teacher's per-bin gains, bins {lo}-{hi - 1}"] = lambda p, spec, clean, lo=lo, hi=hi: with_teacher_bin_gains(gains(p, spec)[0], spec, gains(p, spec)[2], lo, hi)
+        fns[f"with the teacher's per-bin gains, bins {lo}-{hi - 1}"] = lambda p, spec, clean, lo=lo, hi=hi: spliced(p, spec, lo, hi, with_teacher_bin_gains)
     return _score_gains(fns, log, split=split, dnsmos=dnsmos)
 
 
