@@ -138,10 +138,21 @@ class Teacher:
 
     def band_gains(self, x: np.ndarray) -> np.ndarray:
         """DeepFilterNet3's output projected onto the ERB bands: (n, 32) float32 in [0, 1]."""
-        noisy, out = self.enhanced_spectrum(x)
+        return self._band_gains(*self.enhanced_spectrum(x))
+
+    def _band_gains(self, noisy: np.ndarray, out: np.ndarray) -> np.ndarray:
         e_in = (noisy.real**2 + noisy.imag**2) @ self.avg
         e_out = (out.real**2 + out.imag**2) @ self.avg
         return np.sqrt(e_out / (e_in + 1e-10)).clip(0.0, 1.0).astype(np.float32)
+
+    def labels(self, x: np.ndarray, bins: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+        """One run of the teacher, both labels: ``band_gains(x)`` and, when ``bins``, the per-bin
+        gains ``bin_gains(self, x, bins)`` (else None), equal to what each gives alone."""
+        noisy, out = self.enhanced_spectrum(x)
+        gains = self._band_gains(noisy, out)
+        if not bins:
+            return gains, None
+        return gains, _real_bin_gains(x, self.synthesise(out, len(x)), bins)
 
 
 # ----------------------------------------------------------------------------------------- cache
@@ -189,13 +200,19 @@ def bin_gains(teacher: Teacher, x: np.ndarray, bins: int) -> np.ndarray:
     ``|teacher output| / |noisy|`` clipped to [0, 1], (len(x) // HOP, bins) float32. On the shipped
     gains these gains in bins 0-95 score almost what the teacher's complex output there scores (its
     phase adds little), so a bounded real head can aim at them."""
+    x = np.asarray(x, np.float32)
+    return _real_bin_gains(x, teacher.enhanced(x), bins)
+
+
+def _real_bin_gains(x: np.ndarray, y: np.ndarray, bins: int) -> np.ndarray:
+    """``|STFT(y)| / |STFT(x)|`` in our STFT's ``bins`` lowest bins, clipped to [0, 1]: (len(x) // HOP, bins)."""
     import torch
 
     from . import fullband
 
     n = len(x) // HOP
     spec = fullband.stft(torch.from_numpy(np.asarray(x, np.float32))[None])[0, :n, :bins]
-    out = teacher_output_spectrum(teacher, np.asarray(x, np.float32))[0, :n, :bins]
+    out = fullband.stft(torch.from_numpy(np.asarray(y, np.float32))[None])[0, :n, :bins]
     return real_gains_for(out, spec).numpy().astype(np.float32)
 
 
@@ -274,20 +291,29 @@ class CachedSet:
 # bit-reproducible (its log records the steps and minutes it reached).
 
 
-def live_create(folder: Path, mix: dict, capacity: int, workers: int, archive: Path = ARCHIVE) -> dict:
+def live_create(folder: Path, mix: dict, capacity: int, workers: int, archive: Path = ARCHIVE, bins: int = 0) -> dict:
     """Empty ring files and ``live.json`` for ``workers`` labellers; ``capacity`` is rounded down
-    to a multiple of ``workers`` (worker w owns slots w, w + workers, ...)."""
+    to a multiple of ``workers`` (worker w owns slots w, w + workers, ...). ``bins``: each slot
+    also holds the teacher's per-bin gains on that many of the lowest bins (``bin_gains``; about
+    58 kB more a slot for 96), the target of the loss ``teacher_bins``."""
     from .mixing import MixConfig
 
     if workers < 1 or capacity < 2 * workers:
         raise ValueError(f"capacity {capacity} and workers {workers}: need workers >= 1 and capacity >= 2 * workers")
+    if not 0 <= bins <= NB_DF:
+        raise ValueError(f"bins {bins!r} not in [0, {NB_DF}]")
     capacity -= capacity % workers
     n = round(MixConfig.from_dict(mix).seconds * SAMPLE_RATE)
     folder.mkdir(parents=True, exist_ok=True)
-    for name, shape in (("noisy", (capacity, n)), ("clean", (capacity, n)), ("teacher", (capacity, n // HOP, BANDS))):
+    shapes = [("noisy", (capacity, n)), ("clean", (capacity, n)), ("teacher", (capacity, n // HOP, BANDS))]
+    if bins:
+        shapes.append(("teacher_bins", (capacity, n // HOP, bins)))
+    for name, shape in shapes:
         np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=np.float16, shape=shape).flush()
     np.lib.format.open_memmap(folder / "done.npy", mode="w+", dtype=np.int64, shape=(workers,)).flush()
     info = {"mix": mix, "capacity": capacity, "workers": workers, "teacher": "deepfilternet3 output projected on 32 ERB bands", "archive": Path(archive).name}
+    if bins:
+        info["teacher_bins"] = bins
     (folder / "live.json").write_text(json.dumps(info, indent=1))
     return info
 
@@ -300,29 +326,33 @@ def _live_worker(folder: Path, w: int, stop: int | None = None, archive: Path = 
     info = json.loads((folder / "live.json").read_text())
     workers, capacity = info["workers"], info["capacity"]
     mixer, teacher = Mixer(MixConfig.from_dict(info["mix"])), Teacher(archive)
-    arrays = {k: np.load(folder / f"{k}.npy", mmap_mode="r+") for k in ("noisy", "clean", "teacher", "done")}
+    bins = info.get("teacher_bins", 0)
+    arrays = {k: np.load(folder / f"{k}.npy", mmap_mode="r+") for k in ("noisy", "clean", "teacher", "done") + (("teacher_bins",) if bins else ())}
     j = 0
     while stop is None or j < stop:
         i = w + workers * j
         ex = mixer.example(i)
         slot = i % capacity
         arrays["noisy"][slot], arrays["clean"][slot] = ex["noisy"], ex["clean"]
-        arrays["teacher"][slot] = teacher.band_gains(ex["noisy"])
+        arrays["teacher"][slot], per_bin = teacher.labels(ex["noisy"], bins)
+        if bins:
+            arrays["teacher_bins"][slot] = per_bin
         j += 1
         arrays["done"][w] = j
 
 
-def live(folder: Path, mix: dict, capacity: int, workers: int, stop: int | None = None, archive: Path = ARCHIVE, log=print) -> None:
+def live(folder: Path, mix: dict, capacity: int, workers: int, stop: int | None = None, archive: Path = ARCHIVE, log=print, bins: int = 0) -> None:
     """Create the ring and label into it with ``workers`` processes, until each has done ``stop``
-    mixtures (None: until killed). The corpus is decoded once, before the workers fork."""
+    mixtures (None: until killed). The corpus is decoded once, before the workers fork. ``bins``:
+    the per-bin gains too (``live_create``)."""
     import multiprocessing as mp
 
     from .mixing import MixConfig, warm
 
-    info = live_create(folder, mix, capacity, workers, archive)
+    info = live_create(folder, mix, capacity, workers, archive, bins)
     t0 = time.time()
     warm(MixConfig.from_dict(mix), threads=workers)
-    log(f"{folder}: {info['capacity']} slots, {workers} labelling workers, corpus decoded in {time.time() - t0:.0f} s")
+    log(f"{folder}: {info['capacity']} slots, {workers} labelling workers" + (f", per-bin gains on {bins} bins" if bins else "") + f", corpus decoded in {time.time() - t0:.0f} s")
     ctx = mp.get_context("fork")
     procs = [ctx.Process(target=_live_worker, args=(folder, w, stop, archive), daemon=True) for w in range(workers)]
     for p in procs:
@@ -340,17 +370,28 @@ def live(folder: Path, mix: dict, capacity: int, workers: int, stop: int | None 
         raise RuntimeError(f"{folder}: a labelling worker failed (exit codes {[p.exitcode for p in procs]})")
 
 
+def live_bins(recipe: dict) -> int:
+    """How many of the lowest bins a recipe's live ring labels with the teacher's per-bin gains: the
+    net's ``bin_gains`` (else all the deep-filter bins) when the recipe's loss has ``teacher_bins``, else 0."""
+    if not recipe.get("loss", {}).get("teacher_bins"):
+        return 0
+    return int(recipe.get("net", {}).get("bin_gains") or NB_DF)
+
+
 class LiveSet:
     """The ready slots of a live ring as training examples: example k is drawn with the generator
     seeded by (seed, k) uniformly from the slots finished at that moment (a slot being rewritten
     is never drawn)."""
 
-    def __init__(self, folder: Path, seed: int = 0):
+    def __init__(self, folder: Path, seed: int = 0, bins: bool = False):
         self.folder = Path(folder)
         info = json.loads((self.folder / "live.json").read_text())
         self.workers, self.capacity, self.mix = info["workers"], info["capacity"], info["mix"]
         self.per_worker = self.capacity // self.workers
-        self.arrays = {k: np.load(self.folder / f"{k}.npy", mmap_mode="r") for k in ("noisy", "clean", "teacher", "done")}
+        if bins and not info.get("teacher_bins"):
+            raise ValueError(f"{self.folder}: the ring holds no per-bin teacher gains (labelled without them)")
+        self.names = ("noisy", "clean", "teacher") + (("teacher_bins",) if bins else ())
+        self.arrays = {k: np.load(self.folder / f"{k}.npy", mmap_mode="r") for k in (*self.names, "done")}
         self.seed = seed
 
     def _available(self, done: np.ndarray) -> np.ndarray:
@@ -374,7 +415,7 @@ class LiveSet:
 
     def __getitem__(self, k: int):
         s = self.slot(k)
-        return tuple(np.asarray(self.arrays[name][s], np.float32) for name in ("noisy", "clean", "teacher"))
+        return tuple(np.asarray(self.arrays[name][s], np.float32) for name in self.names)
 
 
 # ---------------------------------------------------------------------------------------- bounds
@@ -666,7 +707,7 @@ def main(argv=None) -> int:
     bn.add_argument("--workers", type=int, default=2)
     lv = sub.add_parser("live", help="label mixtures into a ring that a recipe's 'live' key trains on, until killed")
     lv.add_argument("out", type=Path)
-    lv.add_argument("--config", type=Path, required=True, help="the recipe with the 'live' key (its mix, seed, capacity)")
+    lv.add_argument("--config", type=Path, required=True, help="the recipe with the 'live' key (its mix, seed, capacity; per-bin gains too when its loss has 'teacher_bins')")
     lv.add_argument("--workers", type=int, default=2)
     lv.add_argument("--capacity", type=int, help="ring slots (default: the recipe's live.capacity)")
     lv.add_argument("--stop", type=int, help="stop after this many mixtures per worker (default: run until killed)")
@@ -733,13 +774,14 @@ def main(argv=None) -> int:
         try:
             recipe = json.loads(args.config.read_text())
             mix, capacity = {**recipe["mix"], "seed": recipe["live"]["seed"]}, args.capacity or recipe["live"]["capacity"]
+            bins = live_bins(recipe)
         except (OSError, KeyError, json.JSONDecodeError) as e:
             print(f"error: {args.config}: {e!r} (a recipe with mix and live.seed, live.capacity)", file=sys.stderr)
             return 2
         if not args.archive.is_file():
             print(f"error: {args.archive}: DeepFilterNet3 archive not found", file=sys.stderr)
             return 2
-        live(args.out, mix, capacity, args.workers, args.stop, args.archive)
+        live(args.out, mix, capacity, args.workers, args.stop, args.archive, bins=bins)
         return 0
     try:
         mix = {**json.loads(args.config.read_text())["mix"], "seed": args.seed}

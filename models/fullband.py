@@ -120,7 +120,7 @@ def grow_state_dict(net: FullBandNet, old: dict) -> dict:
 
 
 class FullBandNet(nn.Module):
-    def __init__(self, channels: int = 128, dilations=(1, 2, 4, 8, 16, 32, 64, 1), kernel: int = 3, bands: int = 32, df_bins: int = 96, df_order: int = 3, deep_filter: bool = True, lookahead: int = 0, logmag_bins: int = 0, bin_gains: int = 0, bin_hidden: int = 0):
+    def __init__(self, channels: int = 128, dilations=(1, 2, 4, 8, 16, 32, 64, 1), kernel: int = 3, bands: int = 32, df_bins: int = 96, df_order: int = 3, deep_filter: bool = True, lookahead: int = 0, logmag_bins: int = 0, bin_gains: int = 0, bin_hidden: int = 0, bin_conv: int = 0):
         super().__init__()
         if lookahead not in (0, 1, 2):
             raise ValueError(f"lookahead {lookahead!r} not in [0, 1, 2] (frames of 10 ms)")
@@ -130,7 +130,9 @@ class FullBandNet(nn.Module):
         self.logmag_bins = int(logmag_bins)
         if not 0 <= int(bin_gains) <= df_bins:
             raise ValueError(f"bin_gains {bin_gains!r} not in [0, {df_bins}] (the deep-filter bins, whose features it reads)")
-        self.bin_gains, self.bin_hidden = int(bin_gains), int(bin_hidden)
+        self.bin_gains, self.bin_hidden, self.bin_conv = int(bin_gains), int(bin_hidden), int(bin_conv)
+        if self.bin_conv and not (self.bin_gains and self.logmag_bins >= self.bin_gains):
+            raise ValueError(f"bin_conv {bin_conv!r} needs bin_gains > 0 and logmag_bins >= bin_gains (it reads each bin's log magnitude); got bin_gains {bin_gains!r}, logmag_bins {logmag_bins!r}")
         self.deep_filter = bool(deep_filter)
         self.channels, self.dilations, self.kernel = channels, tuple(dilations), kernel
         self.bands, self.df_bins, self.df_order = bands, df_bins, df_order
@@ -159,6 +161,16 @@ class FullBandNet(nn.Module):
                 self.bin_head = nn.Sequential(nn.Conv1d(c_in, self.bin_gains, 1))
             nn.init.zeros_(self.bin_head[-1].weight)
             nn.init.zeros_(self.bin_head[-1].bias)
+        if self.bin_conv:
+            # a convolution along frequency over the low bins (kernels of 7 then 5 bins: 550 Hz seen
+            # around each bin): from each bin's log magnitude, its logit so far and its band's
+            # logit, a further logit per bin, with the same weights at every bin. Whether a bin is
+            # a harmonic peak or the trough between two is a local pattern along frequency, which
+            # the per-bin head above must learn anew at each of its bins; zero at the start
+            c = self.bin_conv
+            self.bin_freq = nn.Sequential(nn.Conv1d(3, c, 7, padding=3), nn.PReLU(c), nn.Conv1d(c, c, 5, padding=2), nn.PReLU(c), nn.Conv1d(c, 1, 1))
+            nn.init.zeros_(self.bin_freq[-1].weight)
+            nn.init.zeros_(self.bin_freq[-1].bias)
         if not self.deep_filter:
             self.switch_off_deep_filter()
 
@@ -224,8 +236,15 @@ class FullBandNet(nn.Module):
         the bin head (sigmoid(band logit + bin logit): in [0, 1], the band gain where the head is 0)."""
         logits = self.gain_head(h).transpose(1, 2) @ self.erb_expand
         if self.bin_gains:
+            n = self.bin_gains
             z = self.bin_head(torch.cat([h, feat], 1)).transpose(1, 2)
-            logits = torch.cat([logits[..., : self.bin_gains] + z, logits[..., self.bin_gains :]], -1)
+            low = logits[..., :n] + z
+            if self.bin_conv:  # (B, T, n) -> (B * T, 3, n) along frequency and back
+                off = self.bands + 2 * self.df_bins
+                logmag = feat[:, off : off + n].transpose(1, 2)
+                x = torch.stack([logmag, low, logits[..., :n]], -2)
+                low = low + self.bin_freq(x.reshape(-1, 3, n)).reshape(low.shape)
+            logits = torch.cat([low, logits[..., n:]], -1)
         return torch.sigmoid(logits)
 
     def apply(self, re, im, gains, coefs, hist_re, hist_im):
@@ -394,6 +413,9 @@ def count_macs_per_frame(net: FullBandNet) -> int:
     macs += net.df_bins * net.df_order * 4
     if net.bin_gains:  # bin head (with its hidden layer), logits expanded
         macs += (net.channels + c_in) * (net.bin_hidden or net.bin_gains) + net.bin_hidden * net.bin_gains + N_BINS * net.bands
+    if net.bin_conv:  # the convolution along frequency, at each of the low bins
+        c = net.bin_conv
+        macs += net.bin_gains * (3 * c * 7 + c * c * 5 + c)
     return int(macs)
 
 

@@ -16,6 +16,7 @@
 #   then the device call, carrying .gpu:
 #     bash models/lent_gpu_sitting.sh models/configs/noisenil_fb_gpu.json 7.5
 #     LIVE_WORKERS=14 bash models/lent_gpu_sitting.sh models/configs/noisenil_fb_gpu_live.json 8
+#     LIVE_WORKERS=14 bash models/lent_gpu_sitting.sh models/configs/noisenil_fb_gpu_bins.json 8   # per-bin head; its ring labels per-bin gains too
 #
 # The live labelling runs in its own process session, so it outlives the call: a second call of
 # the same line on the still-warm machine (its ignored files persist between calls) resumes the
@@ -42,9 +43,14 @@ if [ "${LIVE_WORKERS:-0}" -gt 0 ]; then
   if [ -f /tmp/live_labeller.pid ] && kill -0 "$(cat /tmp/live_labeller.pid)" 2>/dev/null; then
     echo "live labelling already running (pid $(cat /tmp/live_labeller.pid))"
   else
-    # the ring takes about 0.6 MB a slot: at most half the free disk
+    # the ring takes about 0.6 MB a slot (58 kB more with per-bin gains on 96 bins, for a recipe
+    # whose loss has teacher_bins): at most half the free disk
     free_kb=$(df -k --output=avail "$(dirname "$ring")" | tail -1)
-    capacity=$(python3 -c "import json, sys; print(min(json.load(open(sys.argv[1]))['live']['capacity'], int(sys.argv[2]) // 2 // 600))" "$recipe" "$free_kb")
+    capacity=$(python3 -c "
+import json, sys
+from models.distill import live_bins
+r = json.load(open(sys.argv[1]))
+print(min(r['live']['capacity'], int(sys.argv[2]) // 2 // (600 + 60 * live_bins(r) // 96)))" "$recipe" "$free_kb")
     # one BLAS/OpenMP thread per labelling process: 14 processes with 16 threads each crawled
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 setsid python3 -m models.distill live "$ring" --config "$recipe" --workers "$LIVE_WORKERS" --capacity "$capacity" \
       --archive .gpu/DeepFilterNet3_onnx.tar.gz > /tmp/live_labeller.log 2>&1 < /dev/null &

@@ -86,6 +86,9 @@ def live_folder(cfg: dict, log=print, poll_seconds: float = 5.0) -> Path:
     info = json.loads((folder / "live.json").read_text())
     if info["mix"].get("seed") != c["seed"]:
         raise RecipeError(f"{folder}: labels mixtures of seed {info['mix'].get('seed')}; the recipe wants seed {c['seed']}")
+    bins = distill.live_bins(cfg)
+    if bins and info.get("teacher_bins", 0) < bins:
+        raise RecipeError(f"{folder}: the ring labels per-bin gains on {info.get('teacher_bins', 0)} bins; the loss 'teacher_bins' wants {bins}; start the ring again with this recipe: {hint}")
     ring, t0 = distill.LiveSet(folder), time.time()
     while ring.ready() < c.get("min_ready", 1):
         if time.time() - t0 > c.get("wait_minutes", 10) * 60:
@@ -248,8 +251,6 @@ def pick_device(name: str | None = None) -> torch.device:
 
 def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | None = None, device: str | None = None) -> Path:
     name = cfg["name"]
-    if cfg.get("live") and cfg.get("loss", {}).get("teacher_bins"):
-        raise RecipeError(f"recipe {name}: the loss 'teacher_bins' needs a built cache ('cache', python -m models.distill bins); the live ring does not carry per-bin gains")
     dev_ = pick_device(device)
     if dev_.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -290,7 +291,8 @@ def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | N
     dev = [tuple(torch.from_numpy(dev_mixer.example(i)[k]) for k in ("noisy", "clean")) for i in range(n_dev)]
     batch = cfg["batch_size"]
     if cfg.get("live"):
-        dataset, workers = TeacherMixtures(distill.LiveSet(live_folder(cfg, log), cfg.get("seed", 0)), cfg["steps"] * batch), 0
+        bins = bool(cfg.get("loss", {}).get("teacher_bins"))
+        dataset, workers = TeacherMixtures(distill.LiveSet(live_folder(cfg, log), cfg.get("seed", 0), bins), cfg["steps"] * batch), 0
     elif cfg.get("cache"):
         bins = bool(cfg.get("loss", {}).get("teacher_bins"))
         dataset, workers = TeacherMixtures(distill.CachedSet(cache_folder(cfg, bins), cfg.get("seed", 0), bins), cfg["steps"] * batch), 0

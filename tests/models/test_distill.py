@@ -163,6 +163,37 @@ def test_live_worker_labels_its_own_slots_as_the_mixer_and_teacher_say(tmp_path,
     assert not noisy[0].any() and not noisy[2].any()  # worker 0's slots
 
 
+@needs_teacher
+@needs_corpus
+def test_a_live_ring_for_per_bin_gains_labels_them_with_the_band_gains_from_one_teacher_run(tmp_path, teacher):
+    """A recipe whose loss has ``teacher_bins`` gets a ring whose slots also hold the teacher's
+    per-bin gains on the net's ``bin_gains`` lowest bins, as ``bin_gains`` gives them; its live set
+    yields them as a fourth array; a ring without them says so."""
+    from models.mixing import MixConfig, Mixer
+
+    recipe = {"net": {"bin_gains": 40}, "loss": {"teacher_bins": 8.0}}
+    assert distill.live_bins(recipe) == 40
+    assert distill.live_bins({"net": {}, "loss": {"teacher_bins": 8.0}}) == distill.NB_DF
+    assert distill.live_bins({"net": {"bin_gains": 40}, "loss": {"teacher": 8.0}}) == 0
+    assert distill.live_bins(json.loads((ROOT / "models" / "configs" / "noisenil_fb_gpu_bins.json").read_text())) == 96  # the lent-GPU recipe's ring
+    mix = {"seconds": 1.0, "seed": 3}
+    info = distill.live_create(tmp_path, mix, capacity=4, workers=2, bins=distill.live_bins(recipe))
+    assert info["teacher_bins"] == 40 and json.loads((tmp_path / "live.json").read_text())["teacher_bins"] == 40
+    distill._live_worker(tmp_path, 0, stop=1)
+    ex = Mixer(MixConfig.from_dict(mix)).example(0)["noisy"]
+    per_bin = np.load(tmp_path / "teacher_bins.npy")
+    assert per_bin.shape == (4, 100, 40) and not per_bin[1:].any()
+    np.testing.assert_allclose(per_bin[0], distill.bin_gains(teacher, ex, 40), atol=2e-3)
+    np.testing.assert_allclose(np.load(tmp_path / "teacher.npy")[0], teacher.band_gains(ex), atol=2e-3)
+    assert 0.05 < float(per_bin[0].mean()) < 0.95  # it cuts some bins and keeps others
+    gains, none = teacher.labels(ex)
+    assert none is None and np.array_equal(gains, teacher.band_gains(ex))
+    items = distill.LiveSet(tmp_path, bins=True)[0]
+    assert len(items) == 4 and items[3].shape == (100, 40)
+    with pytest.raises(ValueError, match="bins 97 not in"):
+        distill.live_create(tmp_path / "other", mix, capacity=4, workers=2, bins=97)
+
+
 def test_live_set_draws_only_finished_slots_and_never_one_being_rewritten(tmp_path):
     """Nothing is drawn before a slot is done; once the ring wraps, each worker's next slot
     (which it may be rewriting now) is left out; the draws depend only on (seed, k) and the counts."""
@@ -186,6 +217,8 @@ def test_live_set_draws_only_finished_slots_and_never_one_being_rewritten(tmp_pa
     assert drawn != [distill.LiveSet(tmp_path, seed=1).slot(k) for k in range(400)]
     noisy, _, gains = ring[0]
     assert noisy.dtype == np.float32 and noisy.shape == (4800,) and gains.shape == (10, 32)
+    with pytest.raises(ValueError, match="the ring holds no per-bin teacher gains"):
+        distill.LiveSet(tmp_path, bins=True)
 
 
 def test_train_names_a_missing_or_foreign_live_ring_in_one_line(tmp_path, capsys):
@@ -223,9 +256,17 @@ def test_train_names_a_missing_or_foreign_live_ring_in_one_line(tmp_path, capsys
     none = tmp_path / "none"
     hint = f"start the labelling first: python -m models.distill live {none} --config RECIPE --workers N"
     assert err == [f"error: {tmp_path / 'r.json'}: {none}: no live teacher ring; {hint}"]
+    # a recipe with the per-bin term needs a ring labelled with per-bin gains on the net's bins
+    recipe["live"]["dir"] = str(ring)
     recipe["loss"] = {**recipe.get("loss", {}), "teacher_bins": 8.0}
-    with pytest.raises(train.RecipeError, match="the loss 'teacher_bins' needs a built cache"):
-        train.train(recipe)  # a live ring has no per-bin gains: said before anything runs
+    recipe["net"] = {**recipe["net"], "logmag_bins": 96, "bin_gains": 96}
+    with pytest.raises(train.RecipeError, match=f"{ring}: the ring labels per-bin gains on 0 bins; the loss 'teacher_bins' wants 96; start the ring again"):
+        train.live_folder(recipe)
+    binned = tmp_path / "binned"
+    distill.live_create(binned, {"seconds": 0.1, "seed": 3}, capacity=8, workers=2, bins=96)
+    _set_done(binned, [2, 1])
+    recipe["live"]["dir"] = str(binned)
+    assert train.live_folder(recipe, log=lambda *_: None) == binned
 
 
 def test_gain_scores_with_dnsmos_measure_the_gained_audio(monkeypatch):

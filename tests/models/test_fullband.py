@@ -15,13 +15,15 @@ from tests.conftest import SHARED_DATA  # noqa: E402
 TINY = {"channels": 16, "dilations": [1, 2, 4], "kernel": 3, "bands": 32, "df_bins": 96, "df_order": 3}
 
 
-def _net(seed=0, df=True, lookahead=0, logmag=0, bins=0, hidden=0):
+def _net(seed=0, df=True, lookahead=0, logmag=0, bins=0, hidden=0, conv=0):
     torch.manual_seed(seed)
-    net = fullband.FullBandNet(**TINY, lookahead=lookahead, logmag_bins=logmag, bin_gains=bins, bin_hidden=hidden)
+    net = fullband.FullBandNet(**TINY, lookahead=lookahead, logmag_bins=logmag, bin_gains=bins, bin_hidden=hidden, bin_conv=conv)
     if df:  # the deep filter head starts at zero; give it something to do
         torch.nn.init.normal_(net.df_head.weight, std=0.05)
     if bins:  # so does the bin head
         torch.nn.init.normal_(net.bin_head[-1].weight, std=0.3)
+    if conv:  # and the convolution along frequency
+        torch.nn.init.normal_(net.bin_freq[-1].weight, std=0.3)
     return net.eval()
 
 
@@ -41,14 +43,15 @@ def test_stft_matches_the_engine_and_inverts():
     np.testing.assert_allclose(y[480:48000].numpy(), x[: 48000 - 480].numpy(), atol=1e-5)
 
 
-@pytest.mark.parametrize(("logmag", "bins", "hidden"), [(0, 0, 0), (40, 0, 0), (40, 24, 0), (40, 24, 32)])
+@pytest.mark.parametrize(("logmag", "bins", "hidden", "conv"), [(0, 0, 0, 0), (40, 0, 0, 0), (40, 24, 0, 0), (40, 24, 32, 0), (40, 24, 32, 8)])
 @pytest.mark.parametrize("lookahead", [0, 1, 2])
 @pytest.mark.parametrize("df", [True, False])
-def test_streaming_step_equals_the_training_graph(lookahead, df, logmag, bins, hidden):
+def test_streaming_step_equals_the_training_graph(lookahead, df, logmag, bins, hidden, conv):
     """Frame by frame with explicit states, the step gives the whole-clip graph's output; with
     lookahead L, L frames later (the first L outputs are silence: no frame is ready yet); with
-    per-bin log magnitudes as extra inputs, and per-bin gains on the lowest bins, too."""
-    net = _net(df=df, lookahead=lookahead, logmag=logmag, bins=bins, hidden=hidden)
+    per-bin log magnitudes as extra inputs, per-bin gains on the lowest bins, and a convolution
+    along frequency over them, too."""
+    net = _net(df=df, lookahead=lookahead, logmag=logmag, bins=bins, hidden=hidden, conv=conv)
     if df:
         net.deep_filter = True
     else:
@@ -189,6 +192,33 @@ def test_distillation_recipe_trains_gains_only_from_a_teacher_cache(tmp_path, mo
         train.cache_folder({"cache": {"dir": str(tmp_path / "nothing"), "examples": 4, "seed": 4}})
 
 
+@pytest.mark.skipif(not (SHARED_DATA / "manifest.csv").is_file(), reason=f"corpus not present at {SHARED_DATA}")
+def test_a_live_ring_recipe_trains_the_per_bin_head_towards_the_teachers_per_bin_gains(tmp_path, monkeypatch):
+    """``live`` + ``teacher_bins``, as a lent-GPU sitting runs it: a ring labelled with per-bin gains
+    on the net's bins feeds the per-bin term, and the bin head and the convolution along frequency train."""
+    from models import distill
+
+    if not distill.ARCHIVE.is_file():
+        pytest.skip(f"DeepFilterNet3 not present at {distill.ARCHIVE}")
+    monkeypatch.setattr(train, "CHECKPOINTS", tmp_path / "ck")
+    monkeypatch.delenv("NOISENIL_FB_LIVE", raising=False)
+    net = {**TINY, "deep_filter": False, "logmag_bins": 24, "bin_gains": 24, "bin_hidden": 16, "bin_conv": 4}
+    cfg = {
+        "name": "tiny_live_bins", "net": net, "mix": {"seconds": 0.5, "data_dir": str(SHARED_DATA)}, "batch_size": 2, "steps": 3,
+        "live": {"dir": str(tmp_path / "ring"), "seed": 4, "min_ready": 2, "wait_minutes": 0},
+        "learning_rate": 1e-2, "warmup_steps": 1, "threads": 1, "log_every": 1, "dev_examples": 0,
+        "loss": {"teacher": 1.0, "teacher_bins": 1.0},
+    }
+    distill.live_create(tmp_path / "ring", {**cfg["mix"], "seed": 4}, capacity=4, workers=1, bins=distill.live_bins(cfg))
+    distill._live_worker(tmp_path / "ring", 0, stop=3)
+    lines = []
+    train.train(cfg, log=lines.append)
+    steps = [line for line in lines if line.startswith("step")]
+    assert len(steps) == 3 and all(np.isfinite(float(line.split("teacher_bins ")[1].split()[0])) for line in steps)
+    trained = torch.load(tmp_path / "ck" / "tiny_live_bins.pt", weights_only=False)["model"]
+    assert float(trained["bin_head.2.weight"].abs().max()) > 0.0 and float(trained["bin_freq.4.weight"].abs().max()) > 0.0  # both started at zero
+
+
 def test_causal_ema_equals_the_streaming_recursion():
     """The block-matrix running mean of the training graph == the step's frame-by-frame recursion,
     across block boundaries and for a length that is no multiple of the block."""
@@ -291,6 +321,23 @@ def test_a_grown_net_gains_log_magnitude_inputs_as_the_same_function_and_they_le
         fullband.grow_state_dict(small, wide.state_dict())
 
 
+def _train_towards_bins(net, part, x, target, lr, steps):
+    """Train ``part`` of ``net`` on the per-bin teacher term alone (clip ``x`` in and out, ``target``
+    per-bin gains): the term before and after, and the band and per-bin gains after."""
+    opt = torch.optim.Adam(part.parameters(), lr=lr)
+    before = None
+    for _ in range(steps):
+        parts = train.losses(net, x, x, {"mag": 0.0, "cplx": 0.0, "gain": 0.0, "teacher_bins": 1.0}, teacher_bins=target)
+        before = before if before is not None else float(parts["teacher_bins"])
+        opt.zero_grad()
+        parts["total"].backward()
+        opt.step()
+    spec = fullband.stft(x)
+    with torch.no_grad():
+        _, _, bands, per_bin = net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous(), with_bins=True)
+    return before, float(parts["teacher_bins"]), bands, per_bin
+
+
 def test_per_bin_gains_start_as_the_band_gains_stay_bounded_and_learn_the_teacher_bins():
     """A net grown with a bin head computes the band-gain net's function; its per-bin gains lie in
     [0, 1], move only the lowest ``bin_gains`` bins, and the ``teacher_bins`` term trains the head
@@ -303,22 +350,36 @@ def test_per_bin_gains_start_as_the_band_gains_stay_bounded_and_learn_the_teache
     target = torch.ones(2, 50, 96)
     target[..., 1:24:2] = 0.0  # a notch at every other bin below 24
     spec = fullband.stft(x)
-    before = None
-    opt = torch.optim.Adam(net.bin_head.parameters(), lr=0.05)
-    for _ in range(60):
-        parts = train.losses(net, x, x, {"mag": 0.0, "cplx": 0.0, "gain": 0.0, "teacher_bins": 1.0}, teacher_bins=target)
-        before = before if before is not None else float(parts["teacher_bins"])
-        opt.zero_grad()
-        parts["total"].backward()
-        opt.step()
-    assert float(parts["teacher_bins"]) < 0.3 * before
-    with torch.no_grad():
-        _, _, bands, per_bin = net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous(), with_bins=True)
+    before, after, bands, per_bin = _train_towards_bins(net, net.bin_head, x, target, lr=0.05, steps=60)
+    assert after < 0.3 * before
     assert per_bin.shape == (2, spec.shape[1], fullband.N_BINS) and 0.0 <= float(per_bin.min()) and float(per_bin.max()) <= 1.0
     torch.testing.assert_close(per_bin[..., 24:], (bands @ net.erb_expand)[..., 24:], rtol=0, atol=1e-6)  # above the head: the band gains
     assert float(per_bin[..., 1:24:2].mean()) < 0.5 * float(per_bin[..., 0:24:2].mean())  # it learned the notches
     with pytest.raises(ValueError, match=r"bin_gains 97 not in \[0, 96\]"):
         fullband.FullBandNet(**TINY, bin_gains=97)
+
+
+def test_a_frequency_convolution_starts_at_zero_and_learns_a_pattern_along_frequency():
+    """Grown from a bin-head net, a net with ``bin_conv`` computes the same function; training only
+    the convolution along frequency, the per-bin term falls towards a target that is a local
+    pattern of the input spectrum (keep a bin where its magnitude tops both neighbours', cut the
+    rest), which a convolution can express with the same weights at every bin."""
+    small = fullband.FullBandNet(**TINY, logmag_bins=40, bin_gains=24, bin_hidden=32)
+    net = fullband.FullBandNet(**TINY, logmag_bins=40, bin_gains=24, bin_hidden=32, bin_conv=8)
+    small.switch_off_deep_filter()
+    x = _grow_and_compare(small, net)
+    assert float(net.bin_freq[-1].weight.detach().abs().max()) == 0.0
+    mag = fullband.stft(x).abs()[..., :96]
+    peak = (mag[..., 1:-1] > mag[..., :-2]) & (mag[..., 1:-1] > mag[..., 2:])
+    target = torch.ones_like(mag)
+    target[..., 1:24] = peak[..., :23].float()
+    before, after, bands, per_bin = _train_towards_bins(net, net.bin_freq, x, target, lr=0.02, steps=150)
+    assert after < 0.6 * before
+    torch.testing.assert_close(per_bin[..., 24:], (bands @ net.erb_expand)[..., 24:], rtol=0, atol=1e-6)
+    low, t = per_bin[..., 1:24], target[..., 1:24]
+    assert float(low[t > 0.5].mean()) > float(low[t < 0.5].mean()) + 0.2  # peaks kept more than the rest
+    with pytest.raises(ValueError, match="bin_conv 8 needs bin_gains > 0 and logmag_bins >= bin_gains"):
+        fullband.FullBandNet(**TINY, logmag_bins=16, bin_gains=24, bin_conv=8)
 
 
 def test_a_grown_net_starts_as_the_same_function_and_its_new_parts_learn():
