@@ -290,11 +290,10 @@ def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | N
     dev_mixer = Mixer(dev_mix) if n_dev else None
     dev = [tuple(torch.from_numpy(dev_mixer.example(i)[k]) for k in ("noisy", "clean")) for i in range(n_dev)]
     batch = cfg["batch_size"]
+    bins = bool(cfg.get("loss", {}).get("teacher_bins"))  # the teacher's per-bin gains travel with each example
     if cfg.get("live"):
-        bins = bool(cfg.get("loss", {}).get("teacher_bins"))
         dataset, workers = TeacherMixtures(distill.LiveSet(live_folder(cfg, log), cfg.get("seed", 0), bins), cfg["steps"] * batch), 0
     elif cfg.get("cache"):
-        bins = bool(cfg.get("loss", {}).get("teacher_bins"))
         dataset, workers = TeacherMixtures(distill.CachedSet(cache_folder(cfg, bins), cfg.get("seed", 0), bins), cfg["steps"] * batch), 0
     else:
         dataset, workers = MixtureSet(mix, cfg["steps"] * batch), cfg.get("workers", 1)
