@@ -43,14 +43,14 @@ if [ "${LIVE_WORKERS:-0}" -gt 0 ]; then
   if [ -f /tmp/live_labeller.pid ] && kill -0 "$(cat /tmp/live_labeller.pid)" 2>/dev/null; then
     echo "live labelling already running (pid $(cat /tmp/live_labeller.pid))"
   else
-    # the ring takes about 0.6 MB a slot (58 kB more with per-bin gains on 96 bins, for a recipe
-    # whose loss has teacher_bins): at most half the free disk
+    # the ring takes about 0.6 MB a slot (0.6 kB more per bin of per-bin gains, 58 kB for 96, for a
+    # recipe whose loss has teacher_bins): at most half the free disk
     free_kb=$(df -k --output=avail "$(dirname "$ring")" | tail -1)
     capacity=$(python3 -c "
 import json, sys
 from models.distill import live_bins
 r = json.load(open(sys.argv[1]))
-print(min(r['live']['capacity'], int(sys.argv[2]) // 2 // (600 + 60 * live_bins(r) // 96)))" "$recipe" "$free_kb")
+print(min(r['live']['capacity'], int(sys.argv[2]) // 2 // (600 + 6 * live_bins(r) // 10)))" "$recipe" "$free_kb")
     # one BLAS/OpenMP thread per labelling process: 14 processes with 16 threads each crawled
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 setsid python3 -m models.distill live "$ring" --config "$recipe" --workers "$LIVE_WORKERS" --capacity "$capacity" \
       --archive .gpu/DeepFilterNet3_onnx.tar.gz > /tmp/live_labeller.log 2>&1 < /dev/null &
