@@ -39,6 +39,14 @@ NORM_ALPHA = math.exp(-HOP / (SAMPLE_RATE * 1.0))  # 1 s time constant
 # about a quiet room's level, so the first second after a reset is neither loud nor silent.
 ERB_INIT_DB = -40.0
 UNIT_INIT = 0.1
+# The noise-floor features (``noise_floor=True``): each band's and low bin's power smoothed over about
+# two frames, and its floor, the smoothed level's minimum allowed to rise 0.05 dB a frame (5 dB/s;
+# minimum statistics, Martin 2001, as a running minimum). Start values: the smoothing at -40 dB like
+# the band means; the floor far above any signal, so the first frame sets it.
+FLOOR_SMOOTH = 0.5
+FLOOR_RISE_DB = 0.05
+FLOOR_SMOOTH_INIT = 1e-4
+FLOOR_INIT_DB = 200.0
 
 
 def erb_widths(sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT, bands: int = 32, min_bins: int = 2) -> list[int]:
@@ -80,6 +88,15 @@ def causal_ema(x: torch.Tensor, init: torch.Tensor, alpha: float, block: int = 1
     return torch.cat(out, 1) if out else x.new_zeros(b, 0, f)
 
 
+def running_floor(db: torch.Tensor, init: torch.Tensor, rise: float = FLOOR_RISE_DB) -> torch.Tensor:
+    """``f_t = min(db_t, f_{t-1} + rise)`` with ``f_{-1} = init`` over the frames of (B, T, F) ``db``,
+    unrolled: ``f_t = rise * t + min(init + rise, min_{s <= t} (db_s - rise * s))``, one cumulative
+    minimum instead of a frame-by-frame loop."""
+    t = torch.arange(db.shape[1], device=db.device, dtype=db.dtype)[None, :, None] * rise
+    lowest = torch.cummin(db - t, dim=1).values
+    return t + torch.minimum(lowest, (init + rise)[:, None, :])
+
+
 def grow_state_dict(net: FullBandNet, old: dict) -> dict:
     """Weights of a smaller FullBandNet (fewer channels, fewer trailing layers) placed in ``net`` so
     that ``net`` computes exactly the same function (Net2Net-style growth, Chen et al. 2016): old
@@ -108,6 +125,13 @@ def grow_state_dict(net: FullBandNet, old: dict) -> dict:
         if key.startswith("convs.") and key.endswith(".weight"):
             target[:c_old, c_old:] = 0.0  # the old channels are not fed by the new ones
             target[:c_old, :c_old] = value
+        elif key in ("bin_head.0.weight", "bin_freq.0.weight") and target.shape[0] == value.shape[0] and target.shape[2:] == value.shape[2:]:
+            # inputs appended (the trunk's channels first, then the features; or a channel along
+            # frequency): the old inputs keep their weights, the new ones start at zero
+            if key == "bin_head.0.weight" and c_old != net.channels:
+                raise ValueError(f"cannot grow the bin head's inputs and the trunk's channels at once ({c_old} -> {net.channels})")
+            target.zero_()
+            target[:, : value.shape[1]] = value
         elif key.startswith(("gain_head", "df_head")) and key.endswith(".weight"):
             target[:, c_old:] = 0.0
             target[:, :c_old] = value
@@ -120,7 +144,7 @@ def grow_state_dict(net: FullBandNet, old: dict) -> dict:
 
 
 class FullBandNet(nn.Module):
-    def __init__(self, channels: int = 128, dilations=(1, 2, 4, 8, 16, 32, 64, 1), kernel: int = 3, bands: int = 32, df_bins: int = 96, df_order: int = 3, deep_filter: bool = True, lookahead: int = 0, logmag_bins: int = 0, bin_gains: int = 0, bin_hidden: int = 0, bin_conv: int = 0):
+    def __init__(self, channels: int = 128, dilations=(1, 2, 4, 8, 16, 32, 64, 1), kernel: int = 3, bands: int = 32, df_bins: int = 96, df_order: int = 3, deep_filter: bool = True, lookahead: int = 0, logmag_bins: int = 0, bin_gains: int = 0, bin_hidden: int = 0, bin_conv: int = 0, noise_floor: bool = False):
         super().__init__()
         if lookahead not in (0, 1, 2):
             raise ValueError(f"lookahead {lookahead!r} not in [0, 1, 2] (frames of 10 ms)")
@@ -134,6 +158,7 @@ class FullBandNet(nn.Module):
         if self.bin_conv and not (self.bin_gains and self.logmag_bins >= self.bin_gains):
             raise ValueError(f"bin_conv {bin_conv!r} needs bin_gains > 0 and logmag_bins >= bin_gains (it reads each bin's log magnitude); got bin_gains {bin_gains!r}, logmag_bins {logmag_bins!r}")
         self.deep_filter = bool(deep_filter)
+        self.noise_floor = bool(noise_floor)
         self.channels, self.dilations, self.kernel = channels, tuple(dilations), kernel
         self.bands, self.df_bins, self.df_order = bands, df_bins, df_order
         avg, expand = erb_matrices(erb_widths(bands=bands))
@@ -141,6 +166,9 @@ class FullBandNet(nn.Module):
         self.register_buffer("erb_expand", expand)
         self.register_buffer("erb_init", torch.full((bands,), ERB_INIT_DB))
         self.register_buffer("unit_init", torch.full((df_bins,), UNIT_INIT))
+        if self.noise_floor:
+            self.register_buffer("floor_smooth_init", torch.full((bands + df_bins,), FLOOR_SMOOTH_INIT))
+            self.register_buffer("floor_init", torch.full((bands + df_bins,), FLOOR_INIT_DB))
         # the input layer sees frames t .. t + lookahead; the trunk after it is causal
         self.inp = nn.Conv1d(self.input_channels, channels, 1 + self.lookahead)
         self.convs = nn.ModuleList(nn.Conv1d(channels, channels, kernel, dilation=d) for d in self.dilations)
@@ -164,11 +192,12 @@ class FullBandNet(nn.Module):
         if self.bin_conv:
             # a convolution along frequency over the low bins (kernels of 7 then 5 bins: 550 Hz seen
             # around each bin): from each bin's log magnitude, its logit so far and its band's
-            # logit, a further logit per bin, with the same weights at every bin. Whether a bin is
-            # a harmonic peak or the trough between two is a local pattern along frequency, which
-            # the per-bin head above must learn anew at each of its bins; zero at the start
+            # logit (and with ``noise_floor`` its level above its noise floor), a further logit per
+            # bin, with the same weights at every bin. Whether a bin is a harmonic peak or the
+            # trough between two is a local pattern along frequency, which the per-bin head above
+            # must learn anew at each of its bins; zero at the start
             c = self.bin_conv
-            self.bin_freq = nn.Sequential(nn.Conv1d(3, c, 7, padding=3), nn.PReLU(c), nn.Conv1d(c, c, 5, padding=2), nn.PReLU(c), nn.Conv1d(c, 1, 1))
+            self.bin_freq = nn.Sequential(nn.Conv1d(self.bin_freq_inputs, c, 7, padding=3), nn.PReLU(c), nn.Conv1d(c, c, 5, padding=2), nn.PReLU(c), nn.Conv1d(c, 1, 1))
             nn.init.zeros_(self.bin_freq[-1].weight)
             nn.init.zeros_(self.bin_freq[-1].bias)
         if not self.deep_filter:
@@ -186,13 +215,27 @@ class FullBandNet(nn.Module):
 
     @property
     def input_channels(self) -> int:
-        return self.bands + 2 * self.df_bins + self.logmag_bins
+        return self.bands + 2 * self.df_bins + self.logmag_bins + (self.bands + self.df_bins if self.noise_floor else 0)
+
+    @property
+    def bin_freq_inputs(self) -> int:
+        return 4 if self.noise_floor else 3
 
     # -------------------------------------------------------------------------------- features
     def _logmag(self, mag, mean_mag):
         """Per-bin log magnitude against its 1 s running mean, /40 dB like the band features."""
         n = self.logmag_bins
         return (20.0 * torch.log10(mag[..., :n] + 1e-5) - 20.0 * torch.log10(mean_mag[..., :n] + 1e-5)) / 40.0
+
+    def _floor_power(self, re, im):
+        """(..., F) spectrum -> (..., bands + df_bins): the band powers, then the low bins' powers."""
+        power = re * re + im * im
+        return torch.cat([power @ self.erb_avg, power[..., : self.df_bins]], -1)
+
+    @staticmethod
+    def _floor_feature(smooth, floor_db):
+        """Each band's and low bin's smoothed level above its noise floor (>= 0), /40 dB like the other features."""
+        return (10.0 * torch.log10(smooth + 1e-10) - floor_db) / 40.0
 
     def _band_db(self, re, im):
         power = re * re + im * im
@@ -210,6 +253,10 @@ class FullBandNet(nn.Module):
         parts = [erb_feat, re[..., : self.df_bins] / unit, im[..., : self.df_bins] / unit]
         if self.logmag_bins:
             parts.append(self._logmag(mag, mean_mag))
+        if self.noise_floor:
+            smooth = causal_ema(self._floor_power(re, im), self.floor_smooth_init.expand(b, -1), FLOOR_SMOOTH)
+            floor = running_floor(10.0 * torch.log10(smooth + 1e-10), self.floor_init.expand(b, -1))
+            parts.append(self._floor_feature(smooth, floor))
         return torch.cat(parts, -1).transpose(1, 2)
 
     # --------------------------------------------------------------------------------- network
@@ -242,8 +289,11 @@ class FullBandNet(nn.Module):
             if self.bin_conv:  # (B, T, n) -> (B * T, 3, n) along frequency and back
                 off = self.bands + 2 * self.df_bins
                 logmag = feat[:, off : off + n].transpose(1, 2)
-                x = torch.stack([logmag, low, logits[..., :n]], -2)
-                low = low + self.bin_freq(x.reshape(-1, 3, n)).reshape(low.shape)
+                chans = [logmag, low, logits[..., :n]]
+                if self.noise_floor:  # the low bins' levels above their floors: the last df_bins features
+                    chans.append(feat[:, self.input_channels - self.df_bins : self.input_channels - self.df_bins + n].transpose(1, 2))
+                x = torch.stack(chans, -2)
+                low = low + self.bin_freq(x.reshape(-1, len(chans), n)).reshape(low.shape)
             logits = torch.cat([low, logits[..., n:]], -1)
         return torch.sigmoid(logits)
 
@@ -292,6 +342,10 @@ class FullBandNet(nn.Module):
             c_in = self.input_channels
             specs.append({"input": "look_feat_in", "output": "look_feat_out", "shape": [1, c_in, self.lookahead], "init": 0.0})
             specs.append({"input": "look_spec_in", "output": "look_spec_out", "shape": [1, 2, self.lookahead, N_BINS], "init": 0.0})
+        if self.noise_floor:  # the smoothed powers and their floors (dB), bands then low bins
+            n = self.bands + self.df_bins
+            specs.append({"input": "floor_smooth_in", "output": "floor_smooth_out", "shape": [1, n], "init": FLOOR_SMOOTH_INIT})
+            specs.append({"input": "floor_db_in", "output": "floor_db_out", "shape": [1, n], "init": FLOOR_INIT_DB})
         return specs
 
 
@@ -306,6 +360,7 @@ class FullBandStep(nn.Module):
     def forward(self, x, erb_mean, unit, df_hist, *rest):
         n = self.net
         conv_states = rest[: len(n.dilations)]
+        look_states = rest[len(n.dilations) : len(n.dilations) + (2 if n.lookahead else 0)]
         re, im = x[:, 0], x[:, 1]  # (1, F)
         band_db = n._band_db(re, im)
         erb_mean = band_db * (1 - NORM_ALPHA) + erb_mean * NORM_ALPHA
@@ -316,11 +371,18 @@ class FullBandStep(nn.Module):
         parts = [(band_db - erb_mean) / 40.0, low_re / s, low_im / s]
         if n.logmag_bins:
             parts.append(n._logmag(mag, unit))
+        floor_state = []
+        if n.noise_floor:
+            smooth, floor_db = rest[-2:]
+            smooth = n._floor_power(re, im) * (1 - FLOOR_SMOOTH) + smooth * FLOOR_SMOOTH
+            floor_db = torch.minimum(10.0 * torch.log10(smooth + 1e-10), floor_db + FLOOR_RISE_DB)
+            parts.append(n._floor_feature(smooth, floor_db))
+            floor_state = [smooth, floor_db]
         feat = torch.cat(parts, -1).unsqueeze(-1)  # (1, C_in, 1)
         look = []
         feat_now = feat  # the output frame's own features (for the bin head)
         if n.lookahead:  # gains for the oldest waiting frame, from its features and the newer ones
-            look_feat, look_spec = rest[len(n.dilations) :]
+            look_feat, look_spec = look_states
             window = torch.cat([look_feat, feat], -1)  # (1, C_in, 1 + L)
             spec_window = torch.cat([look_spec, x.unsqueeze(2)], 2)  # (1, 2, 1 + L, F)
             look = [window[..., 1:], spec_window[:, :, 1:]]
@@ -340,13 +402,13 @@ class FullBandStep(nn.Module):
         if not n.deep_filter:
             # gains only: the zeroed head and the filter's arithmetic are left out of the graph (a
             # zero filter adds nothing); the history state passes through unchanged
-            return (torch.stack([g * re, g * im], 1), erb_mean, unit, df_hist + 0.0, *new_states, *look)
+            return (torch.stack([g * re, g * im], 1), erb_mean, unit, df_hist + 0.0, *new_states, *look, *floor_state)
         coefs = n.df_head(h)[..., 0]
         hist_re = torch.cat([low_re.unsqueeze(1), df_hist[:, 0]], 1)  # (1, order, df_bins)
         hist_im = torch.cat([low_im.unsqueeze(1), df_hist[:, 1]], 1)
         out_re, out_im = n.apply(re, im, g, coefs, hist_re, hist_im)
         new_hist = torch.stack([hist_re[:, :-1], hist_im[:, :-1]], 1)
-        return (torch.stack([out_re, out_im], 1), erb_mean, unit, new_hist, *new_states, *look)
+        return (torch.stack([out_re, out_im], 1), erb_mean, unit, new_hist, *new_states, *look, *floor_state)
 
     def initial_states(self) -> list[torch.Tensor]:
         return [torch.full(spec["shape"], float(spec["init"])) for spec in self.net.state_specs()]
@@ -415,7 +477,7 @@ def count_macs_per_frame(net: FullBandNet) -> int:
         macs += (net.channels + c_in) * (net.bin_hidden or net.bin_gains) + net.bin_hidden * net.bin_gains + N_BINS * net.bands
     if net.bin_conv:  # the convolution along frequency, at each of the low bins
         c = net.bin_conv
-        macs += net.bin_gains * (3 * c * 7 + c * c * 5 + c)
+        macs += net.bin_gains * (net.bin_freq_inputs * c * 7 + c * c * 5 + c)
     return int(macs)
 
 

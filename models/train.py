@@ -359,6 +359,22 @@ def train(cfg: dict, minutes: float | None = None, log=print, steps_now: int | N
     return best
 
 
+def export_dir_after_training(cfg: dict, models_dir: Path) -> Path:
+    """Where a training run's closing export goes: ``models_dir`` when that is where this recipe's
+    model ships (no model of its export name there yet, or the one there was trained by this
+    recipe), else ``models_dir/candidates/<recipe>``, so that an experiment never replaces the
+    shipped model behind its back (``--export`` still writes to ``models_dir``: shipping is a
+    deliberate step)."""
+    shipped = models_dir / f"{cfg.get('export_name', cfg['name'])}.json"
+    try:
+        by = json.loads(shipped.read_text()).get("training", {}).get("config")
+    except FileNotFoundError:
+        return models_dir
+    except (OSError, json.JSONDecodeError, AttributeError):
+        by = None
+    return models_dir if by == f"models/configs/{cfg['name']}.json" else models_dir / "candidates" / cfg["name"]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.splitlines()[0])
     ap.add_argument("config", type=Path)
@@ -367,7 +383,7 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoint", type=Path, help="with --export: export this checkpoint instead of the recipe's best-on-dev-loss one")
     ap.add_argument("--device", help="cpu or cuda (default: cuda when there is one)")
     ap.add_argument("--workers", type=int, help="mixing processes (default: the config's)")
-    ap.add_argument("--no-export", action="store_true", help="train only (e.g. on a machine without onnxruntime)")
+    ap.add_argument("--no-export", action="store_true", help="train only (e.g. on a machine without onnxruntime); without it a run ends with an export, into models/ only when the model there was trained by this recipe, else into models/candidates/NAME")
     ap.add_argument("--export-dir", type=Path, help="write the ONNX, manifest and golden pair here instead of models/ (a candidate to evaluate before it replaces the shipped model)")
     args = ap.parse_args(argv)
     try:
@@ -401,9 +417,12 @@ def main(argv=None) -> int:
     if not checkpoint.is_file():
         print(f"error: {checkpoint}: no such checkpoint (train the recipe first, or pass --checkpoint)", file=sys.stderr)
         return 2
-    out_dir = args.export_dir or MODELS_DIR
+    out_dir = args.export_dir or (MODELS_DIR if args.export else export_dir_after_training(cfg, MODELS_DIR))
     out_dir.mkdir(parents=True, exist_ok=True)
     export(cfg, checkpoint, out_dir=out_dir)
+    if out_dir != MODELS_DIR and not args.export_dir:
+        print(f"exported to {out_dir} (the shipped {cfg.get('export_name', cfg['name'])} was trained by another recipe; "
+              f"to ship this one: python -m models.train {args.config} --export)")
     return 0
 
 

@@ -15,9 +15,9 @@ from tests.conftest import SHARED_DATA  # noqa: E402
 TINY = {"channels": 16, "dilations": [1, 2, 4], "kernel": 3, "bands": 32, "df_bins": 96, "df_order": 3}
 
 
-def _net(seed=0, df=True, lookahead=0, logmag=0, bins=0, hidden=0, conv=0):
+def _net(seed=0, df=True, lookahead=0, logmag=0, bins=0, hidden=0, conv=0, floor=False):
     torch.manual_seed(seed)
-    net = fullband.FullBandNet(**TINY, lookahead=lookahead, logmag_bins=logmag, bin_gains=bins, bin_hidden=hidden, bin_conv=conv)
+    net = fullband.FullBandNet(**TINY, lookahead=lookahead, logmag_bins=logmag, bin_gains=bins, bin_hidden=hidden, bin_conv=conv, noise_floor=floor)
     if df:  # the deep filter head starts at zero; give it something to do
         torch.nn.init.normal_(net.df_head.weight, std=0.05)
     if bins:  # so does the bin head
@@ -43,15 +43,15 @@ def test_stft_matches_the_engine_and_inverts():
     np.testing.assert_allclose(y[480:48000].numpy(), x[: 48000 - 480].numpy(), atol=1e-5)
 
 
-@pytest.mark.parametrize(("logmag", "bins", "hidden", "conv"), [(0, 0, 0, 0), (40, 0, 0, 0), (40, 24, 0, 0), (40, 24, 32, 0), (40, 24, 32, 8)])
+@pytest.mark.parametrize(("logmag", "bins", "hidden", "conv", "floor"), [(0, 0, 0, 0, False), (40, 0, 0, 0, False), (40, 24, 0, 0, False), (40, 24, 32, 0, False), (40, 24, 32, 8, False), (0, 0, 0, 0, True), (40, 24, 32, 8, True)])
 @pytest.mark.parametrize("lookahead", [0, 1, 2])
 @pytest.mark.parametrize("df", [True, False])
-def test_streaming_step_equals_the_training_graph(lookahead, df, logmag, bins, hidden, conv):
+def test_streaming_step_equals_the_training_graph(lookahead, df, logmag, bins, hidden, conv, floor):
     """Frame by frame with explicit states, the step gives the whole-clip graph's output; with
     lookahead L, L frames later (the first L outputs are silence: no frame is ready yet); with
-    per-bin log magnitudes as extra inputs, per-bin gains on the lowest bins, and a convolution
-    along frequency over them, too."""
-    net = _net(df=df, lookahead=lookahead, logmag=logmag, bins=bins, hidden=hidden, conv=conv)
+    per-bin log magnitudes as extra inputs, per-bin gains on the lowest bins, a convolution
+    along frequency over them, and the noise-floor inputs, too."""
+    net = _net(df=df, lookahead=lookahead, logmag=logmag, bins=bins, hidden=hidden, conv=conv, floor=floor)
     if df:
         net.deep_filter = True
     else:
@@ -63,7 +63,7 @@ def test_streaming_step_equals_the_training_graph(lookahead, df, logmag, bins, h
         o_re, o_im, _ = net.forward_sequence(re, im)
         step = fullband.FullBandStep(net)
         states = step.initial_states()
-        assert len(states) == len(net.state_specs()) == 3 + len(TINY["dilations"]) + (2 if lookahead else 0)
+        assert len(states) == len(net.state_specs()) == 3 + len(TINY["dilations"]) + (2 if lookahead else 0) + (2 if floor else 0)
         outs = []
         for t in range(re.shape[1]):
             y, *states = step(torch.stack([re[:, t], im[:, t]], 1), *states)
@@ -231,6 +231,49 @@ def test_causal_ema_equals_the_streaming_recursion():
         torch.testing.assert_close(fullband.causal_ema(x, init, fullband.NORM_ALPHA, block), torch.stack(ref, 1), rtol=0, atol=1e-10)
 
 
+def test_running_floor_equals_the_streaming_recursion():
+    """The training graph's cumulative-minimum floor == the step's ``f = min(db, f + rise)``, from
+    a start far above the signal (the first frame sets it) and from one below it."""
+    db = torch.randn(2, 301, 5, dtype=torch.float64) * 10.0
+    for start in (fullband.FLOOR_INIT_DB, -50.0):
+        init = torch.full((2, 5), start, dtype=torch.float64)
+        f, ref = init, []
+        for t in range(db.shape[1]):
+            f = torch.minimum(db[:, t], f + fullband.FLOOR_RISE_DB)
+            ref.append(f)
+        torch.testing.assert_close(fullband.running_floor(db, init), torch.stack(ref, 1), rtol=0, atol=1e-9)
+
+
+def test_a_noise_floor_export_runs_in_the_engine(tmp_path):
+    """A gains-only model with the noise-floor inputs, per-bin gains and the convolution along
+    frequency: the manifest lists its two floor states with their start values, and the engine's
+    render equals the training graph."""
+    from models.export_fullband import export
+    from plugin_host.effects import Denoise
+
+    net_cfg = {**TINY, "deep_filter": False, "logmag_bins": 40, "bin_gains": 24, "bin_hidden": 16, "bin_conv": 4, "noise_floor": True}
+    cfg = {"name": "fb_floor", "net": net_cfg, "mix": {"seconds": 1.0}, "batch_size": 2, "export_deep_filter": False}
+    net = _net(df=False, logmag=40, bins=24, hidden=16, conv=4, floor=True)
+    net.switch_off_deep_filter()
+    torch.nn.init.normal_(net.inp.weight, std=0.1)  # the floor inputs do something
+    torch.nn.init.normal_(net.bin_freq[0].weight, std=0.3)
+    torch.save({"model": net.state_dict(), "step": 3, "seconds": 1.0}, tmp_path / "ck.pt")
+    export(cfg, tmp_path / "ck.pt", tmp_path)
+    manifest = json.loads((tmp_path / "fb_floor.json").read_text())
+    floors = {s["input"]: s for s in manifest["states"] if s["input"].startswith("floor")}
+    assert floors["floor_smooth_in"]["init"] == fullband.FLOOR_SMOOTH_INIT and floors["floor_db_in"]["init"] == fullband.FLOOR_INIT_DB
+    assert floors["floor_db_in"]["shape"] == [1, 32 + 96] and manifest["architecture"]["noise_floor"] is True
+    x = (np.random.default_rng(3).standard_normal(24000) * 0.05).astype(np.float32)
+    y = Denoise(str(tmp_path / "fb_floor.json"))(x[None], 48000)[0]
+    spec = fullband.stft(torch.from_numpy(x)[None])
+    with torch.no_grad():
+        o_re, o_im, _ = net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())
+    ref = fullband.istft(torch.complex(o_re, o_im))[0].numpy()[480 : 480 + len(x)]
+    n = len(ref) - 960
+    np.testing.assert_allclose(y[:n], ref[:n], atol=1e-5)
+    assert float(np.abs(ref[:n]).max()) > 1e-3
+
+
 def test_a_lookahead_export_runs_aligned_in_the_engine(tmp_path):
     """A one-frame lookahead model: the manifest says so, its latency grows by a hop, and the
     engine's render lines up with the training graph sample for sample."""
@@ -382,6 +425,43 @@ def test_a_frequency_convolution_starts_at_zero_and_learns_a_pattern_along_frequ
         fullband.FullBandNet(**TINY, logmag_bins=16, bin_gains=24, bin_conv=8)
 
 
+def test_noise_floor_features_read_each_level_above_its_running_minimum():
+    """Steady noise reads a few dB above its floor; a 500 Hz tone (bin 10) that starts 30 dB above
+    it reads 45-65 dB above the floor the noise left, and then 5 dB less a second as the floor
+    rises (0.05 dB a frame) while a bin beside it stays at the noise's reading. The features are
+    the last bands + df_bins inputs and never negative."""
+    net = fullband.FullBandNet(**TINY, noise_floor=True)
+    assert net.input_channels == 32 + 2 * 96 + 32 + 96
+    t = np.arange(6 * 48000) / 48000
+    x = np.random.default_rng(0).standard_normal(t.size) * 0.003 + np.where(t >= 2.0, 0.1 * np.sin(2 * np.pi * 500 * t), 0.0)
+    spec = fullband.stft(torch.from_numpy(x.astype(np.float32))[None])
+    feat = net.features_sequence(spec.real.contiguous(), spec.imag.contiguous())[0, -128:] * 40.0  # dB, (bands + bins, T)
+    bins = feat[32:]
+    assert float(feat.min()) > -1e-4
+    assert float(bins[:, 100:199].mean()) < 6.0 and float(feat[:32, 100:199].mean()) < 6.0
+    assert 45.0 < float(bins[10, 210]) < 65.0
+    np.testing.assert_allclose(float(bins[10, 300] - bins[10, 500]), 200 * fullband.FLOOR_RISE_DB, atol=0.5)
+    assert float(bins[30, 300:500].mean()) < 8.0
+
+
+def test_a_grown_net_gains_noise_floor_inputs_as_the_same_function_and_they_learn():
+    """From a net with a bin head and a convolution along frequency, the noise-floor inputs are
+    appended: the input layer's, the bin head's and the convolution's new weights start at zero
+    (the same function) and move in the first step."""
+    small = _net(df=False, logmag=40, bins=24, hidden=32, conv=8)
+    net = fullband.FullBandNet(**TINY, logmag_bins=40, bin_gains=24, bin_hidden=32, bin_conv=8, noise_floor=True)
+    x = _grow_and_compare(small, net)
+    new = 32 + 96
+    assert float(net.inp.weight[:, -new:].abs().max()) == 0.0
+    assert float(net.bin_head[0].weight[:, -new:].abs().max()) == 0.0
+    assert net.bin_freq[0].weight.shape[1] == 4 and float(net.bin_freq[0].weight[:, 3].abs().max()) == 0.0
+    torch.nn.init.normal_(net.bin_freq[-1].weight, std=0.3)  # so that the convolution's inputs see a gradient
+    train.losses(net, x, x * 0.5, {"mag": 1.0, "cplx": 1.0, "gain": 0.2})["total"].backward()
+    assert float(net.inp.weight.grad[:, -new:].abs().max()) > 0
+    assert float(net.bin_head[0].weight.grad[:, -new:].abs().max()) > 0
+    assert float(net.bin_freq[0].weight.grad[:, 3].abs().max()) > 0
+
+
 def test_a_grown_net_starts_as_the_same_function_and_its_new_parts_learn():
     small = _net(df=False)
     big = fullband.FullBandNet(**{**TINY, "channels": 24, "dilations": TINY["dilations"] + [8, 1]})
@@ -465,3 +545,18 @@ def test_energy_weighted_teacher_term_counts_loud_bands_more_and_reduces_to_the_
     assert set(b) == {"mag", "cplx", "gain", "teacher", "total"} and abs(float(a.detach()) - float(b["teacher"].detach())) > 1e-6
     b["total"].backward()
     assert float(net.gain_head.weight.grad.abs().max()) > 0
+
+
+def test_a_training_run_exports_over_the_shipped_model_only_when_this_recipe_made_it(tmp_path):
+    """The export that closes a training run: into models/ when nothing of that name ships yet or
+    the shipped manifest names this recipe; into models/candidates/NAME when another recipe made
+    it (an experiment must not replace the shipped model); an unreadable manifest counts as another's."""
+    cfg = {"name": "noisenil_fb_cpu_try", "export_name": "noisenil_fb"}
+    assert train.export_dir_after_training(cfg, tmp_path) == tmp_path
+    shipped = tmp_path / "noisenil_fb.json"
+    shipped.write_text(json.dumps({"training": {"config": "models/configs/noisenil_fb_gpu_live3.json"}}))
+    assert train.export_dir_after_training(cfg, tmp_path) == tmp_path / "candidates" / "noisenil_fb_cpu_try"
+    assert train.export_dir_after_training({**cfg, "name": "noisenil_fb_gpu_live3"}, tmp_path) == tmp_path
+    shipped.write_text("{not json")
+    assert train.export_dir_after_training(cfg, tmp_path) == tmp_path / "candidates" / "noisenil_fb_cpu_try"
+    assert train.export_dir_after_training({"name": "other"}, tmp_path) == tmp_path  # no model of that name ships
