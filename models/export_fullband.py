@@ -24,6 +24,11 @@ SOURCES = (
 )
 
 
+def recipe_path(cfg: dict) -> str:
+    """The recipe's path as a manifest's ``training.config`` names it."""
+    return f"models/configs/{cfg['name']}.json"
+
+
 def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
     mix = MixConfig.from_dict(cfg["mix"])
     fields = {
@@ -61,7 +66,7 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
             "macs_per_second": fullband.count_macs_per_frame(net) * fullband.SAMPLE_RATE // fullband.HOP,
         },
         "training": {
-            "config": f"models/configs/{cfg['name']}.json",
+            "config": recipe_path(cfg),
             "log": f"models/{cfg['name']}.train.log",
             "steps": int(checkpoint["step"]),
             "examples": int(checkpoint["step"]) * int(cfg["batch_size"]),

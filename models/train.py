@@ -372,7 +372,9 @@ def export_dir_after_training(cfg: dict, models_dir: Path) -> Path:
         return models_dir
     except (OSError, json.JSONDecodeError, AttributeError):
         by = None
-    return models_dir if by == f"models/configs/{cfg['name']}.json" else models_dir / "candidates" / cfg["name"]
+    from .export_fullband import recipe_path
+
+    return models_dir if by == recipe_path(cfg) else models_dir / "candidates" / cfg["name"]
 
 
 def main(argv=None) -> int:

@@ -88,6 +88,20 @@ def test_gains_alone_can_only_attenuate():
     assert torch.all((o_re**2 + o_im**2) <= spec.abs() ** 2 * (1 + 1e-5) + 1e-12)
 
 
+def _engine_and_graph(manifest, net, seed):
+    """A random clip rendered by the engine (no torch) from ``manifest``, and the training graph's
+    output for it, cut to the engine's alignment: (engine, reference)."""
+    from plugin_host.effects import Denoise
+
+    x = (np.random.default_rng(seed).standard_normal(24000) * 0.05).astype(np.float32)
+    y = Denoise(str(manifest))(x[None], 48000)[0]
+    spec = fullband.stft(torch.from_numpy(x)[None])
+    with torch.no_grad():
+        o_re, o_im, _ = net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())
+    ref = fullband.istft(torch.complex(o_re, o_im))[0].numpy()[480 : 480 + len(x)]
+    return y, ref
+
+
 def test_export_is_strict_and_runs_in_the_engine(tmp_path, monkeypatch):
     from models import export as export_mod
     from models.export_fullband import export
@@ -102,14 +116,7 @@ def test_export_is_strict_and_runs_in_the_engine(tmp_path, monkeypatch):
     assert len(manifest["states"]) == 3 + len(TINY["dilations"])
 
     # the engine (no torch) gives the training graph's output, sample for sample aligned
-    from plugin_host.effects import Denoise
-
-    x = (np.random.default_rng(2).standard_normal(24000) * 0.05).astype(np.float32)
-    y = Denoise(str(tmp_path / "fb_test.json"))(x[None], 48000)[0]
-    spec = fullband.stft(torch.from_numpy(x)[None])
-    with torch.no_grad():
-        o_re, o_im, _ = net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())
-    ref = fullband.istft(torch.complex(o_re, o_im))[0].numpy()[480 : 480 + len(x)]
+    y, ref = _engine_and_graph(tmp_path / "fb_test.json", net, seed=2)
     n = len(ref) - 480
     np.testing.assert_allclose(y[:n], ref[:n], atol=1e-5)
 
@@ -249,7 +256,6 @@ def test_a_noise_floor_export_runs_in_the_engine(tmp_path):
     frequency: the manifest lists its two floor states with their start values, and the engine's
     render equals the training graph."""
     from models.export_fullband import export
-    from plugin_host.effects import Denoise
 
     net_cfg = {**TINY, "deep_filter": False, "logmag_bins": 40, "bin_gains": 24, "bin_hidden": 16, "bin_conv": 4, "noise_floor": True}
     cfg = {"name": "fb_floor", "net": net_cfg, "mix": {"seconds": 1.0}, "batch_size": 2, "export_deep_filter": False}
@@ -263,12 +269,7 @@ def test_a_noise_floor_export_runs_in_the_engine(tmp_path):
     floors = {s["input"]: s for s in manifest["states"] if s["input"].startswith("floor")}
     assert floors["floor_smooth_in"]["init"] == fullband.FLOOR_SMOOTH_INIT and floors["floor_db_in"]["init"] == fullband.FLOOR_INIT_DB
     assert floors["floor_db_in"]["shape"] == [1, 32 + 96] and manifest["architecture"]["noise_floor"] is True
-    x = (np.random.default_rng(3).standard_normal(24000) * 0.05).astype(np.float32)
-    y = Denoise(str(tmp_path / "fb_floor.json"))(x[None], 48000)[0]
-    spec = fullband.stft(torch.from_numpy(x)[None])
-    with torch.no_grad():
-        o_re, o_im, _ = net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())
-    ref = fullband.istft(torch.complex(o_re, o_im))[0].numpy()[480 : 480 + len(x)]
+    y, ref = _engine_and_graph(tmp_path / "fb_floor.json", net, seed=3)
     n = len(ref) - 960
     np.testing.assert_allclose(y[:n], ref[:n], atol=1e-5)
     assert float(np.abs(ref[:n]).max()) > 1e-3
@@ -287,16 +288,10 @@ def test_a_lookahead_export_runs_aligned_in_the_engine(tmp_path):
     export(cfg, tmp_path / "ck.pt", tmp_path)
     manifest = json.loads((tmp_path / "fb_look.json").read_text())
     assert manifest["lookahead_frames"] == 1 and "20 ms latency (1 frame of lookahead)" in manifest["description"]
-    effect = Denoise(str(tmp_path / "fb_look.json"))
-    assert effect.latency_samples == 480 + 480
-    x = (np.random.default_rng(2).standard_normal(24000) * 0.05).astype(np.float32)
-    y = effect(x[None], 48000)[0]
-    spec = fullband.stft(torch.from_numpy(x)[None])
-    with torch.no_grad():
-        o_re, o_im, _ = net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())
-    ref = fullband.istft(torch.complex(o_re, o_im))[0].numpy()[480 : 480 + len(x)]
+    assert Denoise(str(tmp_path / "fb_look.json")).latency_samples == 480 + 480
+    y, ref = _engine_and_graph(tmp_path / "fb_look.json", net, seed=2)
     n = len(ref) - 960
-    assert len(y) == len(x)
+    assert len(y) == 24000  # the clip's length
     np.testing.assert_allclose(y[:n], ref[:n], atol=1e-5)
     assert float(np.abs(ref[:n]).max()) > 1e-3
 
