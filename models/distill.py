@@ -520,13 +520,15 @@ def _gains_only_net(path: Path):
     return net.eval(), ck
 
 
-def _reshaped(gains, exponent: float, post_filter: float):
+def _reshaped(gains, exponent: float, post_filter: float, release: float = 0.0):
     """Band gains raised to ``exponent``, then through the PercepNet / DeepFilterNet post-filter
-    (``fullband.post_filter``, 0: none)."""
+    (``fullband.post_filter``, 0: none), then RNNoise's limit on how fast they fall
+    (``fullband.release_limit``, 0: none)."""
     from . import fullband
 
     g = gains if exponent == 1.0 else gains.clamp(min=1e-6).pow(exponent)
-    return fullband.post_filter(g, post_filter) if post_filter else g
+    g = fullband.post_filter(g, post_filter) if post_filter else g
+    return fullband.release_limit(g, release)
 
 
 def score_checkpoints(
@@ -534,6 +536,7 @@ def score_checkpoints(
     log=print,
     gain_exponents: tuple[float, ...] = (1.0,),
     post_filters: tuple[float, ...] = (0.0,),
+    releases: tuple[float, ...] = (0.0,),
     split: str = "dev",
     dnsmos: bool = False,
     without_bin_head: bool = False,
@@ -541,7 +544,8 @@ def score_checkpoints(
     """The same scores for gains-only checkpoints of ``models.train`` (to choose which to export).
     ``gain_exponents`` other than 1 also score each with its band gains raised to that power
     (below 1: gentler, above 1: harsher), a check of how the gains are calibrated; ``post_filters``
-    other than 0 with the post-filter of that beta after it (it pushes low gains further down).
+    other than 0 with the post-filter of that beta after it (it pushes low gains further down);
+    ``releases`` other than 0 with RNNoise's limit on how fast gains fall (g_t >= alpha g_{t-1}).
     Tune such settings on ``split="train"``, not on the dev pairs that the figures come from.
     ``without_bin_head``: also each checkpoint with ``bin_gains`` scored with its bin head's output
     at zero (its band gains alone): what the per-bin head adds."""
@@ -558,8 +562,9 @@ def score_checkpoints(
             fns[f"{Path(path).name} (step {ck['step']}) without its bin head"] = lambda p, spec, clean, off=off: _student_gains(off, spec)
         for a in gain_exponents:
             for beta in post_filters:
-                label = f"{Path(path).name} (step {ck['step']})" + (f" ^{a:g}" if a != 1.0 else "") + (f" pf {beta:g}" if beta else "")
-                fns[label] = lambda p, spec, clean, net=net, a=a, beta=beta: _reshaped(_student_gains(net, spec), a, beta)
+                for r in releases:
+                    label = f"{Path(path).name} (step {ck['step']})" + (f" ^{a:g}" if a != 1.0 else "") + (f" pf {beta:g}" if beta else "") + (f" release {r:g}" if r else "")
+                    fns[label] = lambda p, spec, clean, net=net, a=a, beta=beta, r=r: _reshaped(_student_gains(net, spec), a, beta, r)
     return _score_gains(fns, log, split=split, dnsmos=dnsmos)
 
 
@@ -718,6 +723,7 @@ def main(argv=None) -> int:
     sc.add_argument("checkpoints", type=Path, nargs="+")
     sc.add_argument("--gain-exponent", type=float, nargs="+", default=[1.0], help="also score the band gains raised to these powers (1: as trained)")
     sc.add_argument("--post-filter", type=float, nargs="+", default=[0.0], help="also score with the PercepNet/DeepFilterNet post-filter of these betas (0: none; DeepFilterNet uses 0.02)")
+    sc.add_argument("--release", type=float, nargs="+", default=[0.0], help="also score with RNNoise's limit on how fast gains fall, g_t >= ALPHA g_{t-1}, for these ALPHAs (0: none; RNNoise uses 0.6)")
     sc.add_argument("--split", choices=("dev", "train"), default="dev", help="train: the same recipe from the train split, to tune settings without the dev pairs")
     sc.add_argument("--dnsmos", action="store_true", help="also DNSMOS SIG/BAK/OVRL and the noise cut in pauses (slower)")
     sc.add_argument("--without-bin-head", action="store_true", help="also score each checkpoint with per-bin gains with its bin head at zero (its band gains alone)")
@@ -757,7 +763,10 @@ def main(argv=None) -> int:
             if any(not 0.0 <= b <= 1.0 for b in args.post_filter):
                 print(f"error: --post-filter {args.post_filter}: each must lie in [0, 1]", file=sys.stderr)
                 return 2
-            score_checkpoints(args.checkpoints, gain_exponents=tuple(args.gain_exponent), post_filters=tuple(args.post_filter), split=args.split, dnsmos=args.dnsmos, without_bin_head=args.without_bin_head)
+            if any(not 0.0 <= r < 1.0 for r in args.release):
+                print(f"error: --release {args.release}: each must lie in [0, 1)", file=sys.stderr)
+                return 2
+            score_checkpoints(args.checkpoints, gain_exponents=tuple(args.gain_exponent), post_filters=tuple(args.post_filter), releases=tuple(args.release), split=args.split, dnsmos=args.dnsmos, without_bin_head=args.without_bin_head)
         else:
             recipe_losses(args.checkpoints)
         return 0

@@ -144,7 +144,7 @@ def grow_state_dict(net: FullBandNet, old: dict) -> dict:
 
 
 class FullBandNet(nn.Module):
-    def __init__(self, channels: int = 128, dilations=(1, 2, 4, 8, 16, 32, 64, 1), kernel: int = 3, bands: int = 32, df_bins: int = 96, df_order: int = 3, deep_filter: bool = True, lookahead: int = 0, logmag_bins: int = 0, bin_gains: int = 0, bin_hidden: int = 0, bin_conv: int = 0, noise_floor: bool = False):
+    def __init__(self, channels: int = 128, dilations=(1, 2, 4, 8, 16, 32, 64, 1), kernel: int = 3, bands: int = 32, df_bins: int = 96, df_order: int = 3, deep_filter: bool = True, lookahead: int = 0, logmag_bins: int = 0, bin_gains: int = 0, bin_hidden: int = 0, bin_conv: int = 0, noise_floor: bool = False, gru: int = 0):
         super().__init__()
         if lookahead not in (0, 1, 2):
             raise ValueError(f"lookahead {lookahead!r} not in [0, 1, 2] (frames of 10 ms)")
@@ -159,6 +159,9 @@ class FullBandNet(nn.Module):
             raise ValueError(f"bin_conv {bin_conv!r} needs bin_gains > 0 and logmag_bins >= bin_gains (it reads each bin's log magnitude); got bin_gains {bin_gains!r}, logmag_bins {logmag_bins!r}")
         self.deep_filter = bool(deep_filter)
         self.noise_floor = bool(noise_floor)
+        if int(gru) < 0:
+            raise ValueError(f"gru {gru!r} must be >= 0 (units of the recurrent layer after the trunk, 0: none)")
+        self.gru_units = int(gru)
         self.channels, self.dilations, self.kernel = channels, tuple(dilations), kernel
         self.bands, self.df_bins, self.df_order = bands, df_bins, df_order
         avg, expand = erb_matrices(erb_widths(bands=bands))
@@ -173,6 +176,14 @@ class FullBandNet(nn.Module):
         self.inp = nn.Conv1d(self.input_channels, channels, 1 + self.lookahead)
         self.convs = nn.ModuleList(nn.Conv1d(channels, channels, kernel, dilation=d) for d in self.dilations)
         self.acts = nn.ModuleList(nn.PReLU(channels) for _ in self.dilations)
+        if self.gru_units:
+            # a recurrent layer after the trunk, added back through a projection that starts at
+            # zero (the trunk's function at step 0): a memory with no horizon and gates, next to
+            # the convolutions' fixed 2.6 s window
+            self.gru = nn.GRU(channels, self.gru_units, batch_first=True)
+            self.gru_proj = nn.Conv1d(self.gru_units, channels, 1)
+            nn.init.zeros_(self.gru_proj.weight)
+            nn.init.zeros_(self.gru_proj.bias)
         self.gain_head = nn.Conv1d(channels, bands, 1)
         self.df_head = nn.Conv1d(channels, df_bins * df_order * 2, 1)
         nn.init.zeros_(self.df_head.weight)  # training starts from the gains alone
@@ -268,6 +279,8 @@ class FullBandNet(nn.Module):
         h = self.inp(F.pad(feat, (look, look)) if look else feat)
         for conv, act, d in zip(self.convs, self.acts, self.dilations):
             h = h + act(conv(F.pad(h, ((self.kernel - 1) * d, 0))))
+        if self.gru_units:
+            h = h + self.gru_proj(self.gru(h.transpose(1, 2))[0].transpose(1, 2))
         return h[..., look:]
 
     def heads(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -346,6 +359,8 @@ class FullBandNet(nn.Module):
             n = self.bands + self.df_bins
             specs.append({"input": "floor_smooth_in", "output": "floor_smooth_out", "shape": [1, n], "init": FLOOR_SMOOTH_INIT})
             specs.append({"input": "floor_db_in", "output": "floor_db_out", "shape": [1, n], "init": FLOOR_INIT_DB})
+        if self.gru_units:  # the recurrent layer's hidden state (layers, batch, units)
+            specs.append({"input": "gru_in", "output": "gru_out", "shape": [1, 1, self.gru_units], "init": 0.0})
         return specs
 
 
@@ -359,8 +374,13 @@ class FullBandStep(nn.Module):
 
     def forward(self, x, erb_mean, unit, df_hist, *rest):
         n = self.net
-        conv_states = rest[: len(n.dilations)]
-        look_states = rest[len(n.dilations) : len(n.dilations) + (2 if n.lookahead else 0)]
+        k = len(n.dilations)
+        conv_states = rest[:k]
+        look_states = rest[k : k + (2 if n.lookahead else 0)]
+        k += len(look_states)
+        floor_in = rest[k : k + (2 if n.noise_floor else 0)]
+        k += len(floor_in)
+        gru_in = rest[k] if n.gru_units else None
         re, im = x[:, 0], x[:, 1]  # (1, F)
         band_db = n._band_db(re, im)
         erb_mean = band_db * (1 - NORM_ALPHA) + erb_mean * NORM_ALPHA
@@ -373,7 +393,7 @@ class FullBandStep(nn.Module):
             parts.append(n._logmag(mag, unit))
         floor_state = []
         if n.noise_floor:
-            smooth, floor_db = rest[-2:]
+            smooth, floor_db = floor_in
             smooth = n._floor_power(re, im) * (1 - FLOOR_SMOOTH) + smooth * FLOOR_SMOOTH
             floor_db = torch.minimum(10.0 * torch.log10(smooth + 1e-10), floor_db + FLOOR_RISE_DB)
             parts.append(n._floor_feature(smooth, floor_db))
@@ -395,6 +415,11 @@ class FullBandStep(nn.Module):
             window = torch.cat([buf, h], -1)
             h = h + act(conv(window))
             new_states.append(window[..., 1:])
+        gru_state = []
+        if n.gru_units:
+            out, hidden = n.gru(h.transpose(1, 2), gru_in)
+            h = h + n.gru_proj(out.transpose(1, 2))
+            gru_state = [hidden]
         if n.bin_gains:
             g = n.per_bin_gains(h, feat_now)[:, 0]  # (1, F)
         else:
@@ -402,13 +427,13 @@ class FullBandStep(nn.Module):
         if not n.deep_filter:
             # gains only: the zeroed head and the filter's arithmetic are left out of the graph (a
             # zero filter adds nothing); the history state passes through unchanged
-            return (torch.stack([g * re, g * im], 1), erb_mean, unit, df_hist + 0.0, *new_states, *look, *floor_state)
+            return (torch.stack([g * re, g * im], 1), erb_mean, unit, df_hist + 0.0, *new_states, *look, *floor_state, *gru_state)
         coefs = n.df_head(h)[..., 0]
         hist_re = torch.cat([low_re.unsqueeze(1), df_hist[:, 0]], 1)  # (1, order, df_bins)
         hist_im = torch.cat([low_im.unsqueeze(1), df_hist[:, 1]], 1)
         out_re, out_im = n.apply(re, im, g, coefs, hist_re, hist_im)
         new_hist = torch.stack([hist_re[:, :-1], hist_im[:, :-1]], 1)
-        return (torch.stack([out_re, out_im], 1), erb_mean, unit, new_hist, *new_states, *look, *floor_state)
+        return (torch.stack([out_re, out_im], 1), erb_mean, unit, new_hist, *new_states, *look, *floor_state, *gru_state)
 
     def initial_states(self) -> list[torch.Tensor]:
         return [torch.full(spec["shape"], float(spec["init"])) for spec in self.net.state_specs()]
@@ -459,6 +484,18 @@ def post_filter(gains: torch.Tensor, beta: float = 0.02) -> torch.Tensor:
     return (1 + beta) * gains / (1 + beta / s**2)
 
 
+def release_limit(gains: torch.Tensor, alpha: float) -> torch.Tensor:
+    """RNNoise's limit on how fast a gain may fall: g_t = max(g_t, alpha * g_{t-1}) along frames
+    (dim 1 of (B, T, ...)); rising gains pass unchanged, a fall from 1 to 0 takes alpha^k over k
+    frames (0: no limit)."""
+    if not alpha:
+        return gains
+    out = [gains[:, 0]]
+    for t in range(1, gains.shape[1]):
+        out.append(torch.maximum(gains[:, t], alpha * out[-1]))
+    return torch.stack(out, 1)
+
+
 def band_gain_target(noisy_re, noisy_im, clean_re, clean_im, net: FullBandNet) -> torch.Tensor:
     """Ideal ERB gains sqrt(E_clean / E_noisy), clipped to [0, 1] (RNNoise's target)."""
     e_noisy = (noisy_re**2 + noisy_im**2) @ net.erb_avg
@@ -478,6 +515,9 @@ def count_macs_per_frame(net: FullBandNet) -> int:
     if net.bin_conv:  # the convolution along frequency, at each of the low bins
         c = net.bin_conv
         macs += net.bin_gains * (net.bin_freq_inputs * c * 7 + c * c * 5 + c)
+    if net.gru_units:  # three gates on the input and on the hidden state, then the projection back
+        u = net.gru_units
+        macs += 3 * (net.channels * u + u * u) + u * net.channels
     return int(macs)
 
 

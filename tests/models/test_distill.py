@@ -102,6 +102,8 @@ def test_score_names_a_missing_checkpoint_in_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip().splitlines() == ["error: --gain-exponent [1.0, 9.0]: each must lie in [0.1, 4]"]
     assert distill.main(["score", str(tmp_path / "there.pt"), "--post-filter", "0.02", "-1"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == ["error: --post-filter [0.02, -1.0]: each must lie in [0, 1]"]
+    assert distill.main(["score", str(tmp_path / "there.pt"), "--release", "0.6", "1"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == ["error: --release [0.6, 1.0]: each must lie in [0, 1)"]
 
 
 def test_post_filter_keeps_high_gains_and_pushes_low_ones_down():
@@ -117,6 +119,19 @@ def test_post_filter_keeps_high_gains_and_pushes_low_ones_down():
     assert float(ratio_db[g.sub(0.1).abs().argmin()]) == pytest.approx(-5.1, abs=0.3)  # noise: about 5 dB more cut
     assert bool(torch.equal(distill._reshaped(g, 1.0, 0.0), g))
     assert torch.allclose(distill._reshaped(g, 0.5, 0.02), fullband.post_filter(g.sqrt(), 0.02))
+
+
+def test_release_limit_lets_gains_rise_at_once_and_fall_no_faster_than_alpha_per_frame():
+    torch = pytest.importorskip("torch", reason="needs torch")
+    from models import fullband
+
+    g = torch.tensor([0.2, 1.0, 0.0, 0.0, 0.0, 0.9, 0.1, 0.5])[None, :, None].repeat(2, 1, 3)
+    out = fullband.release_limit(g, 0.6)
+    want = torch.tensor([0.2, 1.0, 0.6, 0.36, 0.216, 0.9, 0.54, 0.5])
+    torch.testing.assert_close(out[1, :, 2], want, rtol=0, atol=1e-6)
+    assert bool(torch.all(out >= g)) and bool(torch.all(out <= 1.0))  # it only ever keeps a gain up
+    assert bool(torch.equal(fullband.release_limit(g, 0.0), g))
+    torch.testing.assert_close(distill._reshaped(g, 1.0, 0.0, 0.6), out)
 
 
 def test_losses_names_a_missing_checkpoint_and_reports_the_recipe_terms(tmp_path, capsys):

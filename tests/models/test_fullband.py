@@ -15,15 +15,17 @@ from tests.conftest import SHARED_DATA  # noqa: E402
 TINY = {"channels": 16, "dilations": [1, 2, 4], "kernel": 3, "bands": 32, "df_bins": 96, "df_order": 3}
 
 
-def _net(seed=0, df=True, lookahead=0, logmag=0, bins=0, hidden=0, conv=0, floor=False):
+def _net(seed=0, df=True, lookahead=0, logmag=0, bins=0, hidden=0, conv=0, floor=False, gru=0):
     torch.manual_seed(seed)
-    net = fullband.FullBandNet(**TINY, lookahead=lookahead, logmag_bins=logmag, bin_gains=bins, bin_hidden=hidden, bin_conv=conv, noise_floor=floor)
+    net = fullband.FullBandNet(**TINY, lookahead=lookahead, logmag_bins=logmag, bin_gains=bins, bin_hidden=hidden, bin_conv=conv, noise_floor=floor, gru=gru)
     if df:  # the deep filter head starts at zero; give it something to do
         torch.nn.init.normal_(net.df_head.weight, std=0.05)
     if bins:  # so does the bin head
         torch.nn.init.normal_(net.bin_head[-1].weight, std=0.3)
     if conv:  # and the convolution along frequency
         torch.nn.init.normal_(net.bin_freq[-1].weight, std=0.3)
+    if gru:  # and the recurrent layer's projection
+        torch.nn.init.normal_(net.gru_proj.weight, std=0.3)
     return net.eval()
 
 
@@ -43,15 +45,18 @@ def test_stft_matches_the_engine_and_inverts():
     np.testing.assert_allclose(y[480:48000].numpy(), x[: 48000 - 480].numpy(), atol=1e-5)
 
 
-@pytest.mark.parametrize(("logmag", "bins", "hidden", "conv", "floor"), [(0, 0, 0, 0, False), (40, 0, 0, 0, False), (40, 24, 0, 0, False), (40, 24, 32, 0, False), (40, 24, 32, 8, False), (0, 0, 0, 0, True), (40, 24, 32, 8, True)])
+@pytest.mark.parametrize(
+    ("logmag", "bins", "hidden", "conv", "floor", "gru"),
+    [(0, 0, 0, 0, False, 0), (40, 0, 0, 0, False, 0), (40, 24, 0, 0, False, 0), (40, 24, 32, 0, False, 0), (40, 24, 32, 8, False, 0), (0, 0, 0, 0, True, 0), (40, 24, 32, 8, True, 0), (0, 0, 0, 0, False, 12), (40, 24, 32, 8, True, 12)],
+)
 @pytest.mark.parametrize("lookahead", [0, 1, 2])
 @pytest.mark.parametrize("df", [True, False])
-def test_streaming_step_equals_the_training_graph(lookahead, df, logmag, bins, hidden, conv, floor):
+def test_streaming_step_equals_the_training_graph(lookahead, df, logmag, bins, hidden, conv, floor, gru):
     """Frame by frame with explicit states, the step gives the whole-clip graph's output; with
     lookahead L, L frames later (the first L outputs are silence: no frame is ready yet); with
     per-bin log magnitudes as extra inputs, per-bin gains on the lowest bins, a convolution
-    along frequency over them, and the noise-floor inputs, too."""
-    net = _net(df=df, lookahead=lookahead, logmag=logmag, bins=bins, hidden=hidden, conv=conv, floor=floor)
+    along frequency over them, the noise-floor inputs and a recurrent layer, too."""
+    net = _net(df=df, lookahead=lookahead, logmag=logmag, bins=bins, hidden=hidden, conv=conv, floor=floor, gru=gru)
     if df:
         net.deep_filter = True
     else:
@@ -63,7 +68,7 @@ def test_streaming_step_equals_the_training_graph(lookahead, df, logmag, bins, h
         o_re, o_im, _ = net.forward_sequence(re, im)
         step = fullband.FullBandStep(net)
         states = step.initial_states()
-        assert len(states) == len(net.state_specs()) == 3 + len(TINY["dilations"]) + (2 if lookahead else 0) + (2 if floor else 0)
+        assert len(states) == len(net.state_specs()) == 3 + len(TINY["dilations"]) + (2 if lookahead else 0) + (2 if floor else 0) + (1 if gru else 0)
         outs = []
         for t in range(re.shape[1]):
             y, *states = step(torch.stack([re[:, t], im[:, t]], 1), *states)
@@ -455,6 +460,47 @@ def test_a_grown_net_gains_noise_floor_inputs_as_the_same_function_and_they_lear
     assert float(net.inp.weight.grad[:, -new:].abs().max()) > 0
     assert float(net.bin_head[0].weight.grad[:, -new:].abs().max()) > 0
     assert float(net.bin_freq[0].weight.grad[:, 3].abs().max()) > 0
+
+
+def test_a_recurrent_layer_export_runs_in_the_engine(tmp_path):
+    """A gains-only model with a GRU after the trunk: the manifest lists its hidden state (zeros at
+    the start) and its MACs, and the engine's render (ONNX GRU, state carried between frames)
+    equals the training graph over a clip long enough for the state to matter."""
+    from models.export_fullband import export
+
+    cfg = {"name": "fb_gru", "net": {**TINY, "deep_filter": False, "gru": 12}, "mix": {"seconds": 1.0}, "batch_size": 2, "export_deep_filter": False}
+    net = _net(df=False, gru=12)
+    net.switch_off_deep_filter()
+    torch.save({"model": net.state_dict(), "step": 3, "seconds": 1.0}, tmp_path / "ck.pt")
+    export(cfg, tmp_path / "ck.pt", tmp_path)
+    manifest = json.loads((tmp_path / "fb_gru.json").read_text())
+    state = next(s for s in manifest["states"] if s["input"] == "gru_in")
+    assert state["shape"] == [1, 1, 12] and state["init"] == 0.0 and manifest["architecture"]["gru"] == 12
+    without = fullband.count_macs_per_frame(fullband.FullBandNet(**TINY))
+    assert manifest["architecture"]["macs_per_frame"] - without == 3 * (16 * 12 + 12 * 12) + 12 * 16
+    y, ref = _engine_and_graph(tmp_path / "fb_gru.json", net, seed=4)
+    n = len(ref) - 960
+    np.testing.assert_allclose(y[:n], ref[:n], atol=1e-5)
+    assert float(np.abs(ref[:n]).max()) > 1e-3
+
+
+def test_a_grown_net_gains_a_recurrent_layer_as_the_same_function_and_it_learns():
+    """The GRU's projection back into the trunk starts at zero: the same function as the net it
+    grew from; the projection moves in the first step, and the GRU's own weights once it has."""
+    small = _net(df=False, logmag=40, bins=24, hidden=32, conv=8)
+    net = fullband.FullBandNet(**TINY, logmag_bins=40, bin_gains=24, bin_hidden=32, bin_conv=8, gru=12)
+    x = _grow_and_compare(small, net)
+    assert float(net.gru_proj.weight.abs().max()) == 0.0
+    train.losses(net, x, x * 0.5, {"mag": 1.0, "cplx": 1.0, "gain": 0.2})["total"].backward()
+    assert float(net.gru_proj.weight.grad.abs().max()) > 0
+    assert float(net.gru.weight_ih_l0.grad.abs().max()) == 0.0  # nothing reaches it through a zero projection yet
+    with torch.no_grad():
+        net.gru_proj.weight.normal_(std=0.1)
+    net.zero_grad()
+    train.losses(net, x, x * 0.5, {"mag": 1.0, "cplx": 1.0, "gain": 0.2})["total"].backward()
+    assert float(net.gru.weight_ih_l0.grad.abs().max()) > 0
+    with pytest.raises(ValueError, match="gru -1 must be >= 0"):
+        fullband.FullBandNet(**TINY, gru=-1)
 
 
 def test_a_grown_net_starts_as_the_same_function_and_its_new_parts_learn():
