@@ -340,6 +340,7 @@ def cmd_eval(args) -> int:
         load_pair_set,
         markdown_table,
         pair_set_description,
+        paired_table,
         write_metrics,
     )
     from .registry import DENOISERS
@@ -348,11 +349,17 @@ def cmd_eval(args) -> int:
     manifests = {n: DENOISERS.get(n) for n in names if n not in (AUTO, RNNOISE, BANDLIMIT)}
 
     if args.set == CLEAN_FULLBAND:
-        unused = [flag for flag, on in (("--chart", args.chart), ("--write-manifest", args.write_manifest), ("--fast", args.fast)) if on]
+        unused = [flag for flag, on in (("--chart", args.chart), ("--write-manifest", args.write_manifest), ("--fast", args.fast), ("--paired", args.paired)) if on]
         if unused:
             print(f"error: {', '.join(unused)}: not for --set {CLEAN_FULLBAND}, which reports level changes per band only", file=sys.stderr)
             return EXIT_USAGE
         return _eval_clean_fullband(args, names)
+    reference = None
+    if args.paired:  # checked before any scoring
+        reference = "noisy (input)" if args.paired in ("noisy", "noisy (input)") else args.paired
+        if reference != "noisy (input)" and reference not in names:
+            print(f"error: --paired {args.paired!r}: not among the models to score ({', '.join(names)}) nor 'noisy'; name it in --model too", file=sys.stderr)
+            return EXIT_USAGE
     if args.set == "dev":
         pairs = build_dev_set(args.data, n_speech=args.n_speech or 10)
         description = dev_set_description(pairs)
@@ -372,6 +379,8 @@ def cmd_eval(args) -> int:
         if args.write_manifest and name in manifests:
             write_metrics(manifests[name].path, results[name])
     table = markdown_table(results)
+    if reference:
+        table += "\n\n" + paired_table(results, reference)
     print(table)
     if args.out:
         Path(args.out).write_text(table + "\n\n" + results["noisy (input)"]["set"] + "\n", encoding="utf-8")
@@ -458,6 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--write-manifest", action="store_true", help="store the figures in each model's manifest")
     e.add_argument("--chart", metavar="PNG", help="also draw quality against real-time factor into this PNG")
     e.add_argument("--fast", action="store_true", help="SI-SDR and pause noise only (skip PESQ, STOI, DNSMOS)")
+    e.add_argument("--paired", metavar="MODEL", help="also compare every other model with this one pair by pair: mean differences and their 95%% intervals ('noisy (input)' compares with the input)")
     e.set_defaults(func=cmd_eval)
 
     lv = sub.add_parser("live", help="monitor a mic through the denoiser in real time (and record it)")

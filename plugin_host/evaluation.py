@@ -276,6 +276,7 @@ def evaluate(effect_factory, pairs: list[Pair], metrics: bool = True, descriptio
         "real_time_factor": round(elapsed / seconds, 4),
         "per_snr_db": rows,
         "set": description or dev_set_description(pairs),
+        "pairs": allv,  # each pair's own scores, for paired_table (not written to manifests)
     }
     for key in ("pesq_wb", "stoi", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"):
         value = mean(allv, key)
@@ -381,6 +382,60 @@ def markdown_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+PAIRED_METRICS = (
+    ("pesq_wb", "PESQ-WB", ".3f"),
+    ("si_sdr_out", "SI-SDR out (dB)", ".2f"),
+    ("stoi", "STOI", ".4f"),
+    ("dnsmos_sig", "DNSMOS SIG", ".3f"),
+    ("dnsmos_bak", "DNSMOS BAK", ".3f"),
+    ("dnsmos_ovrl", "DNSMOS OVRL", ".3f"),
+    ("pause", "noise cut in pauses (dB)", ".2f"),
+)
+
+
+def paired_differences(reference: list[dict], other: list[dict], key: str) -> tuple[float, float, int] | None:
+    """Mean of ``other - reference`` over the pairs both scored, and the half-width of its 95 %
+    interval (Student t on the paired differences); None when fewer than two pairs have the score."""
+    d = np.array([o[key] - r[key] for r, o in zip(reference, other) if key in r and key in o and np.isfinite(r[key]) and np.isfinite(o[key])])
+    if len(d) < 2:
+        return None
+    try:
+        from scipy.stats import t
+
+        q = float(t.ppf(0.975, len(d) - 1))
+    except ImportError:  # scipy comes with the eval extra; without it the normal quantile
+        q = 1.96
+    return float(d.mean()), q * float(d.std(ddof=1)) / np.sqrt(len(d)), len(d)
+
+
+def paired_table(results: dict[str, dict], reference: str) -> str:
+    """Each model's scores minus ``reference``'s, pair by pair on the same pairs: the mean difference
+    and its 95 % interval. An interval that holds 0 is a difference the set cannot tell from chance."""
+    if reference not in results:
+        raise NoiseNilError(f"--paired {reference!r}: not among the scored models {list(results)}")
+    ref = results[reference]["pairs"]
+    keys = [(k, label, spec) for k, label, spec in PAIRED_METRICS if any(k in r for r in ref)]
+    lines = [
+        f"Paired against {reference} (mean difference on the same pairs, +- its 95 % interval; * where the interval leaves out 0):",
+        "",
+        "| model | " + " | ".join(label for _, label, _ in keys) + " |",
+        "|" + "---|" * (1 + len(keys)),
+    ]
+    for name, r in results.items():
+        if name == reference:
+            continue
+        cells = []
+        for key, _, spec in keys:
+            d = paired_differences(ref, r["pairs"], key)
+            if d is None:
+                cells.append("-")
+            else:
+                mean, half, _ = d
+                cells.append(f"{mean:+{spec}} +- {half:{spec}}" + (" *" if abs(mean) > half else ""))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def chart(results: dict[str, dict], path: Path) -> Path:
     """PNG: quality (PESQ-WB, or SI-SDR without it) against real-time factor, one point per model."""
     import matplotlib
@@ -410,7 +465,7 @@ def chart(results: dict[str, dict], path: Path) -> Path:
 
 def write_metrics(manifest_path: Path, metrics: dict) -> None:
     data = json.loads(manifest_path.read_text(encoding="utf-8"))
-    data["metrics"] = metrics
+    data["metrics"] = {k: v for k, v in metrics.items() if k != "pairs"}
     tmp = manifest_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     tmp.replace(manifest_path)

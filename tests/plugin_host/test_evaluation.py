@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -126,20 +128,24 @@ def test_rnnoise_baseline_is_aligned_with_its_input(clean_speech):
     assert si_sdr(x, y) > 10.0  # clean speech passes, in time with the input (a 1-frame slip would be < 0 dB)
 
 
-def test_eval_on_a_set_of_your_own(tmp_path, capsys):
-    """``--set PATH``: clean/ and noisy/ files of the same names, any rate; SNR measured per pair."""
+def _write_pair_set(folder, snrs_db, rate: int, seed: int) -> None:
+    """clean/ and noisy/ takes: a gated 220 Hz tone, white noise at each SNR, 2 s each."""
     import soundfile as sf
 
-    rng = np.random.default_rng(5)
-    rate = 16000
+    rng = np.random.default_rng(seed)
     t = np.arange(2 * rate) / rate
-    for i, snr in enumerate((0.0, 10.0)):
+    for i, snr in enumerate(snrs_db):
         clean = (0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 2 * t) > 0)).astype(np.float32)
         noise = rng.standard_normal(len(t))
         noise *= np.sqrt(np.sum(clean**2) / np.sum(noise**2) / 10 ** (snr / 10))
         for sub, x in (("clean", clean), ("noisy", clean + noise)):
-            (tmp_path / "set" / sub).mkdir(parents=True, exist_ok=True)
-            sf.write(tmp_path / "set" / sub / f"take{i}.wav", x.astype(np.float32), rate)
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+            sf.write(folder / sub / f"take{i}.wav", x.astype(np.float32), rate)
+
+
+def test_eval_on_a_set_of_your_own(tmp_path, capsys):
+    """``--set PATH``: clean/ and noisy/ files of the same names, any rate; SNR measured per pair."""
+    _write_pair_set(tmp_path / "set", (0.0, 10.0), rate=16000, seed=5)
     out = tmp_path / "table.md"
     assert main(["eval", "--set", str(tmp_path / "set"), "--model", "wiener", "--fast", "--out", str(out)]) == 0
     text = out.read_text()
@@ -185,3 +191,43 @@ def test_eval_scores_the_band_limit_baseline(tmp_path, capsys):
     gain = float(row.split("|")[5])
     # white noise over 0-24 kHz loses the two thirds above 8 kHz: about +4.8 dB SI-SDR
     assert gain == pytest.approx(10 * np.log10(3.0), abs=0.3)
+
+
+def test_paired_differences_give_the_mean_and_a_student_t_interval(tmp_path):
+    from plugin_host.evaluation import paired_differences, write_metrics
+
+    ref = [{"pesq_wb": 1.0, "si_sdr_out": 5.0}] * 4
+    other = [{"pesq_wb": 1.0 + d, "si_sdr_out": 5.0} for d in (1.0, 2.0, 3.0, 4.0)]
+    mean, half, n = paired_differences(ref, other, "pesq_wb")
+    # d = 1..4: mean 2.5, sd 1.291, t(0.975, 3 dof) = 3.182 -> 3.182 * 1.291 / 2
+    assert (mean, n) == (2.5, 4) and half == pytest.approx(3.182 * np.std([1, 2, 3, 4], ddof=1) / 2, rel=1e-3)
+    assert paired_differences(ref, other, "si_sdr_out")[:2] == (0.0, 0.0)
+    assert paired_differences(ref, other, "stoi") is None  # a score neither has
+    # the per-pair rows stay out of a manifest's metrics
+    manifest = tmp_path / "m.json"
+    manifest.write_text("{}")
+    write_metrics(manifest, {"pesq_wb": 2.0, "pairs": other})
+    assert json.loads(manifest.read_text())["metrics"] == {"pesq_wb": 2.0}
+
+
+def test_eval_paired_compares_models_on_the_same_pairs(tmp_path, capsys):
+    """``--paired noisy``: each model's SI-SDR minus the input's, pair by pair: its mean is the
+    table's SI-SDR gain; an unknown reference is refused before anything is scored."""
+    _write_pair_set(tmp_path / "set", (0.0, 5.0, 10.0), rate=48000, seed=8)
+    out = tmp_path / "table.md"
+    args = ["eval", "--set", str(tmp_path / "set"), "--model", "wiener", "noisy_at_16k", "--fast", "--out", str(out)]
+    assert main([*args, "--paired", "noisy"]) == 0
+    lines = out.read_text().splitlines()
+    assert any(line.startswith("Paired against noisy (input)") for line in lines)
+    header = next(line for line in lines if line.startswith("| model | SI-SDR out (dB)"))
+    assert "PESQ-WB" not in header  # --fast: only the scores it computed
+    for name in ("wiener", "noisy_at_16k"):
+        gain = float(next(line for line in lines if line.startswith(f"| {name} |") and "+-" not in line).split("|")[5])
+        paired = next(line for line in lines if line.startswith(f"| {name} |") and "+-" in line).split("|")[2]
+        mean, half = (float(v.strip(" *")) for v in paired.split("+-"))
+        assert mean == pytest.approx(gain, abs=0.011) and half > 0
+    assert gain == pytest.approx(10 * np.log10(3.0), abs=0.3)  # noisy_at_16k: white noise above 8 kHz gone
+    capsys.readouterr()
+    assert main([*args, "--paired", "rnnoise"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'rnnoise'" in err and "wiener" in err
