@@ -291,17 +291,20 @@ class CachedSet:
 # bit-reproducible (its log records the steps and minutes it reached).
 
 
-def live_create(folder: Path, mix: dict, capacity: int, workers: int, archive: Path = ARCHIVE, bins: int = 0) -> dict:
+def live_create(folder: Path, mix: dict, capacity: int, workers: int, archive: Path = ARCHIVE, bins: int = 0, first: int = 0) -> dict:
     """Empty ring files and ``live.json`` for ``workers`` labellers; ``capacity`` is rounded down
     to a multiple of ``workers`` (worker w owns slots w, w + workers, ...). ``bins``: each slot
     also holds the teacher's per-bin gains on that many of the lowest bins (``bin_gains``; about
-    58 kB more a slot for 96), the target of the loss ``teacher_bins``."""
+    58 kB more a slot for 96), the target of the loss ``teacher_bins``. ``first``: label mixtures
+    first, first + 1, ... (a sitting resumed on a fresh machine, past what the last one drew)."""
     from .mixing import MixConfig
 
     if workers < 1 or capacity < 2 * workers:
         raise ValueError(f"capacity {capacity} and workers {workers}: need workers >= 1 and capacity >= 2 * workers")
     if not 0 <= bins <= NB_DF:
         raise ValueError(f"bins {bins!r} not in [0, {NB_DF}]")
+    if first < 0:
+        raise ValueError(f"first {first!r}: a mixture index, must be >= 0")
     capacity -= capacity % workers
     n = round(MixConfig.from_dict(mix).seconds * SAMPLE_RATE)
     folder.mkdir(parents=True, exist_ok=True)
@@ -314,24 +317,26 @@ def live_create(folder: Path, mix: dict, capacity: int, workers: int, archive: P
     info = {"mix": mix, "capacity": capacity, "workers": workers, "teacher": "deepfilternet3 output projected on 32 ERB bands", "archive": Path(archive).name}
     if bins:
         info["teacher_bins"] = bins
+    if first:
+        info["first"] = first
     (folder / "live.json").write_text(json.dumps(info, indent=1))
     return info
 
 
 def _live_worker(folder: Path, w: int, stop: int | None = None, archive: Path = ARCHIVE) -> None:
-    """Label mixtures w, w + W, w + 2W, ... into their slots; ``done[w]`` counts the finished ones
-    and moves only after a slot is written."""
+    """Label mixtures first + w, first + w + W, ... into slots w, w + W, ... (mod capacity);
+    ``done[w]`` counts the finished ones and moves only after a slot is written."""
     from .mixing import MixConfig, Mixer
 
     info = json.loads((folder / "live.json").read_text())
     workers, capacity = info["workers"], info["capacity"]
     mixer, teacher = Mixer(MixConfig.from_dict(info["mix"])), Teacher(archive)
-    bins = info.get("teacher_bins", 0)
+    bins, first = info.get("teacher_bins", 0), info.get("first", 0)
     arrays = {k: np.load(folder / f"{k}.npy", mmap_mode="r+") for k in ("noisy", "clean", "teacher", "done") + (("teacher_bins",) if bins else ())}
     j = 0
     while stop is None or j < stop:
         i = w + workers * j
-        ex = mixer.example(i)
+        ex = mixer.example(first + i)
         slot = i % capacity
         arrays["noisy"][slot], arrays["clean"][slot] = ex["noisy"], ex["clean"]
         arrays["teacher"][slot], per_bin = teacher.labels(ex["noisy"], bins)
@@ -341,7 +346,7 @@ def _live_worker(folder: Path, w: int, stop: int | None = None, archive: Path = 
         arrays["done"][w] = j
 
 
-def live(folder: Path, mix: dict, capacity: int, workers: int, stop: int | None = None, archive: Path = ARCHIVE, log=print, bins: int = 0) -> None:
+def live(folder: Path, mix: dict, capacity: int, workers: int, stop: int | None = None, archive: Path = ARCHIVE, log=print, bins: int = 0, first: int = 0) -> None:
     """Create the ring and label into it with ``workers`` processes, until each has done ``stop``
     mixtures (None: until killed). The corpus is decoded once, before the workers fork. ``bins``:
     the per-bin gains too (``live_create``)."""
@@ -349,7 +354,7 @@ def live(folder: Path, mix: dict, capacity: int, workers: int, stop: int | None 
 
     from .mixing import MixConfig, warm
 
-    info = live_create(folder, mix, capacity, workers, archive, bins)
+    info = live_create(folder, mix, capacity, workers, archive, bins, first)
     t0 = time.time()
     warm(MixConfig.from_dict(mix), threads=workers)
     log(f"{folder}: {info['capacity']} slots, {workers} labelling workers" + (f", per-bin gains on {bins} bins" if bins else "") + f", corpus decoded in {time.time() - t0:.0f} s")
@@ -717,6 +722,7 @@ def main(argv=None) -> int:
     lv.add_argument("--capacity", type=int, help="ring slots (default: the recipe's live.capacity)")
     lv.add_argument("--stop", type=int, help="stop after this many mixtures per worker (default: run until killed)")
     lv.add_argument("--archive", type=Path, default=ARCHIVE, help="DeepFilterNet3_onnx.tar.gz")
+    lv.add_argument("--first", type=int, default=0, help="label mixtures from this index on (a sitting resumed on a fresh machine: past the ones it has drawn)")
     bd = sub.add_parser("bounds", help="what gains-only models could reach on the dev pairs")
     bd.add_argument("--dnsmos", action="store_true", help="also DNSMOS SIG/BAK/OVRL and the noise cut in pauses (slower)")
     sc = sub.add_parser("score", help="the same scores for gains-only training checkpoints")
@@ -790,7 +796,10 @@ def main(argv=None) -> int:
         if not args.archive.is_file():
             print(f"error: {args.archive}: DeepFilterNet3 archive not found", file=sys.stderr)
             return 2
-        live(args.out, mix, capacity, args.workers, args.stop, args.archive, bins=bins)
+        if args.first < 0:
+            print(f"error: --first {args.first}: a mixture index, must be >= 0", file=sys.stderr)
+            return 2
+        live(args.out, mix, capacity, args.workers, args.stop, args.archive, bins=bins, first=args.first)
         return 0
     try:
         mix = {**json.loads(args.config.read_text())["mix"], "seed": args.seed}

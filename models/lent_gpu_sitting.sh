@@ -20,7 +20,12 @@
 #
 # The live labelling runs in its own process session, so it outlives the call: a second call of
 # the same line on the still-warm machine (its ignored files persist between calls) resumes the
-# training checkpoint and keeps drawing from the same, still-growing ring.
+# training checkpoint and keeps drawing from the same, still-growing ring. The machine stays warm
+# only about 30 s after a call returns, so make the next call at once. If it went cold anyway (the
+# reply says warm: false; a fresh machine would start the recipe again from init_from), carry the
+# returned weights first: xz -1 -c FILES_AT/NAME.pt > .gpu/ckpt/NAME.pt.xz (dropping the init_from
+# one if space is short); the sitting then resumes from them with a fresh Adam, and its new ring
+# labels mixtures from step x batch on, none of which the earlier rings held.
 # The training checkpoint with its Adam state outgrows the 16 MiB a returned file may have, so the
 # weights alone go to $OUT (enough for init_from or export).
 set -euo pipefail
@@ -52,10 +57,19 @@ from models.distill import live_bins
 r = json.load(open(sys.argv[1]))
 print(min(r['live']['capacity'], int(sys.argv[2]) // 2 // (600 + 6 * live_bins(r) // 10)))" "$recipe" "$free_kb")
     # one BLAS/OpenMP thread per labelling process: 14 processes with 16 threads each crawled
+    # a sitting resumed on a fresh machine (its weights carried in .gpu/ckpt/NAME.pt.xz) labels
+    # from mixture step x batch on: past every mixture the earlier rings can have held
+    first=0
+    if [ -f "models/checkpoints/$name.pt" ]; then
+      first=$(python3 -c "
+import json, sys, torch
+ck = torch.load(sys.argv[1], weights_only=False, map_location='cpu')
+print(ck['step'] * json.load(open(sys.argv[2]))['batch_size'])" "models/checkpoints/$name.pt" "$recipe")
+    fi
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 setsid python3 -m models.distill live "$ring" --config "$recipe" --workers "$LIVE_WORKERS" --capacity "$capacity" \
-      --archive .gpu/DeepFilterNet3_onnx.tar.gz > /tmp/live_labeller.log 2>&1 < /dev/null &
+      --first "$first" --archive .gpu/DeepFilterNet3_onnx.tar.gz > /tmp/live_labeller.log 2>&1 < /dev/null &
     echo $! > /tmp/live_labeller.pid
-    echo "live labelling started: $LIVE_WORKERS workers, $capacity slots (free disk ${free_kb} kB)"
+    echo "live labelling started: $LIVE_WORKERS workers, $capacity slots, mixtures from $first on (free disk ${free_kb} kB)"
   fi
 fi
 status=0

@@ -180,6 +180,27 @@ def test_live_worker_labels_its_own_slots_as_the_mixer_and_teacher_say(tmp_path,
 
 @needs_teacher
 @needs_corpus
+def test_a_live_ring_started_at_first_labels_mixtures_from_there_into_the_same_slots(tmp_path, teacher):
+    """A sitting resumed on a fresh machine starts its ring past the mixtures it has drawn: with
+    ``first`` F, worker w labels mixtures F + w, F + w + W, ... into slots w, w + W, ..."""
+    from models.mixing import MixConfig, Mixer
+
+    mix = {"seconds": 0.5, "seed": 3}
+    info = distill.live_create(tmp_path, mix, capacity=4, workers=2, first=10)
+    assert info["first"] == 10 and json.loads((tmp_path / "live.json").read_text())["first"] == 10
+    distill._live_worker(tmp_path, 1, stop=2)
+    noisy = np.load(tmp_path / "noisy.npy")
+    mixer = Mixer(MixConfig.from_dict(mix))
+    for slot, i in ((1, 11), (3, 13)):
+        ex = mixer.example(i)["noisy"]
+        np.testing.assert_allclose(noisy[slot], ex, atol=2e-3 * max(1e-3, np.abs(ex).max()))
+    assert np.abs(noisy[1] - mixer.example(1)["noisy"]).max() > 1e-2  # not the ring's mixture 1
+    with pytest.raises(ValueError, match="first -1"):
+        distill.live_create(tmp_path / "other", mix, capacity=4, workers=2, first=-1)
+
+
+@needs_teacher
+@needs_corpus
 def test_a_live_ring_for_per_bin_gains_labels_them_with_the_band_gains_from_one_teacher_run(tmp_path, teacher):
     """A recipe whose loss has ``teacher_bins`` gets a ring whose slots also hold the teacher's
     per-bin gains on the net's ``bin_gains`` lowest bins, as ``bin_gains`` gives them; its live set
