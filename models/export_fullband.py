@@ -79,6 +79,19 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
             "snr_db": list(mix.snr_db),
         },
     }
+    if checkpoint.get("averaged_from"):  # python -m models.average: the mean of several runs' weights
+        t = fields["training"]
+        runs = []
+        for path in checkpoint["averaged_from"]:
+            run = torch.load(MODELS_DIR.parent / path, weights_only=False, map_location="cpu")
+            log = f"models/{Path(path).stem}.train.log"
+            runs.append({"checkpoint": path, "steps": int(run["step"]), "minutes": round(float(run.get("seconds", 0.0)) / 60, 1)}
+                        | ({"log": log} if (MODELS_DIR.parent / log).is_file() else {}))
+        t["averaged_from"] = runs
+        t["steps"] = sum(r["steps"] for r in runs)
+        t["examples"] = t["steps"] * int(cfg["batch_size"])
+        t["hours_of_audio"] = round(t["examples"] * mix.seconds / 3600, 1)
+        t["minutes"] = round(sum(r["minutes"] for r in runs), 1)
     if cfg.get("init_from"):
         fields["training"]["init_from"] = cfg["init_from"]
     if cfg.get("loss"):
