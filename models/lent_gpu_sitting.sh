@@ -17,6 +17,7 @@
 #     bash models/lent_gpu_sitting.sh models/configs/noisenil_fb_gpu.json 7.5
 #     LIVE_WORKERS=14 bash models/lent_gpu_sitting.sh models/configs/noisenil_fb_gpu_live.json 8
 #     LIVE_WORKERS=14 bash models/lent_gpu_sitting.sh models/configs/noisenil_fb_gpu_bins.json 8   # per-bin head; its ring labels per-bin gains too
+#     LIVE_WORKERS=14 bash models/lent_gpu_sitting.sh models/configs/noisenil_fb_gpu_gru2.json 8   # the shipped GRU net (start: .gpu/ckpt/noisenil_fb_gpu_gru_soup.pt.xz)
 #
 # The live labelling runs in its own process session, so it outlives the call: a second call of
 # the same line on the still-warm machine (its ignored files persist between calls) resumes the

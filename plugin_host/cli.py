@@ -347,6 +347,10 @@ def cmd_eval(args) -> int:
 
     names = [*DENOISERS.names(), RNNOISE] if args.model == ["all"] else args.model
     manifests = {n: DENOISERS.get(n) for n in names if n not in (AUTO, RNNOISE, BANDLIMIT)}
+    for flag, path in (("--out", args.out), ("--chart", args.chart)):  # checked before any scoring
+        if path and not Path(path).parent.is_dir():
+            print(f"error: {flag} {path}: the folder {Path(path).parent} does not exist", file=sys.stderr)
+            return EXIT_USAGE
 
     if args.set == CLEAN_FULLBAND:
         unused = [flag for flag, on in (("--chart", args.chart), ("--write-manifest", args.write_manifest), ("--fast", args.fast), ("--paired", args.paired)) if on]
@@ -383,7 +387,7 @@ def cmd_eval(args) -> int:
         table += "\n\n" + paired_table(results, reference)
     print(table)
     if args.out:
-        Path(args.out).write_text(table + "\n\n" + results["noisy (input)"]["set"] + "\n", encoding="utf-8")
+        _write_text_atomically(Path(args.out), table + "\n\n" + results["noisy (input)"]["set"] + "\n")
     if args.chart:
         print(f"chart: {chart(results, Path(args.chart))}")
     return EXIT_OK
@@ -405,11 +409,15 @@ def _eval_clean_fullband(args, names: list[str]) -> int:
     text = table + f"\n\nclean full-band speech: {len(clips)} dev-split voices (44.1 kHz and up), no noise, 48 kHz\n"
     print(text, end="")
     if args.out:
-        out = Path(args.out)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out)
+        _write_text_atomically(Path(args.out), text)
     return EXIT_OK
+
+
+def _write_text_atomically(out: Path, text: str) -> None:
+    """A table file: written beside its place and renamed there, so a failed run leaves the old one whole."""
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
 
 
 def build_parser() -> argparse.ArgumentParser:

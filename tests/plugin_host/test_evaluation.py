@@ -151,6 +151,14 @@ def test_eval_on_a_set_of_your_own(tmp_path, capsys):
     text = out.read_text()
     assert "| wiener" in text and "noisy (input)" in text
     assert "2 pairs (clean/ + noisy/), measured SNR 0 to 10 dB" in text
+    assert not list(tmp_path.glob(".*.tmp"))  # written beside its place, then renamed there
+    # an --out or --chart into a folder that does not exist: one line before any scoring, exit 2
+    capsys.readouterr()
+    for flag in ("--out", "--chart"):
+        bad = tmp_path / "none" / "x.md"
+        assert main(["eval", "--set", str(tmp_path / "set"), "--model", "wiener", "--fast", flag, str(bad)]) == 2
+        assert capsys.readouterr().err == f"error: {flag} {bad}: the folder {bad.parent} does not exist\n"
+    assert out.read_text() == text
     # a clean file without its noisy twin: one line naming it, exit 2
     (tmp_path / "set" / "noisy" / "take1.wav").unlink()
     capsys.readouterr()
