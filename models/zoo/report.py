@@ -32,6 +32,22 @@ def _rows(text: str) -> tuple[list[str], list[str], str]:
     return summary, per_snr, description
 
 
+def _catalogue_cells(name: str) -> list[str] | None:
+    """Parameters, latency and mode of a third-party model that is not installed here, from the
+    catalogue ``noisenil models add`` installs it by (its STFT and lookahead give the latency)."""
+    from plugin_host.thirdparty import CATALOGUE
+
+    entry = next((u for u in CATALOGUE if u.name == name and u.manifest), None)
+    if entry is None:
+        return None
+    m = entry.manifest
+    if "latency_samples" in m:
+        samples = m["latency_samples"]
+    else:
+        samples = m["stft"]["n_fft"] - m["stft"]["hop_length"] + m.get("lookahead_frames", 0) * m["stft"]["hop_length"]
+    return ["-", f"{1000 * samples / m['sample_rate']:.0f}", "streaming" if m.get("streaming", True) else "offline"]
+
+
 def _complete(row: str) -> str:
     cells = row.strip().strip("|").split(" | ")
     cells = [c.strip() for c in cells]
@@ -45,7 +61,7 @@ def _complete(row: str) -> str:
             params = m.raw.get("parameters")
             extra = [f"{params:,d}" if isinstance(params, int) else "-", f"{m.latency_ms:.0f}", "streaming" if m.streaming else "offline"]
         except Exception:  # rnnoise (not a manifest) or a model not installed here
-            pass
+            extra = _catalogue_cells(name) or extra
         cells += extra
     return "| " + " | ".join(cells) + " |"
 

@@ -32,6 +32,21 @@ def test_merge_keeps_first_rows_and_fills_new_columns(tmp_path):
     assert "dev: 2 pairs, test" in text
 
 
+def test_merge_fills_a_third_party_models_columns_from_the_catalogue(tmp_path, monkeypatch):
+    """A third-party row from an old table, with the model not installed here: its latency and mode
+    come from the catalogue ``noisenil models add`` installs by (GTCRN: 512-sample frames, hop 256,
+    at 16 kHz: 16 ms; DeepFilterNet3: 960/480 at 48 kHz with 2 frames of lookahead: 30 ms)."""
+    monkeypatch.setenv("NOISENIL_HOME", str(tmp_path / "home"))  # nothing installed
+    a = tmp_path / "a.md"
+    a.write_text(table([NOISY + " |", "| gtcrn | 1.96 | 0.882 | 12.75 | +6.74 | 3.20 | 3.76 | 2.82 | 21.6 | 0.1115 |",
+                        "| deepfilternet3 | 2.22 | 0.891 | 13.65 | +7.64 | 3.33 | 3.93 | 3.01 | 30.7 | 0.1581 |", "| rnnoise | 1.71 | 0.861 | 9.22 | +3.22 | 3.26 | 3.80 | 2.88 | 29.5 | 0.0398 |"],
+                       ["| noisy (input) | 0.02 / 1.17 |", "| gtcrn | 8.94 / 1.65 |", "| deepfilternet3 | 10.29 / 2.04 |", "| rnnoise | 6.48 / 1.42 |"], new=False))
+    rows = {r.split(" | ")[0][2:]: r.strip(" |").split(" | ") for r in merge([a]).splitlines() if r.startswith("| ") and "model" not in r and " / " not in r}
+    assert rows["gtcrn"][-3:] == ["-", "16", "streaming"]
+    assert rows["deepfilternet3"][-3:] == ["-", "30", "streaming"]
+    assert rows["rnnoise"][-3:] == ["-", "-", "-"]  # not a catalogued model
+
+
 def test_merge_refuses_tables_of_different_pairs(tmp_path):
     a, b = tmp_path / "a.md", tmp_path / "b.md"
     a.write_text(table([NOISY + " | - | - | - |"], ["| noisy (input) | 0.02 / 1.17 |"]))
