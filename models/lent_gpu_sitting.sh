@@ -57,7 +57,6 @@ import json, sys
 from models.distill import live_bins
 r = json.load(open(sys.argv[1]))
 print(min(r['live']['capacity'], int(sys.argv[2]) // 2 // (600 + 6 * live_bins(r) // 10)))" "$recipe" "$free_kb")
-    # one BLAS/OpenMP thread per labelling process: 14 processes with 16 threads each crawled
     # a sitting resumed on a fresh machine (its weights carried in .gpu/ckpt/NAME.pt.xz) labels
     # from mixture step x batch on: past every mixture the earlier rings can have held
     first=0
@@ -67,6 +66,7 @@ import json, sys, torch
 ck = torch.load(sys.argv[1], weights_only=False, map_location='cpu')
 print(ck['step'] * json.load(open(sys.argv[2]))['batch_size'])" "models/checkpoints/$name.pt" "$recipe")
     fi
+    # one BLAS/OpenMP thread per labelling process: 14 processes with 16 threads each crawled
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 setsid python3 -m models.distill live "$ring" --config "$recipe" --workers "$LIVE_WORKERS" --capacity "$capacity" \
       --first "$first" --archive .gpu/DeepFilterNet3_onnx.tar.gz > /tmp/live_labeller.log 2>&1 < /dev/null &
     echo $! > /tmp/live_labeller.pid
