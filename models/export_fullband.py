@@ -49,6 +49,7 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
             + (" refined by a convolution along frequency" if net.bin_conv else "")
             + (", with each band's and low bin's level above its running noise floor as inputs" if net.noise_floor else "")
             + (f", and a {net.gru_units}-unit GRU after the convolutions" if net.gru_units else "")
+            + (", with the low band's autocorrelation at pitch periods of 2.5-16.7 ms as harmonicity inputs" if net.pitch else "")
             + ". 48 kHz, 20 ms frames, 10 ms hop, "
             + (f"{10 * (1 + net.lookahead)} ms latency ({net.lookahead} frame{'s' if net.lookahead > 1 else ''} of lookahead)" if net.lookahead else "10 ms latency, no lookahead")
             + ". See models/noisenil_fb.md."
@@ -63,6 +64,7 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
             "bin_conv": net.bin_conv,
             "noise_floor": net.noise_floor,
             "gru": net.gru_units,
+            "pitch": net.pitch,
             "deep_filter": {"bins": net.df_bins, "order": net.df_order, "lookahead": 0},
             "macs_per_frame": fullband.count_macs_per_frame(net),
             "macs_per_second": fullband.count_macs_per_frame(net) * fullband.SAMPLE_RATE // fullband.HOP,

@@ -15,9 +15,9 @@ from tests.conftest import SHARED_DATA  # noqa: E402
 TINY = {"channels": 16, "dilations": [1, 2, 4], "kernel": 3, "bands": 32, "df_bins": 96, "df_order": 3}
 
 
-def _net(seed=0, df=True, lookahead=0, logmag=0, bins=0, hidden=0, conv=0, floor=False, gru=0):
+def _net(seed=0, df=True, lookahead=0, logmag=0, bins=0, hidden=0, conv=0, floor=False, gru=0, pitch=False):
     torch.manual_seed(seed)
-    net = fullband.FullBandNet(**TINY, lookahead=lookahead, logmag_bins=logmag, bin_gains=bins, bin_hidden=hidden, bin_conv=conv, noise_floor=floor, gru=gru)
+    net = fullband.FullBandNet(**TINY, lookahead=lookahead, logmag_bins=logmag, bin_gains=bins, bin_hidden=hidden, bin_conv=conv, noise_floor=floor, gru=gru, pitch=pitch)
     if df:  # the deep filter head starts at zero; give it something to do
         torch.nn.init.normal_(net.df_head.weight, std=0.05)
     if bins:  # so does the bin head
@@ -46,17 +46,30 @@ def test_stft_matches_the_engine_and_inverts():
 
 
 @pytest.mark.parametrize(
-    ("logmag", "bins", "hidden", "conv", "floor", "gru"),
-    [(0, 0, 0, 0, False, 0), (40, 0, 0, 0, False, 0), (40, 24, 0, 0, False, 0), (40, 24, 32, 0, False, 0), (40, 24, 32, 8, False, 0), (0, 0, 0, 0, True, 0), (40, 24, 32, 8, True, 0), (0, 0, 0, 0, False, 12), (40, 24, 32, 8, True, 12)],
+    ("logmag", "bins", "hidden", "conv", "floor", "gru", "pitch"),
+    [
+        (0, 0, 0, 0, False, 0, False),
+        (40, 0, 0, 0, False, 0, False),
+        (40, 24, 0, 0, False, 0, False),
+        (40, 24, 32, 0, False, 0, False),
+        (40, 24, 32, 8, False, 0, False),
+        (0, 0, 0, 0, True, 0, False),
+        (40, 24, 32, 8, True, 0, False),
+        (0, 0, 0, 0, False, 12, False),
+        (40, 24, 32, 8, True, 12, False),
+        (0, 0, 0, 0, False, 0, True),
+        (40, 24, 32, 8, True, 12, True),
+    ],
 )
 @pytest.mark.parametrize("lookahead", [0, 1, 2])
 @pytest.mark.parametrize("df", [True, False])
-def test_streaming_step_equals_the_training_graph(lookahead, df, logmag, bins, hidden, conv, floor, gru):
+def test_streaming_step_equals_the_training_graph(lookahead, df, logmag, bins, hidden, conv, floor, gru, pitch):
     """Frame by frame with explicit states, the step gives the whole-clip graph's output; with
     lookahead L, L frames later (the first L outputs are silence: no frame is ready yet); with
     per-bin log magnitudes as extra inputs, per-bin gains on the lowest bins, a convolution
-    along frequency over them, the noise-floor inputs and a recurrent layer, too."""
-    net = _net(df=df, lookahead=lookahead, logmag=logmag, bins=bins, hidden=hidden, conv=conv, floor=floor, gru=gru)
+    along frequency over them, the noise-floor inputs, a recurrent layer and the harmonicity
+    inputs, too."""
+    net = _net(df=df, lookahead=lookahead, logmag=logmag, bins=bins, hidden=hidden, conv=conv, floor=floor, gru=gru, pitch=pitch)
     if df:
         net.deep_filter = True
     else:
@@ -68,7 +81,7 @@ def test_streaming_step_equals_the_training_graph(lookahead, df, logmag, bins, h
         o_re, o_im, _ = net.forward_sequence(re, im)
         step = fullband.FullBandStep(net)
         states = step.initial_states()
-        assert len(states) == len(net.state_specs()) == 3 + len(TINY["dilations"]) + (2 if lookahead else 0) + (2 if floor else 0) + (1 if gru else 0)
+        assert len(states) == len(net.state_specs()) == 3 + len(TINY["dilations"]) + (2 if lookahead else 0) + (2 if floor else 0) + (1 if gru else 0) + (2 if pitch else 0)
         outs = []
         for t in range(re.shape[1]):
             y, *states = step(torch.stack([re[:, t], im[:, t]], 1), *states)
@@ -601,3 +614,57 @@ def test_a_training_run_exports_over_the_shipped_model_only_when_this_recipe_mad
     shipped.write_text("{not json")
     assert train.export_dir_after_training(cfg, tmp_path) == tmp_path / "candidates" / "noisenil_fb_cpu_try"
     assert train.export_dir_after_training({"name": "other"}, tmp_path) == tmp_path  # no model of that name ships
+
+
+def test_harmonicity_inputs_peak_at_the_pitch_period_of_a_voiced_sound_and_stay_low_for_noise():
+    """A 150 Hz pulse train (harmonics to 4.75 kHz, as a voiced vowel) reads a correlation near 1
+    at its period (80 samples at 12 kHz: lag index 50) and at twice it, and low half a period
+    away; white noise reads low at every lag; silence reads 0. They are the last PITCH_LAGS inputs."""
+    net = fullband.FullBandNet(**TINY, pitch=True)
+    assert net.input_channels == 32 + 2 * 96 + fullband.PITCH_LAGS
+    t = np.arange(48000) / 48000
+    voiced = sum(np.cos(2 * np.pi * 150 * h * t) for h in range(1, 30)) * 0.01
+    noise = np.random.default_rng(0).standard_normal(48000) * 0.05
+    feats = []
+    for x in (voiced, noise, np.zeros(48000)):
+        spec = fullband.stft(torch.from_numpy(x.astype(np.float32))[None])
+        with torch.no_grad():
+            feats.append(net.features_sequence(spec.real.contiguous(), spec.imag.contiguous())[0, -fullband.PITCH_LAGS :, 20:].numpy())
+    v, n, z = feats
+    period = 80 - fullband.PITCH_MIN_LAG
+    assert float(v[period].min()) > 0.9 and float(v[period + 80].min()) > 0.85
+    assert float(v[period - 40].max()) < 0.0  # half a period: out of phase
+    assert float(np.abs(n).max()) < 0.5 and float(np.abs(n).mean()) < 0.1
+    assert float(np.abs(z).max()) == 0.0
+
+
+def test_a_grown_net_gains_harmonicity_inputs_as_the_same_function_and_they_learn(tmp_path):
+    """Appended to the shipped kind of net (per-bin head, frequency convolution, GRU), the
+    harmonicity inputs' weights start at zero (the same function), move in the first step, and a
+    gains-only export carries their two states and runs in the engine as the training graph does."""
+    from models.export_fullband import export
+
+    small = _net(df=False, logmag=40, bins=24, hidden=32, conv=8, gru=12)
+    net = fullband.FullBandNet(**TINY, logmag_bins=40, bin_gains=24, bin_hidden=32, bin_conv=8, gru=12, pitch=True)
+    x = _grow_and_compare(small, net)
+    new = fullband.PITCH_LAGS
+    assert float(net.inp.weight[:, -new:].abs().max()) == 0.0
+    assert float(net.bin_head[0].weight[:, -new:].abs().max()) == 0.0
+    train.losses(net, x, x * 0.5, {"mag": 1.0, "cplx": 1.0, "gain": 0.2})["total"].backward()
+    assert float(net.inp.weight.grad[:, -new:].abs().max()) > 0
+    assert float(net.bin_head[0].weight.grad[:, -new:].abs().max()) > 0
+    with torch.no_grad():
+        net.inp.weight[:, -new:].normal_(std=0.3)  # so that the export's output depends on them
+    net.eval()
+    cfg = {"name": "fb_pitch", "net": {**TINY, "deep_filter": False, "logmag_bins": 40, "bin_gains": 24, "bin_hidden": 32, "bin_conv": 8, "gru": 12, "pitch": True}, "mix": {"seconds": 1.0}, "batch_size": 2, "export_deep_filter": False}
+    torch.save({"model": net.state_dict(), "step": 3, "seconds": 1.0}, tmp_path / "ck.pt")
+    export(cfg, tmp_path / "ck.pt", tmp_path)
+    manifest = json.loads((tmp_path / "fb_pitch.json").read_text())
+    shapes = {s["input"]: s["shape"] for s in manifest["states"]}
+    assert shapes["pitch_ola_in"] == [1, 120] and shapes["pitch_hist_in"] == [1, 320] and manifest["architecture"]["pitch"] is True
+    y, ref = _engine_and_graph(tmp_path / "fb_pitch.json", net, seed=5)
+    n = len(ref) - 960
+    np.testing.assert_allclose(y[:n], ref[:n], atol=1e-5)
+    assert float(np.abs(ref[:n]).max()) > 1e-3
+    with pytest.raises(ValueError, match="cannot shrink the inputs"):
+        fullband.grow_state_dict(small, net.state_dict())
