@@ -545,6 +545,7 @@ def score_checkpoints(
     split: str = "dev",
     dnsmos: bool = False,
     without_bin_head: bool = False,
+    without_pitch: bool = False,
 ) -> dict:
     """The same scores for gains-only checkpoints of ``models.train`` (to choose which to export).
     ``gain_exponents`` other than 1 also score each with its band gains raised to that power
@@ -553,12 +554,23 @@ def score_checkpoints(
     ``releases`` other than 0 with RNNoise's limit on how fast gains fall (g_t >= alpha g_{t-1}).
     Tune such settings on ``split="train"``, not on the dev pairs that the figures come from.
     ``without_bin_head``: also each checkpoint with ``bin_gains`` scored with its bin head's output
-    at zero (its band gains alone): what the per-bin head adds."""
+    at zero (its band gains alone): what the per-bin head adds. ``without_pitch``: also each
+    checkpoint with harmonicity inputs scored with those inputs at zero (the weights reading them
+    zeroed): how much the trained net leans on them."""
     import torch
+
+    from . import fullband
 
     fns = {}
     for path in paths:
         net, ck = _gains_only_net(path)
+        if without_pitch and net.pitch:
+            off = copy.deepcopy(net)
+            with torch.no_grad():
+                off.inp.weight[:, -fullband.PITCH_LAGS :] = 0.0
+                if off.bin_gains:
+                    off.bin_head[0].weight[:, -fullband.PITCH_LAGS :] = 0.0
+            fns[f"{Path(path).name} (step {ck['step']}) without its harmonicity inputs"] = lambda p, spec, clean, off=off: _student_gains(off, spec)
         if without_bin_head and net.bin_gains:
             off = copy.deepcopy(net)
             with torch.no_grad():
@@ -733,6 +745,7 @@ def main(argv=None) -> int:
     sc.add_argument("--split", choices=("dev", "train"), default="dev", help="train: the same recipe from the train split, to tune settings without the dev pairs")
     sc.add_argument("--dnsmos", action="store_true", help="also DNSMOS SIG/BAK/OVRL and the noise cut in pauses (slower)")
     sc.add_argument("--without-bin-head", action="store_true", help="also score each checkpoint with per-bin gains with its bin head at zero (its band gains alone)")
+    sc.add_argument("--without-pitch", action="store_true", help="also score each checkpoint with harmonicity inputs (net 'pitch') with them at zero: how much it leans on them")
     lo = sub.add_parser("losses", help="the recipe's own loss terms of checkpoints on 32 dev-split mixtures")
     lo.add_argument("checkpoints", type=Path, nargs="+")
     gp = sub.add_parser("gap", help="which ERB bands a gains-only checkpoint loses to the teacher in")
@@ -772,7 +785,7 @@ def main(argv=None) -> int:
             if any(not 0.0 <= r < 1.0 for r in args.release):
                 print(f"error: --release {args.release}: each must lie in [0, 1)", file=sys.stderr)
                 return 2
-            score_checkpoints(args.checkpoints, gain_exponents=tuple(args.gain_exponent), post_filters=tuple(args.post_filter), releases=tuple(args.release), split=args.split, dnsmos=args.dnsmos, without_bin_head=args.without_bin_head)
+            score_checkpoints(args.checkpoints, gain_exponents=tuple(args.gain_exponent), post_filters=tuple(args.post_filter), releases=tuple(args.release), split=args.split, dnsmos=args.dnsmos, without_bin_head=args.without_bin_head, without_pitch=args.without_pitch)
         else:
             recipe_losses(args.checkpoints)
         return 0

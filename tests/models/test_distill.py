@@ -470,3 +470,35 @@ def test_score_without_the_bin_head_scores_the_band_gains_alone(tmp_path, monkey
     seen.clear()
     distill.score_checkpoints([tmp_path / "c.pt"], without_bin_head=False)
     assert sorted(seen) == ["c.pt (step 3)"]  # the row without the head only when asked
+
+
+def test_score_without_pitch_scores_the_net_with_its_harmonicity_inputs_at_zero(tmp_path, monkeypatch):
+    """``score --without-pitch`` adds, for a checkpoint with harmonicity inputs, a row from the same
+    net with the weights that read them at zero: the function of the net it was grown from."""
+    torch = pytest.importorskip("torch", reason="needs torch")
+    from models import fullband
+
+    net_cfg = {"channels": 16, "dilations": [1, 2], "bin_gains": 24, "bin_hidden": 8, "deep_filter": False}
+    torch.manual_seed(0)
+    base = fullband.FullBandNet(**net_cfg)
+    torch.nn.init.normal_(base.bin_head[-1].weight, std=0.5)
+    net = fullband.FullBandNet(**net_cfg, pitch=True)
+    net.load_state_dict(fullband.grow_state_dict(net, base.state_dict()))
+    with torch.no_grad():  # as if trained: both readers of the new inputs moved
+        net.inp.weight[:, -fullband.PITCH_LAGS :].normal_(std=0.5)
+        net.bin_head[0].weight[:, -fullband.PITCH_LAGS :].normal_(std=0.5)
+    torch.save({"model": net.state_dict(), "config": {"net": {**net_cfg, "pitch": True}}, "step": 5}, tmp_path / "p.pt")
+    seen = {}
+    monkeypatch.setattr(distill, "_score_gains", lambda fns, log, split, dnsmos: seen.update(fns))
+    distill.score_checkpoints([tmp_path / "p.pt"], without_pitch=True)
+    assert sorted(seen) == ["p.pt (step 5)", "p.pt (step 5) without its harmonicity inputs"]
+    t = torch.arange(24000) / 48000
+    spec = fullband.stft((0.05 * torch.sign(torch.sin(2 * torch.pi * 150 * t)) + 0.01 * torch.randn(24000))[None])
+    with torch.no_grad():
+        want = base.forward_sequence(spec.real.contiguous(), spec.imag.contiguous(), with_bins=True)[3]
+        off, on = seen["p.pt (step 5) without its harmonicity inputs"](None, spec, None), seen["p.pt (step 5)"](None, spec, None)
+    torch.testing.assert_close(off, want, rtol=0, atol=1e-6)
+    assert float((on - off).abs().max()) > 0.01
+    seen.clear()
+    distill.score_checkpoints([tmp_path / "p.pt"])
+    assert sorted(seen) == ["p.pt (step 5)"]
