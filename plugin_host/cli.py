@@ -332,6 +332,7 @@ def cmd_eval(args) -> int:
     from .evaluation import (
         BANDLIMIT,
         CLEAN_FULLBAND,
+        NOISY,
         RNNOISE,
         build_dev_set,
         chart,
@@ -360,8 +361,8 @@ def cmd_eval(args) -> int:
         return _eval_clean_fullband(args, names)
     reference = None
     if args.paired:  # checked before any scoring
-        reference = "noisy (input)" if args.paired in ("noisy", "noisy (input)") else args.paired
-        if reference != "noisy (input)" and reference not in names:
+        reference = NOISY if args.paired in ("noisy", NOISY) else args.paired
+        if reference != NOISY and reference not in names:
             print(f"error: --paired {args.paired!r}: not among the models to score ({', '.join(names)}) nor 'noisy'; name it in --model too", file=sys.stderr)
             return EXIT_USAGE
     if args.set == "dev":
@@ -371,7 +372,7 @@ def cmd_eval(args) -> int:
         pairs = load_pair_set(Path(args.set))
         description = pair_set_description(Path(args.set), pairs)
     metrics = not args.fast
-    results = {"noisy (input)": evaluate(lambda: None, pairs, metrics, description)}
+    results = {NOISY: evaluate(lambda: None, pairs, metrics, description)}
     for name in names:
         results[name] = evaluate(_effect_factory(name), pairs, metrics, description)
         if name in manifests:
@@ -387,7 +388,7 @@ def cmd_eval(args) -> int:
         table += "\n\n" + paired_table(results, reference)
     print(table)
     if args.out:
-        _write_text_atomically(Path(args.out), table + "\n\n" + results["noisy (input)"]["set"] + "\n")
+        _write_text_atomically(Path(args.out), table + "\n\n" + results[NOISY]["set"] + "\n")
     if args.chart:
         print(f"chart: {chart(results, Path(args.chart))}")
     return EXIT_OK

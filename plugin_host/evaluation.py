@@ -26,6 +26,7 @@ from .errors import NoiseNilError
 EVAL_RATE = 48000
 METRIC_RATE = 16000  # PESQ-WB, STOI and DNSMOS are defined at 16 kHz
 RNNOISE = "rnnoise"
+NOISY = "noisy (input)"  # the row of the unprocessed input in every table (and --paired noisy)
 BANDLIMIT = "noisy_at_16k"  # baseline: the input through 16 kHz and back (what 16 kHz models get for free)
 SNRS_DB = (-5.0, 0.0, 5.0, 10.0, 20.0)
 CLIP_SECONDS = 6.0

@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from plugin_host.evaluation import NOISY
+
 COLUMNS = 13
 
 
@@ -78,7 +80,7 @@ def merge(files: list[Path]) -> str:
             head_snr = lines[0] if lines else None
         for row, srow in zip(rows, snr_rows):
             name = row.split(" | ")[0][2:].strip()
-            if name == "noisy (input)":
+            if name == NOISY:
                 core = " | ".join(row.split(" | ")[1:9])
                 if noisy is None:
                     noisy = core
