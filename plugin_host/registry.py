@@ -123,13 +123,20 @@ class Manifest:
     def latency_samples(self) -> int:
         """Algorithmic latency at the model's rate: the STFT overlap plus the lookahead (or the
         manifest's own ``latency_samples``, for models that are not framed by an STFT)."""
-        if "latency_samples" in self.raw:
-            return int(self.raw["latency_samples"])
-        return self.n_fft - self.hop_length + self.lookahead_frames * self.hop_length
+        return manifest_latency_samples(self.raw)
 
     @property
     def latency_ms(self) -> float:
         return 1000.0 * self.latency_samples / self.sample_rate
+
+
+def manifest_latency_samples(data: dict) -> int:
+    """Algorithmic latency of a manifest's raw dict, in samples at its rate: its own
+    ``latency_samples`` when it has one, else the STFT overlap plus the lookahead."""
+    if "latency_samples" in data:
+        return int(data["latency_samples"])
+    stft = data["stft"]
+    return stft["n_fft"] - stft["hop_length"] + int(data.get("lookahead_frames", 0)) * stft["hop_length"]
 
 
 def _need(data: dict, key: str, where: Path):

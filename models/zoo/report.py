@@ -42,11 +42,10 @@ def _catalogue_cells(name: str) -> list[str] | None:
     entry = next((u for u in CATALOGUE if u.name == name and u.manifest), None)
     if entry is None:
         return None
+    from plugin_host.registry import manifest_latency_samples
+
     m = entry.manifest
-    if "latency_samples" in m:
-        samples = m["latency_samples"]
-    else:
-        samples = m["stft"]["n_fft"] - m["stft"]["hop_length"] + m.get("lookahead_frames", 0) * m["stft"]["hop_length"]
+    samples = manifest_latency_samples(m)
     return ["-", f"{1000 * samples / m['sample_rate']:.0f}", "streaming" if m.get("streaming", True) else "offline"]
 
 
