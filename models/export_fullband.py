@@ -110,7 +110,7 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
     if cfg.get("live"):
         c = cfg["live"]
         fields["training"]["distillation"] = (
-            f"{teacher} on fresh mixtures (seed {c['seed']}) that worker processes label beside the training into a ring of "
+            f"{teacher} on fresh mixtures (seed {c['seed']}) that worker processes label, before or beside the training, into a ring of "
             f"up to {c['capacity']} (python -m models.distill live; counts in the log); the clean-speech losses stay. "
             "Not bit-reproducible: which mixtures a step draws depends on labelling speed"
         )
