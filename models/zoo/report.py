@@ -37,13 +37,12 @@ def _rows(text: str) -> tuple[list[str], list[str], str]:
 def _catalogue_cells(name: str) -> list[str] | None:
     """Parameters, latency and mode of a third-party model that is not installed here, from the
     catalogue ``noisenil models add`` installs it by (its STFT and lookahead give the latency)."""
+    from plugin_host.registry import manifest_latency_samples
     from plugin_host.thirdparty import CATALOGUE
 
     entry = next((u for u in CATALOGUE if u.name == name and u.manifest), None)
     if entry is None:
         return None
-    from plugin_host.registry import manifest_latency_samples
-
     m = entry.manifest
     samples = manifest_latency_samples(m)
     return ["-", f"{1000 * samples / m['sample_rate']:.0f}", "streaming" if m.get("streaming", True) else "offline"]
