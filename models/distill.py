@@ -472,6 +472,11 @@ def _score_gains(gain_fns: dict, log=print, split: str = "dev", dnsmos: bool = F
         snrs = sorted({r["snr"] for r in rows})
         result[k] = {**mean(rows, keys), "per_snr_db": {snr: mean([r for r in rows if r["snr"] == snr]) for snr in snrs}}
         per_snr = " | ".join(f"{snr:g} dB: {v['pesq_wb']:.2f} / {v['si_sdr_db']:.2f}" for snr, v in result[k]["per_snr_db"].items())
+        if dnsmos:  # the same rows' DNSMOS per input SNR: where a model costs SIG or leaves BAK
+            result[k]["per_snr_dnsmos"] = {snr: mean([r for r in rows if r["snr"] == snr], ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")) for snr in snrs}
+            per_snr += "; SIG / BAK / OVRL: " + " | ".join(
+                f"{snr:g} dB: {v['dnsmos_sig']:.2f} / {v['dnsmos_bak']:.2f} / {v['dnsmos_ovrl']:.2f}" for snr, v in result[k]["per_snr_dnsmos"].items()
+            )
         extra = (
             f"  SIG {result[k]['dnsmos_sig']:.2f}  BAK {result[k]['dnsmos_bak']:.2f}  OVRL {result[k]['dnsmos_ovrl']:.2f}  pauses -{result[k]['pause_db']:.1f} dB"
             if dnsmos
@@ -479,6 +484,10 @@ def _score_gains(gain_fns: dict, log=print, split: str = "dev", dnsmos: bool = F
         )
         log(f"{k:28s} PESQ-WB {result[k]['pesq_wb']:.2f}  SI-SDR {result[k]['si_sdr_db']:.2f} dB{extra}  (per input SNR, PESQ-WB / SI-SDR: {per_snr})")
     return result
+
+
+INPUT_ROW = "the noisy input"
+TEACHER_ROW = "deepfilternet3 projected on the bands"
 
 
 def _student_gains(net, spec):
@@ -546,6 +555,8 @@ def score_checkpoints(
     dnsmos: bool = False,
     without_bin_head: bool = False,
     without_pitch: bool = False,
+    with_input: bool = False,
+    with_teacher: bool = False,
 ) -> dict:
     """The same scores for gains-only checkpoints of ``models.train`` (to choose which to export).
     ``gain_exponents`` other than 1 also score each with its band gains raised to that power
@@ -556,12 +567,19 @@ def score_checkpoints(
     ``without_bin_head``: also each checkpoint with ``bin_gains`` scored with its bin head's output
     at zero (its band gains alone): what the per-bin head adds. ``without_pitch``: also each
     checkpoint with harmonicity inputs scored with those inputs at zero (the weights reading them
-    zeroed): how much the trained net leans on them."""
+    zeroed): how much the trained net leans on them. ``with_input`` adds a row for the noisy input
+    itself (unit gains) and ``with_teacher`` one for DeepFilterNet3's output projected on the ERB
+    bands (the band teacher term's target), the two ends a checkpoint sits between."""
     import torch
 
     from . import fullband
 
     fns = {}
+    if with_input:
+        fns[INPUT_ROW] = lambda p, spec, clean: torch.ones(spec.shape, dtype=torch.float32)
+    if with_teacher:
+        teacher, expand = Teacher(), fullband.erb_matrices(fullband.erb_widths(bands=BANDS))[1]
+        fns[TEACHER_ROW] = lambda p, spec, clean: _teacher_gains(teacher, p, spec) @ expand
     for path in paths:
         net, ck = _gains_only_net(path)
         if without_pitch and net.pitch:
@@ -746,6 +764,8 @@ def main(argv=None) -> int:
     sc.add_argument("--dnsmos", action="store_true", help="also DNSMOS SIG/BAK/OVRL and the noise cut in pauses (slower)")
     sc.add_argument("--without-bin-head", action="store_true", help="also score each checkpoint with per-bin gains with its bin head at zero (its band gains alone)")
     sc.add_argument("--without-pitch", action="store_true", help="also score each checkpoint with harmonicity inputs (net 'pitch') with them at zero: how much it leans on them")
+    sc.add_argument("--with-input", action="store_true", help="also a row for the noisy input itself (unit gains)")
+    sc.add_argument("--with-teacher", action="store_true", help="also a row for DeepFilterNet3's output projected on the ERB bands (the band teacher term's target)")
     lo = sub.add_parser("losses", help="the recipe's own loss terms of checkpoints on 32 dev-split mixtures")
     lo.add_argument("checkpoints", type=Path, nargs="+")
     gp = sub.add_parser("gap", help="which ERB bands a gains-only checkpoint loses to the teacher in")
@@ -785,7 +805,7 @@ def main(argv=None) -> int:
             if any(not 0.0 <= r < 1.0 for r in args.release):
                 print(f"error: --release {args.release}: each must lie in [0, 1)", file=sys.stderr)
                 return 2
-            score_checkpoints(args.checkpoints, gain_exponents=tuple(args.gain_exponent), post_filters=tuple(args.post_filter), releases=tuple(args.release), split=args.split, dnsmos=args.dnsmos, without_bin_head=args.without_bin_head, without_pitch=args.without_pitch)
+            score_checkpoints(args.checkpoints, gain_exponents=tuple(args.gain_exponent), post_filters=tuple(args.post_filter), releases=tuple(args.release), split=args.split, dnsmos=args.dnsmos, without_bin_head=args.without_bin_head, without_pitch=args.without_pitch, with_input=args.with_input, with_teacher=args.with_teacher)
         else:
             recipe_losses(args.checkpoints)
         return 0

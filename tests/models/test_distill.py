@@ -88,7 +88,7 @@ def test_cache_is_deterministic_and_matches_the_mixer(tmp_path):
     order = [cached.index(i) for i in range(6)]
     assert sorted(order[:3]) == [0, 1, 2] and sorted(order[3:]) == [0, 1, 2]  # each epoch once through
     assert order == [distill.CachedSet(a, seed=0).index(i) for i in range(6)]
-    noisy, clean, gains = cached[4]
+    noisy, _clean, gains = cached[4]
     assert noisy.dtype == np.float32 and gains.shape == (100, 32)
 
 
@@ -502,3 +502,51 @@ def test_score_without_pitch_scores_the_net_with_its_harmonicity_inputs_at_zero(
     seen.clear()
     distill.score_checkpoints([tmp_path / "p.pt"])
     assert sorted(seen) == ["p.pt (step 5)"]
+
+
+def test_score_with_input_and_teacher_rows_and_dnsmos_per_input_snr(tmp_path, monkeypatch):
+    """``score --with-input --with-teacher``: a row of unit gains (the noisy input) and one of
+    DeepFilterNet3's projected band gains beside the checkpoint's; with DNSMOS each row also carries
+    SIG / BAK / OVRL per input SNR, the means of that SNR's pairs."""
+    torch = pytest.importorskip("torch", reason="needs torch")
+    pytest.importorskip("speechmos", reason="needs the eval extra")
+    from models import fullband
+    from plugin_host import evaluation
+
+    net_cfg = {"channels": 16, "dilations": [1, 2], "deep_filter": False}
+    torch.manual_seed(0)
+    torch.save({"model": fullband.FullBandNet(**net_cfg).state_dict(), "config": {"net": net_cfg}, "step": 2}, tmp_path / "s.pt")
+    rng = np.random.default_rng(1)
+    t = np.arange(48000) / 48000
+    clean = (0.1 * np.sin(2 * np.pi * 180 * t) * (t > 0.3)).astype(np.float32)
+    pairs = [
+        evaluation.Pair(clean=clean, noisy=(clean + a * rng.standard_normal(len(t))).astype(np.float32), snr_db=snr, speech="tone", noise="white")
+        for a, snr in ((0.05, 0.0), (0.005, 20.0), (0.004, 20.0))
+    ]
+    monkeypatch.setattr(evaluation, "build_dev_set", lambda **kw: pairs)
+    seen = {}
+    real = distill._score_gains
+
+    def spy(fns, log, split, dnsmos):
+        seen.update(fns)
+        return real(fns, log=lambda *a: None, split=split, dnsmos=dnsmos)
+
+    monkeypatch.setattr(distill, "_score_gains", spy)
+    out = distill.score_checkpoints([tmp_path / "s.pt"], dnsmos=True, with_input=True, with_teacher=True)
+    assert sorted(seen) == sorted([distill.INPUT_ROW, distill.TEACHER_ROW, "s.pt (step 2)"])
+    spec = fullband.stft(torch.from_numpy(pairs[0].noisy)[None])
+    assert float((seen[distill.INPUT_ROW](pairs[0], spec, None) - 1).abs().max()) == 0.0
+    g = seen[distill.TEACHER_ROW](pairs[0], spec, None)
+    assert g.shape == spec.shape and 0.0 <= float(g.min()) and float(g.max()) <= 1.0 + 1e-6
+    assert float(g.std()) > 0.01  # the teacher's gains vary over time and bands
+    row = out[distill.INPUT_ROW]
+    assert sorted(row["per_snr_dnsmos"]) == [0.0, 20.0]
+    for key in ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"):
+        per = row["per_snr_dnsmos"]
+        assert row[key] == pytest.approx((per[0.0][key] + 2 * per[20.0][key]) / 3, abs=0.011)  # pair-weighted, rounded to 0.01
+    assert row["per_snr_dnsmos"][20.0]["dnsmos_bak"] > row["per_snr_dnsmos"][0.0]["dnsmos_bak"]  # less noise, higher BAK
+    assert distill.main(["score", str(tmp_path / "nope.pt"), "--with-input"]) == 2
+    flags = {}
+    monkeypatch.setattr(distill, "score_checkpoints", lambda paths, **kw: flags.update(kw))
+    assert distill.main(["score", str(tmp_path / "s.pt"), "--with-input", "--with-teacher", "--dnsmos"]) == 0
+    assert flags["with_input"] and flags["with_teacher"] and flags["dnsmos"]
