@@ -550,3 +550,23 @@ def test_score_with_input_and_teacher_rows_and_dnsmos_per_input_snr(tmp_path, mo
     monkeypatch.setattr(distill, "score_checkpoints", lambda paths, **kw: flags.update(kw))
     assert distill.main(["score", str(tmp_path / "s.pt"), "--with-input", "--with-teacher", "--dnsmos"]) == 0
     assert flags["with_input"] and flags["with_teacher"] and flags["dnsmos"]
+
+
+def test_a_labelling_worker_computes_on_one_thread():
+    """Each labelling worker pins torch's OpenMP pool and the BLAS pools to one thread: with their
+    defaults (a thread per core in every worker) 2 workers on 2 cores labelled 2.5 times slower."""
+    pytest.importorskip("torch")
+    import subprocess
+    import sys
+
+    code = (
+        "import json, torch\n"
+        "from threadpoolctl import threadpool_info\n"
+        "from models import distill\n"
+        "torch.set_num_threads(2); before = torch.get_num_threads()\n"
+        "distill._one_thread()\n"
+        "print(json.dumps([before, torch.get_num_threads(), sorted({p['num_threads'] for p in threadpool_info()})]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    before, after, pools = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (before, after, pools) == (2, 1, [1])
