@@ -159,12 +159,20 @@ class Teacher:
 def _one_thread() -> None:
     """A labelling worker computes on one core: torch's OpenMP pool and the BLAS pools set to one
     thread. With their defaults (a thread per core) in every worker, 2 workers on 2 cores
-    oversubscribed them and labelled 9.5 mixtures a second instead of 23."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(1)
-    threadpool_limits(1)
+    oversubscribed them and labelled 9.5 mixtures a second instead of 23. Without torch (a
+    labeller of band gains only needs none) or threadpoolctl, what is there is pinned."""
+    try:
+        import torch
+    except ImportError:
+        pass
+    else:
+        torch.set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        pass
+    else:
+        threadpool_limits(1)
 
 
 def _build_part(args):
