@@ -106,6 +106,30 @@ def test_gains_alone_can_only_attenuate():
     assert torch.all((o_re**2 + o_im**2) <= spec.abs() ** 2 * (1 + 1e-5) + 1e-12)
 
 
+@pytest.mark.parametrize("bins", [0, 24])
+def test_gains_only_training_skips_the_zero_filter_with_the_same_output_and_gradients(bins):
+    """With the deep filter off the training graph leaves the frozen zero filter out: its output
+    and every parameter's gradient equal the graph that runs the zero filter."""
+    net = _net(df=False, logmag=40 if bins else 0, bins=bins, gru=12)
+    net.switch_off_deep_filter()
+    spec = fullband.stft(torch.from_numpy(np.random.default_rng(3).standard_normal((2, 24000)).astype(np.float32) * 0.05))
+    re, im = spec.real.contiguous(), spec.imag.contiguous()
+    outs, grads = [], []
+    for filter_on in (False, True):
+        net.zero_grad()
+        net.deep_filter = filter_on  # the head stays zero and frozen: the graph with the filter's arithmetic
+        o_re, o_im, gains = net.forward_sequence(re, im)
+        (o_re.square().mean() + o_im.abs().mean() + gains.mean()).backward()
+        outs.append((o_re.detach(), o_im.detach()))
+        grads.append({k: p.grad.clone() for k, p in net.named_parameters() if p.grad is not None})
+    assert float(net.df_head.weight.abs().max()) == 0.0 and "df_head.weight" not in grads[0]
+    for a, b in zip(outs[0], outs[1]):
+        assert float((a - b).abs().max()) <= 1e-6 * float(b.abs().max())
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
+    for k in grads[0]:
+        assert float((grads[0][k] - grads[1][k]).abs().max()) <= 1e-5 * (float(grads[1][k].abs().max()) + 1e-12), k
+
+
 def _engine_and_graph(manifest, net, seed):
     """A random clip rendered by the engine (no torch) from ``manifest``, and the training graph's
     output for it, cut to the engine's alignment: (engine, reference)."""
