@@ -42,7 +42,12 @@ def main(argv=None) -> int:
     recipe = json.loads(args.config.read_text())
     net = fullband.FullBandNet(**{**recipe["net"], "deep_filter": False})
     net.train()
-    x = torch.from_numpy(np.random.default_rng(0).standard_normal((args.batch, round(args.seconds * 48000))).astype(np.float32) * 0.05)
+    x = torch.from_numpy(
+        np.random.default_rng(0)
+        .standard_normal((args.batch, round(args.seconds * 48000)))
+        .astype(np.float32)
+        * 0.05
+    )
     spec = fullband.stft(x)
     re, im = spec.real.contiguous(), spec.imag.contiguous()
 
@@ -61,12 +66,18 @@ def main(argv=None) -> int:
     for _ in range(args.rounds):
         for k in (True, False):
             times[k].append(step(k))
-    print(f"{args.config.name}: batch {args.batch} x {args.seconds:g} s, {args.threads} threads, {args.rounds} rounds, {platform.processor() or platform.machine()}, torch {torch.__version__}\n")
-    print("| training graph | best (ms/step) | median (ms/step) | median ratio to before |")
+    print(
+        f"{args.config.name}: batch {args.batch} x {args.seconds:g} s, {args.threads} threads, {args.rounds} rounds, {platform.processor() or platform.machine()}, torch {torch.__version__}\n"
+    )
+    print(
+        "| training graph | best (ms/step) | median (ms/step) | median ratio to before |"
+    )
     print("|---|---|---|---|")
     base = float(np.median(times[True]))
     for k in (True, False):
-        print(f"| {names[k]} | {min(times[k]):.0f} | {np.median(times[k]):.0f} | {np.median(times[k]) / base:.3f} |")
+        print(
+            f"| {names[k]} | {min(times[k]):.0f} | {np.median(times[k]):.0f} | {np.median(times[k]) / base:.3f} |"
+        )
     return 0
 
 
