@@ -71,8 +71,10 @@ def accumulate(net, noisy: np.ndarray, target_low: np.ndarray, weight_exponent: 
         spec = fullband.stft(torch.from_numpy(np.asarray(noisy[s : s + batch], np.float32)))
         re, im = spec.real.contiguous(), spec.imag.contiguous()
         with torch.no_grad():
-            h = net.hidden_sequence(net.features_sequence(re, im))
-            g = (net.heads(h)[0] @ net.erb_expand)[..., :nb].numpy()
+            feat = net.features_sequence(re, im)
+            h = net.hidden_sequence(feat)
+            # the gains the net applies: with a per-bin head, those (not the band gains expanded)
+            g = (net.per_bin_gains(h, feat) if net.bin_gains else net.heads(h)[0] @ net.erb_expand)[..., :nb].numpy()
         x = spec[..., :nb].numpy()
         t = x.shape[1]
         r = (np.asarray(target_low[s : s + batch])[:, :t] - g * x).reshape(-1, nb)
