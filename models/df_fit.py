@@ -73,8 +73,7 @@ def accumulate(net, noisy: np.ndarray, target_low: np.ndarray, weight_exponent: 
         with torch.no_grad():
             feat = net.features_sequence(re, im)
             h = net.hidden_sequence(feat)
-            # the gains the net applies: with a per-bin head, those (not the band gains expanded)
-            g = (net.per_bin_gains(h, feat) if net.bin_gains else net.heads(h)[0] @ net.erb_expand)[..., :nb].numpy()
+            g = net.per_bin_gains(h, feat)[..., :nb].numpy()  # the gains the net applies, its per-bin head's too
         x = spec[..., :nb].numpy()
         t = x.shape[1]
         r = (np.asarray(target_low[s : s + batch])[:, :t] - g * x).reshape(-1, nb)

@@ -360,6 +360,7 @@ class FullBandNet(nn.Module):
         """(B, channels, T) trunk output and (B, C_in, T) features of the same frames -> gains (B, T, F)
         for every bin: the band gains expanded, with the lowest ``bin_gains`` bins' logits moved by
         the bin head (sigmoid(band logit + bin logit): in [0, 1], the band gain where the head is 0).
+        Without a bin head, exactly the band gains expanded (each bin lies in one band).
         ``band_logits``: the gain head's output (B, T, bands) when the caller has it already."""
         if band_logits is None:
             band_logits = self.gain_head(h).transpose(1, 2)
@@ -404,7 +405,7 @@ class FullBandNet(nn.Module):
         h = self.hidden_sequence(feat)
         band_logits = self.gain_head(h).transpose(1, 2)
         gains = torch.sigmoid(band_logits)
-        applied = self.per_bin_gains(h, feat, band_logits) if self.bin_gains else gains @ self.erb_expand
+        applied = self.per_bin_gains(h, feat, band_logits)
         if self.deep_filter:
             coefs = self.df_head(h).transpose(1, 2)
             low_re, low_im = re[..., : self.df_bins], im[..., : self.df_bins]
