@@ -50,6 +50,7 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
             + (", with each band's and low bin's level above its running noise floor as inputs" if net.noise_floor else "")
             + (f", and a {net.gru_units}-unit GRU after the convolutions" if net.gru_units else "")
             + (", with the low band's autocorrelation at pitch periods of 2.5-16.7 ms as harmonicity inputs" if net.pitch else "")
+            + (f", and a context head over the {net.bin_gains} lowest bins' log magnitudes in the last {net.bin_context} frames" if net.bin_context else "")
             + ". 48 kHz, 20 ms frames, 10 ms hop, "
             + (f"{10 * (1 + net.lookahead)} ms latency ({net.lookahead} frame{'s' if net.lookahead > 1 else ''} of lookahead)" if net.lookahead else "10 ms latency, no lookahead")
             + ". See models/noisenil_fb.md."
@@ -65,6 +66,8 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
             "noise_floor": net.noise_floor,
             "gru": net.gru_units,
             "pitch": net.pitch,
+            "bin_context": net.bin_context,
+            "bin_context_hidden": net.bin_context_hidden if net.bin_context else 0,
             "deep_filter": {"bins": net.df_bins, "order": net.df_order, "lookahead": 0},
             "macs_per_frame": fullband.count_macs_per_frame(net),
             "macs_per_second": fullband.count_macs_per_frame(net) * fullband.SAMPLE_RATE // fullband.HOP,
@@ -96,6 +99,15 @@ def fields_for(cfg: dict, net: fullband.FullBandNet, checkpoint: dict) -> dict:
         t["minutes"] = round(sum(r["minutes"] for r in runs), 1)
     if cfg.get("init_from"):
         fields["training"]["init_from"] = cfg["init_from"]
+    if checkpoint.get("context_steps"):  # python -m models.bin_context: the head trained alone on the frozen net
+        s = cfg["context_training"]
+        fields["training"]["context_head"] = {
+            "steps": int(checkpoint["context_steps"]),
+            "batch_size": int(s["batch_size"]),
+            "minutes": round(float(checkpoint.get("context_seconds", 0.0)) / 60, 1),
+            "loss": f"per-bin teacher gains + {s.get('ideal', 0.0)} x ideal per-bin gains (square-rooted MSE), output held at zero below bin {s.get('from_bin', 0)}",
+            "command": "python -m models.bin_context (see the recipe's purpose)",
+        }
     if cfg.get("loss"):
         fields["training"]["loss_weights"] = dict(cfg["loss"])
     teacher = (

@@ -38,6 +38,7 @@ N_FFT = 960
 HOP = 480
 N_BINS = N_FFT // 2 + 1
 NORM_ALPHA = math.exp(-HOP / (SAMPLE_RATE * 1.0))  # 1 s time constant
+LOGIT_CLIP = math.log((1 - 1e-6) / 1e-6)  # logits read by the context head: those of gains in [1e-6, 1 - 1e-6]
 # Start values of the two running means (band power in dB of the unscaled STFT, low-bin magnitude):
 # about a quiet room's level, so the first second after a reset is neither loud nor silent.
 ERB_INIT_DB = -40.0
@@ -185,7 +186,7 @@ def grow_state_dict(net: FullBandNet, old: dict) -> dict:
 
 
 class FullBandNet(nn.Module):
-    def __init__(self, channels: int = 128, dilations=(1, 2, 4, 8, 16, 32, 64, 1), kernel: int = 3, bands: int = 32, df_bins: int = 96, df_order: int = 3, deep_filter: bool = True, lookahead: int = 0, logmag_bins: int = 0, bin_gains: int = 0, bin_hidden: int = 0, bin_conv: int = 0, noise_floor: bool = False, gru: int = 0, pitch: bool = False):
+    def __init__(self, channels: int = 128, dilations=(1, 2, 4, 8, 16, 32, 64, 1), kernel: int = 3, bands: int = 32, df_bins: int = 96, df_order: int = 3, deep_filter: bool = True, lookahead: int = 0, logmag_bins: int = 0, bin_gains: int = 0, bin_hidden: int = 0, bin_conv: int = 0, noise_floor: bool = False, gru: int = 0, pitch: bool = False, bin_context: int = 0, bin_context_hidden: int = 256):
         super().__init__()
         if lookahead not in (0, 1, 2):
             raise ValueError(f"lookahead {lookahead!r} not in [0, 1, 2] (frames of 10 ms)")
@@ -198,6 +199,14 @@ class FullBandNet(nn.Module):
         self.bin_gains, self.bin_hidden, self.bin_conv = int(bin_gains), int(bin_hidden), int(bin_conv)
         if self.bin_conv and not (self.bin_gains and self.logmag_bins >= self.bin_gains):
             raise ValueError(f"bin_conv {bin_conv!r} needs bin_gains > 0 and logmag_bins >= bin_gains (it reads each bin's log magnitude); got bin_gains {bin_gains!r}, logmag_bins {logmag_bins!r}")
+        self.bin_context, self.bin_context_hidden = int(bin_context), int(bin_context_hidden)
+        if self.bin_context == 1 or self.bin_context < 0:
+            raise ValueError(f"bin_context {bin_context!r} must be 0 (none) or >= 2 (frames of context, this one included)")
+        if self.bin_context and not (self.bin_gains and self.logmag_bins >= self.bin_gains and self.bin_context_hidden > 0 and not lookahead):
+            raise ValueError(
+                f"bin_context {bin_context!r} needs bin_gains > 0, logmag_bins >= bin_gains, bin_context_hidden > 0 and no lookahead; "
+                f"got bin_gains {bin_gains!r}, logmag_bins {logmag_bins!r}, bin_context_hidden {bin_context_hidden!r}, lookahead {lookahead!r}"
+            )
         self.deep_filter = bool(deep_filter)
         self.noise_floor = bool(noise_floor)
         self.pitch = bool(pitch)
@@ -257,6 +266,20 @@ class FullBandNet(nn.Module):
             self.bin_freq = nn.Sequential(nn.Conv1d(self.bin_freq_inputs, c, 7, padding=3), nn.PReLU(c), nn.Conv1d(c, c, 5, padding=2), nn.PReLU(c), nn.Conv1d(c, 1, 1))
             nn.init.zeros_(self.bin_freq[-1].weight)
             nn.init.zeros_(self.bin_freq[-1].bias)
+        if self.bin_context:
+            # a context head over the low bins: each bin's log magnitude in this frame and the
+            # ``bin_context - 1`` before it (a causal convolution along time, 96 bins in), with
+            # the bins' logits so far and the trunk's output, through one hidden layer, moves each
+            # low bin's logit once more. The trunk squeezes every input into its 128 channels, so
+            # the per-bin pattern over the last frames (a harmonic that persists, a trough that
+            # stays empty) reaches the gains only through this head; zero at the start
+            n, c = self.bin_gains, self.bin_context_hidden
+            self.ctx_time = nn.Conv1d(n, c, self.bin_context)
+            self.ctx_now = nn.Conv1d(n + channels, c, 1, bias=False)
+            self.ctx_mid = nn.Conv1d(c, c, 1)
+            self.ctx_out = nn.Conv1d(c, n, 1)
+            nn.init.zeros_(self.ctx_out.weight)
+            nn.init.zeros_(self.ctx_out.bias)
         if not self.deep_filter:
             self.switch_off_deep_filter()
 
@@ -356,12 +379,15 @@ class FullBandNet(nn.Module):
     def trunk_sequence(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.heads(self.hidden_sequence(feat))
 
-    def per_bin_gains(self, h: torch.Tensor, feat: torch.Tensor, band_logits: torch.Tensor | None = None) -> torch.Tensor:
+    def per_bin_gains(self, h: torch.Tensor, feat: torch.Tensor, band_logits: torch.Tensor | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
         """(B, channels, T) trunk output and (B, C_in, T) features of the same frames -> gains (B, T, F)
         for every bin: the band gains expanded, with the lowest ``bin_gains`` bins' logits moved by
         the bin head (sigmoid(band logit + bin logit): in [0, 1], the band gain where the head is 0).
         Without a bin head, exactly the band gains expanded (each bin lies in one band).
-        ``band_logits``: the gain head's output (B, T, bands) when the caller has it already."""
+        ``band_logits``: the gain head's output (B, T, bands) when the caller has it already.
+        ``context``: with ``bin_context``, the low bins' log magnitudes of the frames before
+        ``feat``'s first (B, bin_gains, bin_context - 1), as the streaming step carries them;
+        None: zeros (the features' running means, as before the first frame)."""
         if band_logits is None:
             band_logits = self.gain_head(h).transpose(1, 2)
         logits = band_logits @ self.erb_expand
@@ -378,8 +404,27 @@ class FullBandNet(nn.Module):
                     chans.append(feat[:, off : off + n].transpose(1, 2))
                 x = torch.stack(chans, -2)
                 low = low + self.bin_freq(x.reshape(-1, len(chans), n)).reshape(low.shape)
+            if self.bin_context:
+                low = low + self.context_logits(h, self.context_window(feat, context), low)
             logits = torch.cat([low, logits[..., n:]], -1)
         return torch.sigmoid(logits)
+
+    def context_window(self, feat: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C_in, T) features -> (B, bin_gains, bin_context - 1 + T): the low bins' log
+        magnitudes after ``context`` (the frames before; None: zeros)."""
+        n, off = self.bin_gains, self.bands + 2 * self.df_bins
+        logmag = feat[:, off : off + n]
+        if context is None:
+            return F.pad(logmag, (self.bin_context - 1, 0))
+        return torch.cat([context, logmag], -1)
+
+    def context_logits(self, h: torch.Tensor, window: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
+        """The context head's logits (B, T, bin_gains) from the trunk (B, channels, T), the log
+        magnitude window (``context_window``) and the low bins' logits so far (B, T, bin_gains),
+        read clipped to +-LOGIT_CLIP."""
+        now = torch.cat([low.clamp(-LOGIT_CLIP, LOGIT_CLIP).transpose(1, 2), h], 1)
+        z = torch.relu(self.ctx_time(window) + self.ctx_now(now))
+        return self.ctx_out(torch.relu(self.ctx_mid(z))).transpose(1, 2)
 
     def apply(self, re, im, gains, coefs, hist_re, hist_im):
         """Enhanced spectrum of one frame or a sequence.
@@ -443,6 +488,8 @@ class FullBandNet(nn.Module):
         if self.pitch:  # the 12 kHz low-band signal: the half frame still to overlap-add, and the completed past
             specs.append({"input": "pitch_ola_in", "output": "pitch_ola_out", "shape": [1, PITCH_SEG], "init": 0.0})
             specs.append({"input": "pitch_hist_in", "output": "pitch_hist_out", "shape": [1, PITCH_HIST], "init": 0.0})
+        if self.bin_context:  # the low bins' log magnitudes of the last bin_context - 1 frames
+            specs.append({"input": "bin_ctx_in", "output": "bin_ctx_out", "shape": [1, self.bin_gains, self.bin_context - 1], "init": 0.0})
         return specs
 
 
@@ -465,6 +512,8 @@ class FullBandStep(nn.Module):
         gru_in = rest[k] if n.gru_units else None
         k += 1 if n.gru_units else 0
         pitch_in = rest[k : k + (2 if n.pitch else 0)]
+        k += len(pitch_in)
+        ctx_in = rest[k] if n.bin_context else None
         re, im = x[:, 0], x[:, 1]  # (1, F)
         band_db = n._band_db(re, im)
         erb_mean = band_db * (1 - NORM_ALPHA) + erb_mean * NORM_ALPHA
@@ -511,20 +560,23 @@ class FullBandStep(nn.Module):
             out, hidden = n.gru(h.transpose(1, 2), gru_in)
             h = h + n.gru_proj(out.transpose(1, 2))
             gru_state = [hidden]
+        ctx_state = []
+        if n.bin_context:
+            ctx_state = [n.context_window(feat_now, ctx_in)[..., 1:]]
         if n.bin_gains:
-            g = n.per_bin_gains(h, feat_now)[:, 0]  # (1, F)
+            g = n.per_bin_gains(h, feat_now, context=ctx_in)[:, 0]  # (1, F)
         else:
             g = torch.sigmoid(n.gain_head(h))[..., 0] @ n.erb_expand  # (1, bands) -> (1, F)
         if not n.deep_filter:
             # gains only: the zeroed head and the filter's arithmetic are left out of the graph (a
             # zero filter adds nothing); the history state passes through unchanged
-            return (torch.stack([g * re, g * im], 1), erb_mean, unit, df_hist + 0.0, *new_states, *look, *floor_state, *gru_state, *pitch_state)
+            return (torch.stack([g * re, g * im], 1), erb_mean, unit, df_hist + 0.0, *new_states, *look, *floor_state, *gru_state, *pitch_state, *ctx_state)
         coefs = n.df_head(h)[..., 0]
         hist_re = torch.cat([low_re.unsqueeze(1), df_hist[:, 0]], 1)  # (1, order, df_bins)
         hist_im = torch.cat([low_im.unsqueeze(1), df_hist[:, 1]], 1)
         out_re, out_im = n.apply(re, im, g, coefs, hist_re, hist_im)
         new_hist = torch.stack([hist_re[:, :-1], hist_im[:, :-1]], 1)
-        return (torch.stack([out_re, out_im], 1), erb_mean, unit, new_hist, *new_states, *look, *floor_state, *gru_state, *pitch_state)
+        return (torch.stack([out_re, out_im], 1), erb_mean, unit, new_hist, *new_states, *look, *floor_state, *gru_state, *pitch_state, *ctx_state)
 
     def initial_states(self) -> list[torch.Tensor]:
         return [torch.full(spec["shape"], float(spec["init"])) for spec in self.net.state_specs()]
@@ -611,6 +663,9 @@ def count_macs_per_frame(net: FullBandNet) -> int:
         macs += 3 * (net.channels * u + u * u) + u * net.channels
     if net.pitch:  # the low bins to 12 kHz samples, then the correlation and the two energies' sums
         macs += 2 * net.df_bins * 2 * PITCH_SEG + (PITCH_MAX_LAG + 1) * PITCH_WIN + PITCH_WIN + PITCH_MAX_LAG
+    if net.bin_context:  # the context head: the time convolution, the frame's logits and trunk, the hidden and output layers
+        n, c = net.bin_gains, net.bin_context_hidden
+        macs += n * net.bin_context * c + (n + net.channels) * c + c * c + c * n
     return int(macs)
 
 

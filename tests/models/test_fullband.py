@@ -45,6 +45,23 @@ def test_stft_matches_the_engine_and_inverts():
     np.testing.assert_allclose(y[480:48000].numpy(), x[: 48000 - 480].numpy(), atol=1e-5)
 
 
+def _step_and_graph(net, seed):
+    """A random half-second clip's spectrum through the streaming step frame by frame (T, 2, F)
+    and through the whole-clip graph (re, im: (1, T, F))."""
+    x = torch.from_numpy(np.random.default_rng(seed).standard_normal((1, 24000)).astype(np.float32) * 0.05)
+    spec = fullband.stft(x)
+    re, im = spec.real.contiguous(), spec.imag.contiguous()
+    with torch.no_grad():
+        o_re, o_im, _ = net.forward_sequence(re, im)
+        step = fullband.FullBandStep(net)
+        states = step.initial_states()
+        outs = []
+        for t in range(re.shape[1]):
+            y, *states = step(torch.stack([re[:, t], im[:, t]], 1), *states)
+            outs.append(y[0])
+    return torch.stack(outs), o_re, o_im
+
+
 @pytest.mark.parametrize(
     ("logmag", "bins", "hidden", "conv", "floor", "gru", "pitch"),
     [
@@ -74,19 +91,8 @@ def test_streaming_step_equals_the_training_graph(lookahead, df, logmag, bins, h
         net.deep_filter = True
     else:
         net.switch_off_deep_filter()
-    x = torch.from_numpy(np.random.default_rng(1).standard_normal((1, 24000)).astype(np.float32) * 0.05)
-    spec = fullband.stft(x)
-    re, im = spec.real.contiguous(), spec.imag.contiguous()
-    with torch.no_grad():
-        o_re, o_im, _ = net.forward_sequence(re, im)
-        step = fullband.FullBandStep(net)
-        states = step.initial_states()
-        assert len(states) == len(net.state_specs()) == 3 + len(TINY["dilations"]) + (2 if lookahead else 0) + (2 if floor else 0) + (1 if gru else 0) + (2 if pitch else 0)
-        outs = []
-        for t in range(re.shape[1]):
-            y, *states = step(torch.stack([re[:, t], im[:, t]], 1), *states)
-            outs.append(y[0])
-    y = torch.stack(outs)
+    assert len(net.state_specs()) == 3 + len(TINY["dilations"]) + (2 if lookahead else 0) + (2 if floor else 0) + (1 if gru else 0) + (2 if pitch else 0)
+    y, o_re, o_im = _step_and_graph(net, seed=1)
     assert lookahead == 0 or float(y[:lookahead].abs().max()) == 0.0
     y = y[lookahead:]
     o_re, o_im = o_re[:, : len(y)], o_im[:, : len(y)]
@@ -692,3 +698,124 @@ def test_a_grown_net_gains_harmonicity_inputs_as_the_same_function_and_they_lear
     assert float(np.abs(ref[:n]).max()) > 1e-3
     with pytest.raises(ValueError, match="cannot shrink the inputs"):
         fullband.grow_state_dict(small, net.state_dict())
+
+
+CTX_NET = {**TINY, "logmag_bins": 40, "bin_gains": 24, "bin_hidden": 32, "bin_conv": 8, "gru": 12}
+
+
+@pytest.mark.parametrize("df", [True, False])
+def test_a_context_head_streams_as_the_training_graph_and_exports_to_the_engine(df, tmp_path):
+    """With ``bin_context`` the step carries the low bins' last log magnitudes as one more state and
+    gives the whole-clip graph's output frame by frame; a gains-only export lists that state and
+    the head's MACs, and the engine renders what the graph does."""
+    from models.export_fullband import export
+
+    torch.manual_seed(3)
+    net = fullband.FullBandNet(**CTX_NET, bin_context=4, bin_context_hidden=16)
+    for p in net.parameters():  # every head away from its zero start, so that the check means something
+        p.data.add_(torch.randn_like(p) * 0.05)
+    net.eval()
+    if not df:
+        net.switch_off_deep_filter()
+    assert net.state_specs()[-1] == {"input": "bin_ctx_in", "output": "bin_ctx_out", "shape": [1, 24, 3], "init": 0.0}
+    y, o_re, o_im = _step_and_graph(net, seed=2)
+    scale = float(o_re.abs().max())
+    assert float((y[:, 0] - o_re[0]).abs().max()) < 1e-5 * scale
+    assert float((y[:, 1] - o_im[0]).abs().max()) < 1e-5 * scale
+    if df:
+        return
+    cfg = {"name": "fb_ctx", "net": {**CTX_NET, "deep_filter": False, "bin_context": 4, "bin_context_hidden": 16}, "mix": {"seconds": 1.0}, "batch_size": 2, "export_deep_filter": False}
+    torch.save({"model": net.state_dict(), "step": 3, "seconds": 1.0}, tmp_path / "ck.pt")
+    export(cfg, tmp_path / "ck.pt", tmp_path)
+    manifest = json.loads((tmp_path / "fb_ctx.json").read_text())
+    assert manifest["architecture"]["bin_context"] == 4 and manifest["architecture"]["bin_context_hidden"] == 16
+    without = fullband.count_macs_per_frame(fullband.FullBandNet(**CTX_NET))
+    assert manifest["architecture"]["macs_per_frame"] - without == 24 * 4 * 16 + (24 + 16) * 16 + 16 * 16 + 16 * 24
+    y, ref = _engine_and_graph(tmp_path / "fb_ctx.json", net, seed=6)
+    n = len(ref) - 960
+    np.testing.assert_allclose(y[:n], ref[:n], atol=1e-5)
+    assert float(np.abs(ref[:n]).max()) > 1e-3
+
+
+def test_a_context_head_starts_at_zero_sees_exactly_its_frames_and_validates():
+    """Grown onto a net without it, the head starts at zero (the same function) and its output
+    layer moves in the first step; a gain depends on the log magnitudes of its own frame and the
+    ``bin_context - 1`` before it, not on older ones and not on later ones; bad settings are typed
+    errors that quote them."""
+    small = _net(df=False, logmag=40, bins=24, hidden=32, conv=8, gru=12)
+    net = fullband.FullBandNet(**CTX_NET, bin_context=4, bin_context_hidden=16)
+    x = _grow_and_compare(small, net)
+    train.losses(net, x, x * 0.5, {"mag": 1.0, "cplx": 1.0, "gain": 0.2})["total"].backward()
+    assert float(net.ctx_out.weight.grad.abs().max()) > 0
+    with torch.no_grad():
+        net.ctx_out.weight.normal_(std=0.5)
+        net.ctx_time.weight.normal_(std=0.5)
+    window = torch.zeros(1, 24, 3 + 10, requires_grad=True)  # 3 frames before, then 10 frames
+    h, low = torch.zeros(1, 16, 10), torch.zeros(1, 10, 24)
+    z = net.context_logits(h, window, low)
+    z[0, 5].sum().backward()  # frame 5: window columns 5 .. 8 (frames 2 .. 5)
+    reach = window.grad[0].abs().sum(0) > 0
+    assert reach.nonzero().flatten().tolist() == [5, 6, 7, 8]
+    for bad, match in (
+        ({"bin_context": 1}, "bin_context 1 must be 0"),
+        ({"bin_context": 4, "bin_gains": 0}, "needs bin_gains > 0"),
+        ({"bin_context": 4, "logmag_bins": 10}, "logmag_bins 10"),
+        ({"bin_context": 4, "lookahead": 1}, "lookahead 1"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            fullband.FullBandNet(**{**CTX_NET, "bin_conv": 0, **bad})
+
+
+def test_the_context_head_trains_alone_on_a_cache_of_the_frozen_net(tmp_path, monkeypatch):
+    """``models.bin_context``: the cache holds the frozen net's own low-bin logits (its gains, as
+    its graph computes them) and the ideal per-bin gains; training moves the head towards the
+    teacher's per-bin gains (its teacher term below the frozen net's), leaves the rest of the net
+    as it was and the bins below ``from_bin`` at the frozen net's gains, and writes a checkpoint
+    that export takes."""
+    from models import bin_context
+    from models.export_fullband import export
+
+    monkeypatch.setattr(bin_context, "REPO", tmp_path)
+    (tmp_path / "models" / "checkpoints").mkdir(parents=True)
+    small = _net(df=False, logmag=40, bins=24, hidden=32, conv=8, gru=12)
+    small.switch_off_deep_filter()
+    torch.save({"model": small.state_dict(), "step": 7, "seconds": 60.0}, tmp_path / "frozen.pt")
+    rng = np.random.default_rng(0)
+    ring = tmp_path / "ring"
+    ring.mkdir()
+    clean = (rng.standard_normal((12, 24000)) * 0.05).astype(np.float16)
+    noisy = (clean + rng.standard_normal((12, 24000)) * 0.02).astype(np.float16)
+    teacher = np.tile(np.linspace(0.1, 0.9, 24, dtype=np.float16), (12, 50, 1))  # a pattern along frequency to learn
+    for name, a in (("noisy", noisy), ("clean", clean), ("teacher_bins", teacher)):
+        np.save(ring / f"{name}.npy", a)
+    recipe = {
+        "name": "fb_ctx", "model": "fullband", "seed": 1, "init_from": "frozen.pt", "batch_size": 2, "threads": 1,
+        "net": {**CTX_NET, "deep_filter": False, "bin_context": 3, "bin_context_hidden": 16},
+        "mix": {"seconds": 0.5}, "export_deep_filter": False,
+        "context_training": {"steps": 150, "batch_size": 4, "learning_rate": 3e-3, "ideal": 0.2, "from_bin": 2, "val_examples": 4, "log_every": 1000},
+    }
+    bin_context.cache(recipe, ring, tmp_path / "c", examples=8, log=lambda *a: None)
+    bin_context.cache(recipe, ring, tmp_path / "v", examples=4, first=8, log=lambda *a: None)
+    logits = np.load(tmp_path / "c" / "logits.npy").astype(np.float32)
+    spec = fullband.stft(torch.from_numpy(noisy[:1].astype(np.float32)))
+    with torch.no_grad():
+        g = small.forward_sequence(spec.real.contiguous(), spec.imag.contiguous(), with_bins=True)[3][0, :50, :24]
+    np.testing.assert_allclose(logits[0], torch.logit(g.clamp(1e-6, 1 - 1e-6)).numpy(), atol=0.02)
+    ideal = np.load(tmp_path / "c" / "ideal_bins.npy").astype(np.float32)
+    assert 0.0 <= ideal.min() and ideal.max() <= 1.0 and ideal.mean() > 0.5  # SNR about +8 dB: mostly speech
+    path = bin_context.train(recipe, tmp_path / "c", tmp_path / "v", log=lambda *a: None)
+    ck = torch.load(path, weights_only=False)
+    assert ck["context_steps"] == 150 and ck["step"] == 7
+    net = fullband.FullBandNet(**recipe["net"])
+    net.load_state_dict(ck["model"])
+    for k, v in small.state_dict().items():
+        torch.testing.assert_close(net.state_dict()[k], v, rtol=0, atol=0)
+    assert float(net.ctx_out.weight[:2].abs().max()) == 0.0 and float(net.ctx_out.bias[:2].abs().max()) == 0.0
+    arrays = [torch.from_numpy(a[:8].astype(np.float32)) for a in bin_context._load(tmp_path / "c")]
+    with torch.no_grad():
+        _, after, _ = bin_context.head_loss(net, *arrays, ideal=0.2, from_bin=2)
+    before = bin_context._sqrt_mse(torch.sigmoid(arrays[1]), arrays[3])
+    assert float(after) < 0.7 * float(before)
+    export(recipe, path, tmp_path)
+    manifest = json.loads((tmp_path / "fb_ctx.json").read_text())
+    assert manifest["training"]["context_head"]["steps"] == 150 and manifest["training"]["steps"] == 7
