@@ -140,6 +140,9 @@ def train(recipe: dict, cache_dir: Path, val_dir: Path, minutes: float | None = 
     for k, p in net.named_parameters():
         p.requires_grad_(k.startswith("ctx_"))
     from_bin, ideal, batch, steps = int(s.get("from_bin", 0)), float(s.get("ideal", 0.0)), int(s["batch_size"]), int(s["steps"])
+    # the bins below from_bin: held at zero in training too, unless the recipe trains the head on
+    # them and only zeroes them in the written weights ("train_from_bin": 0)
+    train_from = int(s.get("train_from_bin", from_bin))
     opt = torch.optim.AdamW(params, lr=s["learning_rate"], weight_decay=s.get("weight_decay", 1e-4))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s["learning_rate"], total_steps=steps, pct_start=s.get("warmup", 0.03))
     data = _load(cache_dir)
@@ -159,7 +162,7 @@ def train(recipe: dict, cache_dir: Path, val_dir: Path, minutes: float | None = 
     for step in range(1, steps + 1):
         idx = np.sort(rng.choice(n, batch, replace=False))
         arrays = [torch.from_numpy(np.asarray(a[idx], np.float32)) for a in data]
-        loss, _, _ = head_loss(net, *arrays, ideal=ideal, from_bin=from_bin)
+        loss, _, _ = head_loss(net, *arrays, ideal=ideal, from_bin=train_from)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, s.get("clip_grad", 3.0))

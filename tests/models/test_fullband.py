@@ -766,12 +766,13 @@ def test_a_context_head_starts_at_zero_sees_exactly_its_frames_and_validates():
             fullband.FullBandNet(**{**CTX_NET, "bin_conv": 0, **bad})
 
 
-def test_the_context_head_trains_alone_on_a_cache_of_the_frozen_net(tmp_path, monkeypatch):
+@pytest.mark.parametrize("train_from_bin", [None, 0])
+def test_the_context_head_trains_alone_on_a_cache_of_the_frozen_net(tmp_path, monkeypatch, train_from_bin):
     """``models.bin_context``: the cache holds the frozen net's own low-bin logits (its gains, as
     its graph computes them) and the ideal per-bin gains; training moves the head towards the
     teacher's per-bin gains (its teacher term below the frozen net's), leaves the rest of the net
-    as it was and the bins below ``from_bin`` at the frozen net's gains, and writes a checkpoint
-    that export takes."""
+    as it was and the bins below ``from_bin`` at the frozen net's gains (also when it trained on
+    them, ``train_from_bin`` 0), and writes a checkpoint that export takes."""
     from models import bin_context
     from models.export_fullband import export
 
@@ -794,6 +795,8 @@ def test_the_context_head_trains_alone_on_a_cache_of_the_frozen_net(tmp_path, mo
         "mix": {"seconds": 0.5}, "export_deep_filter": False,
         "context_training": {"steps": 150, "batch_size": 4, "learning_rate": 3e-3, "ideal": 0.2, "from_bin": 2, "val_examples": 4, "log_every": 1000},
     }
+    if train_from_bin is not None:
+        recipe["context_training"]["train_from_bin"] = train_from_bin
     bin_context.cache(recipe, ring, tmp_path / "c", examples=8, log=lambda *a: None)
     bin_context.cache(recipe, ring, tmp_path / "v", examples=4, first=8, log=lambda *a: None)
     logits = np.load(tmp_path / "c" / "logits.npy").astype(np.float32)
