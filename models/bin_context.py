@@ -50,12 +50,11 @@ def _net_from_recipe(recipe: dict, with_context: bool):
     net_cfg = dict(recipe["net"])
     if not with_context:
         net_cfg["bin_context"] = 0
-    net = fullband.FullBandNet(**{**net_cfg, "deep_filter": False})
+    net = fullband.FullBandNet(**{**net_cfg, "deep_filter": False})  # gains only: the deep filter switched off
     ck = torch.load(REPO / recipe["init_from"], weights_only=False, map_location="cpu")
     missing, unexpected = net.load_state_dict(ck["model"], strict=False)
     if unexpected or any(not k.startswith("ctx_") for k in missing):
         raise ValueError(f"{recipe['init_from']}: does not fit the recipe's net (missing {missing}, unexpected {unexpected})")
-    net.switch_off_deep_filter()
     return net.eval(), ck
 
 
@@ -110,16 +109,12 @@ def _load(folder: Path, limit: int | None = None) -> list[np.ndarray]:
     return [np.load(Path(folder) / f"{k}.npy", mmap_mode="r")[:limit] for k in ARRAYS]
 
 
-def _sqrt_mse(gains, target):
-    import torch
-
-    return torch.nn.functional.mse_loss((gains + 1e-6).sqrt(), (target + 1e-6).sqrt())
-
-
 def head_loss(net, logmag, logits, trunk, teacher_bins, ideal_bins, ideal: float, from_bin: int) -> tuple:
     """(total, teacher term, ideal term) of the context head on cached (B, T, ...) arrays."""
     import torch
     import torch.nn.functional as F
+
+    from .train import _sqrt_mse
 
     window = F.pad(logmag.transpose(1, 2), (net.bin_context - 1, 0))
     z = net.context_logits(trunk.transpose(1, 2), window, logits)
@@ -133,6 +128,8 @@ def train(recipe: dict, cache_dir: Path, val_dir: Path, minutes: float | None = 
     """Train the context head of the recipe's net on a cache (the rest of the net frozen) and write
     the full checkpoint ``models/checkpoints/<name>.pt``."""
     import torch
+
+    from .train import _sqrt_mse
 
     s = recipe["context_training"]
     torch.manual_seed(recipe.get("seed", 0))

@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch", reason="needs torch (pip install -e '.[trai
 
 from models import bin_context, fullband
 from models.export_fullband import export
+from models.train import _sqrt_mse
 
 CTX_NET = {"channels": 16, "dilations": [1, 2, 4], "kernel": 3, "bands": 32, "df_bins": 96, "df_order": 3, "logmag_bins": 40, "bin_gains": 24, "bin_hidden": 32, "bin_conv": 8, "gru": 12}
 
@@ -70,7 +71,7 @@ def test_the_context_head_trains_alone_on_a_cache_of_the_frozen_net(tmp_path, mo
     arrays = [torch.from_numpy(a[:8].astype(np.float32)) for a in bin_context._load(tmp_path / "c")]
     with torch.no_grad():
         _, after, _ = bin_context.head_loss(net, *arrays, ideal=0.2, from_bin=2)
-    before = bin_context._sqrt_mse(torch.sigmoid(arrays[1]), arrays[3])
+    before = _sqrt_mse(torch.sigmoid(arrays[1]), arrays[3])
     assert float(after) < 0.7 * float(before)
     export(recipe, path, tmp_path)
     manifest = json.loads((tmp_path / "fb_ctx.json").read_text())
