@@ -37,6 +37,13 @@ def print_audio_devices() -> int:
     return 0
 
 
+def missing_gui_packages() -> list[str]:
+    """The 'gui' extra's packages that cannot be imported (``scripts/demo.sh`` installs the engine only)."""
+    import importlib.util
+
+    return [name for name in ("PySide6", "pyqtgraph", "platformdirs") if importlib.util.find_spec(name) is None]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="noisenil-gui", description="NoiseNil desktop app")
     parser.add_argument("files", nargs="*", help="recordings to open")
@@ -48,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.audio_devices:
         return print_audio_devices()
+    missing = missing_gui_packages()
+    if missing:
+        print(f"error: the app needs {', '.join(missing)}, which are not installed; install the 'gui' extra: pip install -e '.[gui]' (or: NOISENIL_EXTRAS=eval,gui bash scripts/setup.sh)", file=sys.stderr)
+        return 2
     log_path = setup_logging()
     log = logging.getLogger("noisenil.gui")
 

@@ -146,7 +146,7 @@ def cmd_render(args) -> int:
     done_seconds, n_done = 0.0, 0
     t0 = time.perf_counter()
     quiet = args.quiet
-    bar = tqdm(total=round(total, 1), unit="s", desc="total", disable=quiet, dynamic_ncols=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]")
+    bar = tqdm(total=total, unit="s", desc="total", disable=quiet or not todo, dynamic_ncols=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]")
     file_bars: dict[int, tqdm] = {}
     progress_at = {i: 0.0 for i in range(len(todo))}
 
@@ -155,11 +155,12 @@ def cmd_render(args) -> int:
             return
         fb = file_bars.get(index)
         if fb is None:
-            fb = file_bars[index] = tqdm(total=round(todo[index].seconds, 1), unit="s", desc=todo[index].src.name[:30], leave=False, position=len(file_bars) + 1, disable=quiet, dynamic_ncols=True, bar_format="  {desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s")
+            fb = file_bars[index] = tqdm(total=todo[index].seconds, unit="s", desc=todo[index].src.name[:30], leave=False, position=len(file_bars) + 1, disable=quiet, dynamic_ncols=True, bar_format="  {desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s")
         delta = seconds - progress_at[index]
         progress_at[index] = seconds
-        fb.update(round(delta, 3))
-        bar.update(round(delta, 3))
+        # the totals are the exact durations: a bar never passes 100 % (tqdm warns and shows a negative time left)
+        fb.update(max(0.0, min(delta, fb.total - fb.n)))
+        bar.update(max(0.0, min(delta, bar.total - bar.n)))
 
     def on_done(index: int, outcome) -> None:
         nonlocal n_done, done_seconds

@@ -287,3 +287,18 @@ def test_interrupted_run_leaves_no_output_and_a_rerun_finishes(tmp_path):
     assert list(out.iterdir()) == []  # neither a half-written output nor a temporary file
     assert main(["render", str(src), "-o", str(out), "-q"]) == 0
     assert read_audio(out / "long.wav")[0].shape == (1, 60 * RATE)
+
+
+def test_progress_bars_end_at_their_total(tmp_path, capsys):
+    # 1.0341 s is not a whole number of tenths: the bars once had a rounded total, ran past it,
+    # made tqdm warn ("clamping frac") and showed a negative time left
+    src = write_audio(tmp_path / "odd.wav", noisy_signal(1.0341))
+    assert main(["render", str(src), "-o", str(tmp_path / "out.wav")]) == 0
+    err = capsys.readouterr().err
+    assert "total: 100%" in err
+    assert "clamping" not in err and "<-" not in err
+    # nothing to render (the one input is not audio): no empty bar, just the failure
+    (tmp_path / "bad.wav").write_bytes(b"garbage")
+    assert main(["render", str(tmp_path / "bad.wav"), "-o", str(tmp_path / "bad_out.wav")]) == 1
+    err = capsys.readouterr().err
+    assert "total:" not in err and err.strip() == f"FAILED {tmp_path / 'bad.wav'}: file is shorter than its header"
