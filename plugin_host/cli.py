@@ -341,6 +341,7 @@ def cmd_eval(args) -> int:
         evaluate,
         load_pair_set,
         markdown_table,
+        noise_label_table,
         pair_set_description,
         paired_table,
         write_metrics,
@@ -355,7 +356,7 @@ def cmd_eval(args) -> int:
             return EXIT_USAGE
 
     if args.set == CLEAN_FULLBAND:
-        unused = [flag for flag, on in (("--chart", args.chart), ("--write-manifest", args.write_manifest), ("--fast", args.fast), ("--paired", args.paired)) if on]
+        unused = [flag for flag, on in (("--chart", args.chart), ("--write-manifest", args.write_manifest), ("--fast", args.fast), ("--paired", args.paired), ("--by-noise", args.by_noise)) if on]
         if unused:
             print(f"error: {', '.join(unused)}: not for --set {CLEAN_FULLBAND}, which reports level changes per band only", file=sys.stderr)
             return EXIT_USAGE
@@ -366,6 +367,9 @@ def cmd_eval(args) -> int:
         if reference != NOISY and reference not in names:
             print(f"error: --paired {args.paired!r}: not among the models to score ({', '.join(names)}) nor 'noisy'; name it in --model too", file=sys.stderr)
             return EXIT_USAGE
+    if args.by_noise and args.set != "dev":  # checked before any scoring
+        print(f"error: --by-noise: needs the noise labels of --set dev, not {args.set!r}", file=sys.stderr)
+        return EXIT_USAGE
     if args.set == "dev":
         pairs = build_dev_set(args.data, n_speech=args.n_speech or 10)
         description = dev_set_description(pairs)
@@ -385,6 +389,8 @@ def cmd_eval(args) -> int:
         if args.write_manifest and name in manifests:
             write_metrics(manifests[name].path, results[name])
     table = markdown_table(results)
+    if args.by_noise:
+        table += "\n\n" + noise_label_table(results)
     if reference:
         table += "\n\n" + paired_table(results, reference)
     print(table)
@@ -477,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--write-manifest", action="store_true", help="store the figures in each model's manifest")
     e.add_argument("--chart", metavar="PNG", help="also draw quality against real-time factor into this PNG")
     e.add_argument("--fast", action="store_true", help="SI-SDR and pause noise only (skip PESQ, STOI, DNSMOS)")
+    e.add_argument("--by-noise", action="store_true", help="also a table per noise label of the dev set (babble, office, music_tv...): where each model wins and loses")
     e.add_argument("--paired", metavar="MODEL", help="also compare every other model with this one pair by pair: mean differences and their 95%% intervals ('noisy (input)' compares with the input)")
     e.set_defaults(func=cmd_eval)
 

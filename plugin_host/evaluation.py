@@ -46,6 +46,7 @@ class Pair:
     snr_db: float
     speech: str
     noise: str
+    noise_label: str = ""  # the corpus manifest's label of the noise ('' for a set of your own)
 
 
 def _load(path: Path) -> np.ndarray:
@@ -79,6 +80,7 @@ def build_dev_set(data_dir: Path | None = None, n_speech: int = 10, seed: int = 
     noises = sorted(
         r["path"] for r in rows if r["kind"] == "noise" and r["split"] == split and r["label"] not in ("other", "")
     )
+    labels = {r["path"]: r["label"] for r in rows if r["kind"] == "noise"}
     rng = np.random.default_rng(seed)
     speech = [speech[i] for i in rng.permutation(len(speech))[:n_speech]]
     pairs = []
@@ -99,7 +101,7 @@ def build_dev_set(data_dir: Path | None = None, n_speech: int = 10, seed: int = 
             noisy = s + gain * nz
             peak = np.max(np.abs(noisy))
             scale = 0.9 / peak if peak > 0.9 else 1.0
-            pairs.append(Pair((s * scale).astype(np.float32), (noisy * scale).astype(np.float32), snr, sp, nz_path))
+            pairs.append(Pair((s * scale).astype(np.float32), (noisy * scale).astype(np.float32), snr, sp, nz_path, labels[nz_path]))
     return pairs
 
 
@@ -252,7 +254,7 @@ def evaluate(effect_factory, pairs: list[Pair], metrics: bool = True, descriptio
         y = effect(p.noisy, EVAL_RATE) if effect is not None else p.noisy
         elapsed += time.perf_counter() - t0
         seconds += len(p.noisy) / EVAL_RATE
-        row = {"si_sdr_in": si_sdr(p.clean, p.noisy), "si_sdr_out": si_sdr(p.clean, y), "pause": pause_reduction_db(p, y)}
+        row = {"si_sdr_in": si_sdr(p.clean, p.noisy), "si_sdr_out": si_sdr(p.clean, y), "pause": pause_reduction_db(p, y), "noise_label": p.noise_label}
         if metrics:
             row.update(quality(p.clean, y))
         per_snr.setdefault(p.snr_db, []).append(row)
@@ -379,6 +381,35 @@ def markdown_table(results: dict[str, dict]) -> str:
     lines.append("|" + "---|" * (1 + len(snrs)))
     for name, r in results.items():
         cells = [f"{r['per_snr_db'][s]['si_sdr_out_db']:.2f} / {_fmt(r['per_snr_db'][s].get('pesq_wb'), '.2f')}" for s in snrs]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def noise_label_table(results: dict[str, dict]) -> str:
+    """SI-SDR out / PESQ-WB / DNSMOS OVRL per noise label of the dev set (the corpus manifest's
+    labels), each the mean over that label's pairs; the pair counts are small, so read them as where
+    a model wins and loses, not as figures to quote alone."""
+    first = next(iter(results.values()))["pairs"] if results else []
+    if not first or not all(r.get("noise_label") for r in first):
+        raise NoiseNilError("--by-noise: the pairs carry no noise labels (only the dev set built from the corpus has them)")
+    labels = sorted({r["noise_label"] for r in first})
+    counts = {lab: sum(r["noise_label"] == lab for r in first) for lab in labels}
+
+    def cell(rows: list[dict], key: str, spec: str) -> str:
+        vals = [r[key] for r in rows if key in r and np.isfinite(r[key])]
+        return format(float(np.mean(vals)), spec) if vals else "-"
+
+    lines = [
+        "Per noise label (SI-SDR out in dB / PESQ-WB / DNSMOS OVRL; pairs per label in brackets):",
+        "",
+        "| model | " + " | ".join(f"{lab} ({counts[lab]})" for lab in labels) + " |",
+        "|" + "---|" * (1 + len(labels)),
+    ]
+    for name, r in results.items():
+        cells = []
+        for lab in labels:
+            rows = [x for x in r["pairs"] if x.get("noise_label") == lab]
+            cells.append(" / ".join(cell(rows, key, spec) for key, spec in (("si_sdr_out", ".2f"), ("pesq_wb", ".2f"), ("dnsmos_ovrl", ".2f"))))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

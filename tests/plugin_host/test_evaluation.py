@@ -239,3 +239,36 @@ def test_eval_paired_compares_models_on_the_same_pairs(tmp_path, capsys):
     assert main([*args, "--paired", "rnnoise"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "'rnnoise'" in err and "wiener" in err
+
+
+def test_eval_by_noise_label(shared_data, tmp_path, capsys):
+    """``--by-noise``: one column per noise label of the dev pairs, each the mean over that label's
+    pairs (checked against the pairs themselves); refused up front for a set without labels."""
+    import csv
+
+    from plugin_host.evaluation import noise_label_table
+
+    pairs = build_dev_set(shared_data, n_speech=2)
+    with open(shared_data / "manifest.csv", newline="", encoding="utf-8") as f:
+        labels = {r["path"]: r["label"] for r in csv.DictReader(f)}
+    assert [p.noise_label for p in pairs] == [labels[p.noise] for p in pairs] and all(p.noise_label not in ("", "other") for p in pairs)
+    out = tmp_path / "t.md"
+    assert main(["eval", "--model", "wiener", "--n-speech", "2", "--data", str(shared_data), "--fast", "--by-noise", "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    start = lines.index("Per noise label (SI-SDR out in dB / PESQ-WB / DNSMOS OVRL; pairs per label in brackets):")
+    head, _, *rows = lines[start + 2 : start + 6]
+    counts = {lab: sum(p.noise_label == lab for p in pairs) for lab in sorted({p.noise_label for p in pairs})}
+    assert head == "| model | " + " | ".join(f"{lab} ({n})" for lab, n in counts.items()) + " |"
+    noisy = rows[0].strip("| ").split(" | ")
+    assert noisy[0] == "noisy (input)"
+    for lab, cell in zip(counts, noisy[1:]):
+        si, pesq, ovrl = cell.split(" / ")
+        expected = np.mean([si_sdr(p.clean, p.noisy) for p in pairs if p.noise_label == lab])
+        assert float(si) == pytest.approx(expected, abs=0.006) and pesq == ovrl == "-"  # --fast: SI-SDR only
+    assert rows[1].startswith("| wiener | ")
+    with pytest.raises(NoiseNilError, match="--by-noise: the pairs carry no noise labels"):
+        noise_label_table({"x": {"pairs": [{"si_sdr_out": 1.0, "noise_label": ""}]}})
+    capsys.readouterr()
+    _write_pair_set(tmp_path / "set", (0.0,), rate=48000, seed=1)
+    assert main(["eval", "--set", str(tmp_path / "set"), "--model", "wiener", "--by-noise"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --by-noise: needs the noise labels of --set dev, not '{tmp_path / 'set'}'"
