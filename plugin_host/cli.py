@@ -302,7 +302,13 @@ def cmd_classify(args) -> int:
     from .classify import classify_file
 
     status = EXIT_OK
-    for text in args.files:
+    # files, folders (recursively) and globs, as for render; a missing file still gets its own line below
+    found, bad = expand_inputs(args.files)
+    for text, why in bad:
+        print(f"error: {text}: {why}", file=sys.stderr)
+        status = EXIT_FAILED
+    for path, _ in found:
+        text = str(path)
         try:
             summary = classify_file(text, args.model)
         except NoiseNilError as exc:
@@ -469,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_info)
 
     c = sub.add_parser("classify", help="name the background noise in files: share of time per class, or a JSON timeline")
-    c.add_argument("files", nargs="+")
+    c.add_argument("files", nargs="+", help="audio files, folders (searched recursively) or glob patterns")
     c.add_argument("--model", help="classifier name (default: noise_classifier)")
     c.add_argument("--json", action="store_true", help="one JSON object per file: label, labels, shares, timeline")
     c.set_defaults(func=cmd_classify)

@@ -102,3 +102,19 @@ def test_classify_cli_text_and_json(tmp_path):
     assert set(data["shares"]) == set(LABELS) and abs(sum(data["shares"].values()) - 1) < 1e-6
     assert all(abs(s["end"] - s["start"] - 0.995) < 0.01 for s in data["timeline"])
     assert [s["end"] for s in data["timeline"]] == pytest.approx([0.995, 1.495, 1.995, 2.495, 2.995], abs=0.01)
+
+
+def test_classify_cli_takes_folders_and_globs(tmp_path):
+    show = tmp_path / "show"
+    (show / "ep1").mkdir(parents=True)
+    a = write_audio(show / "hum.wav", hum(3.0))
+    b = write_audio(show / "ep1" / "hum2.flac", hum(2.0))
+    (show / "notes.txt").write_text("not audio")
+    r = run_cli("classify", show)
+    assert r.returncode == 0 and r.stderr == ""
+    lines = r.stdout.strip().splitlines()
+    assert [line.split(": ")[0] for line in lines] == [str(b), str(a)]  # sorted, recursive, the text file left out
+    assert all(": hum_hiss (of " in line for line in lines)
+    r = run_cli("classify", "--json", str(show / "*.wav"), tmp_path / "empty_glob_*.wav")
+    assert r.returncode == 1 and [json.loads(line)["file"] for line in r.stdout.strip().splitlines()] == [str(a)]
+    assert r.stderr.strip() == f"error: {tmp_path / 'empty_glob_*.wav'}: no file matches this pattern"
