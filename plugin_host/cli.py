@@ -280,9 +280,13 @@ def cmd_info(args) -> int:
     from .loudness import LoudnessMeter
 
     status = EXIT_OK
-    for text in args.files:
+    found, bad = expand_inputs(args.files)  # files, folders (recursively) and globs, as for render
+    for text, why in bad:
+        print(f"error: {text}: {why}", file=sys.stderr)
+        status = EXIT_FAILED
+    for path, _ in found:
         try:
-            info = probe(text)
+            info = probe(path)
             meter = LoudnessMeter(info.sample_rate, info.channels)
             for chunk in read_chunks(info, info.sample_rate * 10):
                 meter.add(chunk)
@@ -471,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_presets)
 
     i = sub.add_parser("info", help="format, duration, loudness and peak of audio files")
-    i.add_argument("files", nargs="+")
+    i.add_argument("files", nargs="+", help="audio files, folders (searched recursively) or glob patterns")
     i.set_defaults(func=cmd_info)
 
     c = sub.add_parser("classify", help="name the background noise in files: share of time per class, or a JSON timeline")

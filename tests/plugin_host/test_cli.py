@@ -254,6 +254,16 @@ def test_models_info_and_presets(tmp_path, src, capsys):
     assert line.startswith(f"{src}: WAV int24, 48000 Hz, 2 ch, 0:02 (2.00 s), loudness ")
     assert "LUFS" in line and "true peak" in line
     assert main(["info", str(tmp_path / "nope.wav")]) == 1
+    # a folder: every audio file in it, recursively, sorted; the same for a glob
+    (src.parent / "sub").mkdir()
+    other = write_audio(src.parent / "sub" / "b.flac", noisy_signal(1.0))
+    capsys.readouterr()
+    assert main(["info", str(src.parent)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(": ")[0] for line in lines] == [str(other), str(src)] and lines[0].startswith(f"{other}: FLAC int16, 48000 Hz, 1 ch, 0:01")
+    assert main(["info", str(tmp_path / "in" / "*.wav"), str(tmp_path / "none_*.wav")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"{src}: WAV") and captured.err.strip() == f"error: {tmp_path / 'none_*.wav'}: no file matches this pattern"
     assert main(["presets"]) == 0
     assert "podcast_voice:" in capsys.readouterr().out
 
