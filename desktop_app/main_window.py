@@ -76,6 +76,7 @@ class MainWindow(QMainWindow):
         self.export_button = QPushButton("Export…")
         self.export_all_button = QPushButton("Export all…")
         self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)  # only while a recording renders
         for b in (self.open_button, self.play_button, self.ab_button, self.loop_button, self.export_button, self.export_all_button):
             bar.addWidget(b)
         bar.addStretch(1)
@@ -159,6 +160,7 @@ class MainWindow(QMainWindow):
     def _next_job(self) -> None:
         if self.job is not None and self.job.isRunning():
             return
+        self.cancel_button.setEnabled(False)
         selected = self.session.selected
         order = ([selected] if selected else []) + [r for r in self.session.recordings if r is not selected]
         todo = next((r for r in order if self._needs_render(r)), None)
@@ -182,6 +184,7 @@ class MainWindow(QMainWindow):
         self.job.finished.connect(self._next_job)
         todo.status = Status.LOADING
         self.status.setText(f"Rendering {todo.name} with {options.model}…")
+        self.cancel_button.setEnabled(True)
         self.job.start()
 
     def _job_progress(self, value: float) -> None:

@@ -49,8 +49,11 @@ def wait_rendered(qtbot, window, timeout=60000):
 
 
 def test_open_render_and_spectrograms(qtbot, window, short_example):
+    assert not window.cancel_button.isEnabled()  # nothing to cancel yet
     window.open_files([short_example])
+    assert window.cancel_button.isEnabled()  # rendering
     wait_rendered(qtbot, window)
+    assert not window.cancel_button.isEnabled()
     rec = window.session.selected
     assert rec.status == Status.DONE and rec.cleaned.shape == rec.noisy.shape == (1, 5 * RATE)
     assert rec.spec_noisy.shape == rec.spec_cleaned.shape and rec.spec_noisy.shape[1] == 513
