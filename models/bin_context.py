@@ -109,18 +109,35 @@ def _load(folder: Path, limit: int | None = None) -> list[np.ndarray]:
     return [np.load(Path(folder) / f"{k}.npy", mmap_mode="r")[:limit] for k in ARRAYS]
 
 
-def head_loss(net, logmag, logits, trunk, teacher_bins, ideal_bins, ideal: float, from_bin: int) -> tuple:
+CRITERIA = ("mse", "l1")
+
+
+def criterion(kind: str):
+    """The gain loss on square-rooted gains: "mse" (RNNoise's, ``train._sqrt_mse``: under an uncertain
+    target it predicts the mean, between a kept and a removed bin) or "l1" (the median: it has to
+    pick a side)."""
+    import torch
+
+    from .train import _sqrt_mse
+
+    if kind == "mse":
+        return _sqrt_mse
+    if kind == "l1":
+        return lambda gains, target: torch.nn.functional.l1_loss((gains + 1e-6).sqrt(), (target + 1e-6).sqrt())
+    raise ValueError(f"context_training loss {kind!r}: must be one of {', '.join(CRITERIA)}")
+
+
+def head_loss(net, logmag, logits, trunk, teacher_bins, ideal_bins, ideal: float, from_bin: int, kind: str = "mse") -> tuple:
     """(total, teacher term, ideal term) of the context head on cached (B, T, ...) arrays."""
     import torch
     import torch.nn.functional as F
 
-    from .train import _sqrt_mse
-
+    loss = criterion(kind)
     window = F.pad(logmag.transpose(1, 2), (net.bin_context - 1, 0))
     z = net.context_logits(trunk.transpose(1, 2), window, logits)
     z = torch.cat([torch.zeros_like(z[..., :from_bin]), z[..., from_bin:]], -1)
     g = torch.sigmoid(logits + z)
-    t, i = _sqrt_mse(g, teacher_bins), _sqrt_mse(g, ideal_bins)
+    t, i = loss(g, teacher_bins), loss(g, ideal_bins)
     return t + ideal * i, t, i
 
 
@@ -128,8 +145,6 @@ def train(recipe: dict, cache_dir: Path, val_dir: Path, minutes: float | None = 
     """Train the context head of the recipe's net on a cache (the rest of the net frozen) and write
     the full checkpoint ``models/checkpoints/<name>.pt``."""
     import torch
-
-    from .train import _sqrt_mse
 
     s = recipe["context_training"]
     torch.manual_seed(recipe.get("seed", 0))
@@ -139,6 +154,8 @@ def train(recipe: dict, cache_dir: Path, val_dir: Path, minutes: float | None = 
     for k, p in net.named_parameters():
         p.requires_grad_(k.startswith("ctx_"))
     from_bin, ideal, batch, steps = int(s.get("from_bin", 0)), float(s.get("ideal", 0.0)), int(s["batch_size"]), int(s["steps"])
+    kind = s.get("loss", "mse")
+    loss_of = criterion(kind)
     # the bins below from_bin: held at zero in training too, unless the recipe trains the head on
     # them and only zeroes them in the written weights ("train_from_bin": 0)
     train_from = int(s.get("train_from_bin", from_bin))
@@ -151,17 +168,17 @@ def train(recipe: dict, cache_dir: Path, val_dir: Path, minutes: float | None = 
 
     def validate() -> str:
         with torch.no_grad():
-            _, t, i = head_loss(net, *val, ideal=ideal, from_bin=from_bin)
+            _, t, i = head_loss(net, *val, ideal=ideal, from_bin=from_bin, kind=kind)
         return f"val teacher {t.item():.5f} ideal {i.item():.5f}"
 
     with torch.no_grad():
-        base_t, base_i = _sqrt_mse(torch.sigmoid(val[1]), val[3]).item(), _sqrt_mse(torch.sigmoid(val[1]), val[4]).item()
-    log(f"context head: {sum(p.numel() for p in params):,} parameters, {n} cached mixtures; without it: val teacher {base_t:.5f} ideal {base_i:.5f}")
+        base_t, base_i = loss_of(torch.sigmoid(val[1]), val[3]).item(), loss_of(torch.sigmoid(val[1]), val[4]).item()
+    log(f"context head: {sum(p.numel() for p in params):,} parameters, {n} cached mixtures, {kind} loss; without it: val teacher {base_t:.5f} ideal {base_i:.5f}")
     step = 0
     for step in range(1, steps + 1):
         idx = np.sort(rng.choice(n, batch, replace=False))
         arrays = [torch.from_numpy(np.asarray(a[idx], np.float32)) for a in data]
-        loss, _, _ = head_loss(net, *arrays, ideal=ideal, from_bin=train_from)
+        loss, _, _ = head_loss(net, *arrays, ideal=ideal, from_bin=train_from, kind=kind)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, s.get("clip_grad", 3.0))

@@ -87,3 +87,21 @@ def test_the_command_names_a_recipe_without_a_context_head_in_one_line(tmp_path,
     assert bin_context.main(["train", str(tmp_path / "missing.json"), str(tmp_path / "c"), "--val", str(tmp_path / "v")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "missing.json" in err and "\n" not in err
+
+
+def test_the_l1_criterion_is_the_median_where_mse_is_the_mean():
+    """``context_training.loss``: "mse" (the default) and "l1" on square-rooted gains. For a target
+    that is 1 (a kept bin) two times in three and 0 (a removed one) once, MSE is least at the mean
+    of the square roots (2/3) and L1 at their median (1): L1 picks a side instead of hedging."""
+    target = torch.tensor([1.0, 1.0, 0.0])
+    grid = torch.linspace(0.0, 1.0, 101)
+
+    def best(kind):
+        loss = bin_context.criterion(kind)
+        values = torch.stack([loss((g**2).expand(3), target) for g in grid])
+        return grid[int(values.argmin())].item()
+
+    assert best("mse") == pytest.approx(2 / 3, abs=0.01) and best("l1") == pytest.approx(1.0, abs=0.01)
+    assert bin_context.criterion("mse") is _sqrt_mse
+    with pytest.raises(ValueError, match="context_training loss 'huber': must be one of mse, l1"):
+        bin_context.criterion("huber")
