@@ -16,6 +16,7 @@ add``) can be either side.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def gain_curve_table(curves: list[tuple[str, list[float]]], edges=SNR_EDGES_DB) 
     lines = [
         "Median gain |output| / |noisy| of the STFT bins by their local SNR (clean against noise, dB):",
         "",
-        "| denoiser, range | " + " | ".join(f"{a:g} to {b:g}" for a, b in zip(edges, edges[1:])) + " |",
+        "| denoiser, range | " + " | ".join(f"{a:g} to {b:g}" for a, b in itertools.pairwise(edges)) + " |",
         "|" + "---|" * len(edges),
     ]
     for label, values in curves:
@@ -166,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         text = text + "\n" + gain_curve_table(curves) + "\n"
     print(text, end="")
     if args.out:
-        tmp = args.out.with_name(f".{args.out.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(args.out)
+        from plugin_host.cli import _write_text_atomically
+
+        _write_text_atomically(args.out, text)
     return 0
 
 

@@ -276,14 +276,20 @@ def cmd_presets(args) -> int:
     return EXIT_OK
 
 
+def _inputs_or_errors(inputs: list[str]) -> tuple[list[tuple[Path, Path]], int]:
+    """``expand_inputs`` for the commands that read files one by one (info, classify): files,
+    folders (recursively) and globs, as for render; each bad input costs one ``error:`` line and
+    makes the exit status EXIT_FAILED. A missing file is passed on, so that reading it names it."""
+    found, bad = expand_inputs(inputs)
+    for text, why in bad:
+        print(f"error: {text}: {why}", file=sys.stderr)
+    return found, EXIT_FAILED if bad else EXIT_OK
+
+
 def cmd_info(args) -> int:
     from .loudness import LoudnessMeter
 
-    status = EXIT_OK
-    found, bad = expand_inputs(args.files)  # files, folders (recursively) and globs, as for render
-    for text, why in bad:
-        print(f"error: {text}: {why}", file=sys.stderr)
-        status = EXIT_FAILED
+    found, status = _inputs_or_errors(args.files)
     for path, _ in found:
         try:
             info = probe(path)
@@ -305,12 +311,7 @@ def cmd_info(args) -> int:
 def cmd_classify(args) -> int:
     from .classify import classify_file
 
-    status = EXIT_OK
-    # files, folders (recursively) and globs, as for render; a missing file still gets its own line below
-    found, bad = expand_inputs(args.files)
-    for text, why in bad:
-        print(f"error: {text}: {why}", file=sys.stderr)
-        status = EXIT_FAILED
+    found, status = _inputs_or_errors(args.files)
     for path, _ in found:
         text = str(path)
         try:
