@@ -8,7 +8,9 @@ and with the donor's magnitude there on the model's own phase. A range whose swa
 is where the model's output is worse than the donor's; the magnitude-only row tells the gains (what
 a gains-only model can change) from the phase. ``--gain-curve`` adds why: the median gain each side
 gives the STFT bins of each range, by the bin's local SNR (how much the clean speech outweighs the
-noise there). No torch: the models run from their ONNX files, so
+noise there). ``--onsets`` adds when: the median gain of the bins the speech clearly leads, by how
+many frames they have led so far (a causal model cannot know the first frame of a syllable is
+speech; a model that is low there but not later lacks lookahead, one that stays low hedges). No torch: the models run from their ONNX files, so
 any registered denoiser or baseline (``rnnoise``, third-party models added with ``noisenil models
 add``) can be either side.
 """
@@ -61,9 +63,9 @@ def swap(output: np.ndarray, donor: np.ndarray, sample_rate: int, lo_hz: float, 
 SNR_EDGES_DB = (-40.0, -20.0, -10.0, -5.0, 0.0, 5.0, 10.0, 20.0, 40.0)
 
 
-def gain_samples(noisy: np.ndarray, clean: np.ndarray, output: np.ndarray, sample_rate: int, lo_hz: float, hi_hz: float) -> tuple[np.ndarray, np.ndarray]:
-    """Each STFT bin's local SNR (clean against noise = noisy - clean, dB) and its effective gain
-    ``|output| / |noisy|``, for the bins in [lo_hz, hi_hz) that hold any signal."""
+def _bin_snr_gain(noisy: np.ndarray, clean: np.ndarray, output: np.ndarray, sample_rate: int, lo_hz: float, hi_hz: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bins, frames) arrays for the STFT bins in [lo_hz, hi_hz): local SNR in dB, effective gain,
+    and which bins hold any signal."""
     n = len(output)
     spec = [stft(x[:n], sample_rate, nperseg=FRAME, noverlap=FRAME - HOP)[2] for x in (noisy, clean, output)]
     freqs = np.fft.rfftfreq(FRAME, 1.0 / sample_rate)
@@ -71,8 +73,58 @@ def gain_samples(noisy: np.ndarray, clean: np.ndarray, output: np.ndarray, sampl
     x, c, y = (s[inside] for s in spec)
     snr = 10 * np.log10((np.abs(c) ** 2 + 1e-12) / (np.abs(x - c) ** 2 + 1e-12))
     gain = np.abs(y) / (np.abs(x) + 1e-12)
-    live = np.abs(x) ** 2 > 1e-9
+    return snr, gain, np.abs(x) ** 2 > 1e-9
+
+
+def gain_samples(noisy: np.ndarray, clean: np.ndarray, output: np.ndarray, sample_rate: int, lo_hz: float, hi_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each STFT bin's local SNR (clean against noise = noisy - clean, dB) and its effective gain
+    ``|output| / |noisy|``, for the bins in [lo_hz, hi_hz) that hold any signal."""
+    snr, gain, live = _bin_snr_gain(noisy, clean, output, sample_rate, lo_hz, hi_hz)
     return snr[live], gain[live]
+
+
+RUN_EDGES = (1, 2, 3, 5, 11)  # frames: 1, 2, 3-4, 5-10, 11 and more
+SPEECH_LED_DB = 10.0
+
+
+def speech_runs(snr: np.ndarray, threshold_db: float = 0.0) -> np.ndarray:
+    """For a (bins, frames) local-SNR array: how many frames in a row, up to and including each
+    one, the bin has been above ``threshold_db`` (0 where it is not)."""
+    run = np.zeros(snr.shape, dtype=np.int64)
+    above = snr > threshold_db
+    for t in range(snr.shape[1]):
+        run[:, t] = np.where(above[:, t], (run[:, t - 1] if t else 0) + 1, 0)
+    return run
+
+
+def onset_samples(noisy: np.ndarray, clean: np.ndarray, output: np.ndarray, sample_rate: int, lo_hz: float, hi_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """The speech-led bins in [lo_hz, hi_hz) (local SNR above ``SPEECH_LED_DB``): how many frames
+    each has been speech-led (local SNR above 0 dB) so far, and its effective gain."""
+    snr, gain, live = _bin_snr_gain(noisy, clean, output, sample_rate, lo_hz, hi_hz)
+    led = live & (snr > SPEECH_LED_DB)
+    return speech_runs(snr)[led], gain[led]
+
+
+def onset_curve(runs: np.ndarray, gain: np.ndarray, edges=RUN_EDGES) -> tuple[list[float], list[float]]:
+    """The median gain in each run-length interval [edges[k], edges[k + 1]) (the last open), and
+    each interval's share of the bins."""
+    idx = np.digitize(runs, edges) - 1
+    medians = [float(np.median(gain[idx == k])) if np.any(idx == k) else float("nan") for k in range(len(edges))]
+    return medians, [float(np.mean(idx == k)) for k in range(len(edges))]
+
+
+def onset_table(curves: list[tuple[str, tuple[list[float], list[float]]]], edges=RUN_EDGES) -> str:
+    heads = [f"{a}" if b == a + 1 else f"{a}-{b - 1}" for a, b in itertools.pairwise(edges)] + [f"{edges[-1]}+"]
+    lines = [
+        f"Median gain |output| / |noisy| of the speech-led STFT bins (local SNR above {SPEECH_LED_DB:g} dB) by how many frames (10 ms)",
+        "the bin has been speech-led (local SNR above 0 dB) so far; in brackets, the share of those bins:",
+        "",
+        "| denoiser, range | " + " | ".join(f"frame {h}" for h in heads) + " |",
+        "|" + "---|" * (len(edges) + 1),
+    ]
+    for label, (values, shares) in curves:
+        lines.append(f"| {label} | " + " | ".join(f"{v:.2f} ({s:.2f})" for v, s in zip(values, shares)) + " |")
+    return "\n".join(lines)
 
 
 def gain_curve(snr: np.ndarray, gain: np.ndarray, edges=SNR_EDGES_DB) -> list[float]:
@@ -119,6 +171,18 @@ def table(model: str, donor: str, rows: list[tuple[str, dict]], description: str
     return "\n".join(lines) + f"\n\n{description}\n"
 
 
+def _per_range(ranges, named_outputs, pairs, samples_fn, curve_fn) -> list[tuple[str, object]]:
+    """``curve_fn`` over the ``samples_fn`` pairs of arrays of all pairs, per range and per denoiser."""
+    from plugin_host.evaluation import EVAL_RATE
+
+    rows = []
+    for text, (lo, hi) in ranges:
+        for name, outs in named_outputs:
+            samples = [samples_fn(p.noisy, p.clean, y, EVAL_RATE, lo, hi) for p, y in zip(pairs, outs)]
+            rows.append((f"{name}, {text} Hz", curve_fn(np.concatenate([a for a, _ in samples]), np.concatenate([b for _, b in samples]))))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     from plugin_host.errors import NoiseNilError
 
@@ -133,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", help="corpus folder (default: $NOISENIL_DATA or ../shared/data)")
     ap.add_argument("--fast", action="store_true", help="SI-SDR only (no PESQ, STOI, DNSMOS)")
     ap.add_argument("--gain-curve", action="store_true", help="also the median gain of the model's and the donor's STFT bins by local SNR, in each range")
+    ap.add_argument("--onsets", action="store_true", help="also the median gain of the speech-led bins by how long they have been speech-led (1, 2, 3-4, 5-10, 11+ frames), in each range")
     ap.add_argument("--out", type=Path, help="also write the table to this file")
     args = ap.parse_args(argv)
     try:
@@ -150,12 +215,9 @@ def main(argv: list[str] | None = None) -> int:
                 swapped = [swap(y, d, EVAL_RATE, lo, hi, kind) for y, d in zip(ys, donor_ys)]
                 rows.append((f"{kind} in {text} Hz" + (" (on the model's phase)" if kind == "magnitude" else ""), _scores(pairs, swapped, metrics)))
                 print(f"{rows[-1][0]}: done", file=sys.stderr, flush=True)
-        curves = []
-        if args.gain_curve:
-            for text, (lo, hi) in ranges:
-                for name, outs in ((args.model, ys), (args.donor, donor_ys)):
-                    samples = [gain_samples(p.noisy, p.clean, y, EVAL_RATE, lo, hi) for p, y in zip(pairs, outs)]
-                    curves.append((f"{name}, {text} Hz", gain_curve(np.concatenate([s for s, _ in samples]), np.concatenate([g for _, g in samples]))))
+        named = ((args.model, ys), (args.donor, donor_ys))
+        curves = _per_range(ranges, named, pairs, gain_samples, gain_curve) if args.gain_curve else []
+        onsets = _per_range(ranges, named, pairs, onset_samples, onset_curve) if args.onsets else []
     except NoiseNilError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -165,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     text = table(args.model, args.donor, rows, description)
     if curves:
         text = text + "\n" + gain_curve_table(curves) + "\n"
+    if onsets:
+        text = text + "\n" + onset_table(onsets) + "\n"
     print(text, end="")
     if args.out:
         from plugin_host.cli import _write_text_atomically

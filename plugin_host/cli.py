@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import glob
+import itertools
 import json
 import multiprocessing
 import signal
@@ -37,27 +38,47 @@ def _is_audio(p: Path) -> bool:
     return p.suffix.lower() in READ_EXTENSIONS and not p.name.startswith(".") and PARTIAL_TAG not in p.name
 
 
-def expand_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
-    """(file, base folder) pairs for files, folders (recursive) and globs; plus (input, problem) for bad ones."""
+def _glob_root(pattern: str) -> Path:
+    """The folder a glob searches under: its leading components without wildcards."""
+    parts = Path(pattern).parts
+    fixed = list(itertools.takewhile(lambda part: not glob.has_magic(part), parts))
+    return Path(*fixed) if fixed else Path(".")
+
+
+def _strictly_inside(path: Path, folder: Path) -> bool:
+    return folder.resolve() in path.resolve().parents
+
+
+def expand_inputs(inputs: list[str], exclude: Path | None = None) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
+    """(file, base folder) pairs for files, folders (recursive) and globs; plus (input, problem) for bad ones.
+
+    ``exclude`` (render's output folder): when it lies inside a folder or under a glob's root, the
+    files in it are earlier outputs, not inputs, and are left out (``render raw/ -o raw/clean/``
+    run twice must not denoise raw/clean/ into raw/clean/clean/)."""
     found, bad = [], []
     for text in inputs:
-        paths = [Path(p) for p in sorted(glob.glob(text, recursive=True))] if glob.has_magic(text) else [Path(text)]
+        magic = glob.has_magic(text)
+        paths = [Path(p) for p in sorted(glob.glob(text, recursive=True))] if magic else [Path(text)]
         if not paths:
             bad.append((text, "no file matches this pattern"))
+        root = _glob_root(text) if magic else Path(text)
+        skip_outputs = exclude is not None and _strictly_inside(exclude, root)
         for p in paths:
             if p.is_dir():
                 files = sorted(f for f in p.rglob("*") if f.is_file() and _is_audio(f))
+                if skip_outputs:
+                    files = [f for f in files if not _strictly_inside(f, exclude)]
                 if not files:
                     bad.append((str(p), "folder holds no audio files"))
                 found += [(f, p) for f in files]
-            else:
-                found.append((p, p.parent))
+            elif not (skip_outputs and _strictly_inside(p, exclude)):
+                found.append((p, root if magic else p.parent))  # a glob keeps the folders below its root, as a folder does
     return found, bad
 
 
 def plan_jobs(inputs: list[str], out: str, fmt: str | None) -> tuple[list[Job], list[tuple[str, str]]]:
-    found, bad = expand_inputs(inputs)
     out_path = Path(out)
+    found, bad = expand_inputs(inputs, exclude=out_path)
     single_file = (
         len(found) == 1
         and len(inputs) == 1

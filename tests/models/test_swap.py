@@ -58,6 +58,10 @@ def test_command_scores_the_swaps(shared_data, tmp_path, capsys):
     assert rows["spectrum in 0-24001 Hz"] == pytest.approx(rows["everything (the donor as it is)"], abs=0.01)
     assert rows["spectrum in 30000-40000 Hz"] == pytest.approx(rows["nothing (the model as it is)"], abs=0.01)
     assert "5 pairs" in out.read_text() and out.read_text() in capsys.readouterr().out
+    assert main([*args, "--ranges", "0-1000", "--kinds", "magnitude", "--onsets", "--out", str(out)]) == 0
+    onsets = [line for line in out.read_text().splitlines() if line.startswith(("| wiener, 0-1000 Hz", "| spectral_subtraction, 0-1000 Hz"))]
+    assert len(onsets) == 2 and all(len(line.split(" | ")) == 6 for line in onsets)
+    capsys.readouterr()
     assert main([*args, "--ranges", "1000-300"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == "error: range '1000-300': needs 0 <= LOW < HIGH"
 
@@ -81,3 +85,28 @@ def test_gain_curve_bins_the_gains_by_local_snr():
     s, g = gain_samples(noisy, clean, clean, RATE, 0, 4000)
     oracle = gain_curve(s, g)
     assert oracle[-1] == pytest.approx(1.0, abs=0.1) and oracle[0] < 0.05 and oracle[1] < 0.35
+
+
+def test_onsets_count_frames_since_the_speech_took_the_lead():
+    from models.swap import onset_curve, onset_samples, onset_table, speech_runs
+
+    snr = np.array([[-5.0, 3.0, 12.0, 15.0, -1.0, 20.0], [30.0, 30.0, 30.0, 30.0, 30.0, 30.0]])
+    assert speech_runs(snr).tolist() == [[0, 1, 2, 3, 0, 1], [1, 2, 3, 4, 5, 6]]
+    assert speech_runs(snr, 12.5).tolist() == [[0, 0, 0, 1, 0, 1], [1, 2, 3, 4, 5, 6]]
+    runs = np.array([1, 1, 2, 3, 4, 7, 12, 40])
+    gain = np.array([0.1, 0.3, 0.4, 0.5, 0.7, 0.8, 0.9, 1.0])
+    medians, shares = onset_curve(runs, gain)
+    assert medians == pytest.approx([0.2, 0.4, 0.6, 0.8, 0.95]) and shares == pytest.approx([0.25, 0.125, 0.25, 0.125, 0.25])
+    assert "| frame 1 | frame 2 | frame 3-4 | frame 5-10 | frame 11+ |" in onset_table([("x", (medians, shares))])
+    # a tone that starts at 0.5 s in faint noise; an output that opens one frame late loses only the onset frames
+    rng = np.random.default_rng(5)
+    clean = tone(500.0, 1.5)
+    clean[: RATE // 2] = 0.0
+    noisy = clean + 0.001 * rng.standard_normal(len(clean)).astype(np.float32)
+    r, g = onset_samples(noisy, clean, noisy, RATE, 0, 1000)
+    assert len(r) > 50 and np.allclose(g, 1.0, atol=1e-4) and r.max() > 90  # the output is the input: gain 1 throughout
+    late = noisy.copy()
+    late[: RATE // 2 + 2 * 480] = 0.0  # silent until two hops after the onset
+    r, g = onset_samples(noisy, clean, late, RATE, 0, 1000)
+    medians, _ = onset_curve(r, g)
+    assert medians[0] < 0.5 and medians[-1] == pytest.approx(1.0, abs=1e-3)

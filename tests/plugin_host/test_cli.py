@@ -74,6 +74,27 @@ def test_render_folder_recursive_glob_and_skip(tmp_path, capsys):
     assert (out / "ep1" / "a.wav").stat().st_mtime_ns != before
 
 
+def test_an_output_folder_inside_the_input_folder_is_not_read_back_as_input(tmp_path, capsys):
+    root = tmp_path / "raw"
+    (root / "ep1").mkdir(parents=True)
+    write_audio(root / "intro.flac", noisy_signal(1.0))
+    write_audio(root / "ep1" / "a.wav", noisy_signal(1.0, seed=1))
+    out = root / "clean"
+    for _ in range(2):  # the same command twice: the second finds both done, and nothing else to do
+        assert main(["render", str(root), "-o", str(out), "--model", "wiener", "-q"]) == 0
+    assert "0 done, 2 skipped, 0 failed" in capsys.readouterr().out
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*.*")) == ["clean/ep1/a.wav", "clean/intro.flac", "ep1/a.wav", "intro.flac"]
+    # a recursive glob keeps the folders below its root, as a folder input does, and skips the outputs too
+    glob_out = root / "clean_glob"
+    for _ in range(2):
+        assert main(["render", str(root / "**" / "*.*"), "-o", str(glob_out), "--model", "wiener", "-q"]) == 0
+    assert "0 done, 4 skipped, 0 failed" in capsys.readouterr().out  # the inputs and the first folder's outputs
+    assert sorted(str(p.relative_to(glob_out)) for p in glob_out.rglob("*.*")) == ["clean/ep1/a.wav", "clean/intro.flac", "ep1/a.wav", "intro.flac"]
+    # the input folder itself as the output folder is still refused, file by file
+    assert main(["render", str(root / "ep1"), "-o", str(root / "ep1"), "--model", "wiener", "-q"]) == 1
+    assert "would overwrite an input" in capsys.readouterr().err
+
+
 def test_parallel_jobs_give_the_same_files(tmp_path):
     root = tmp_path / "many"
     root.mkdir()
