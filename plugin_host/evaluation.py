@@ -125,10 +125,13 @@ def load_pair_set(folder: Path) -> list[Pair]:
         raise NoiseNilError(f"{noisy_dir / missing[0]}: missing (every clean file needs a noisy file of the same name)")
     pairs = []
     for name in names:
-        try:
-            clean, noisy = _load(clean_dir / name), _load(noisy_dir / name)
-        except Exception as exc:  # soundfile's errors vary by format
-            raise NoiseNilError(f"{folder / name}: cannot read ({exc})") from None
+        loaded = []
+        for path in (clean_dir / name, noisy_dir / name):
+            try:
+                loaded.append(_load(path))
+            except Exception as exc:  # soundfile's errors vary by format
+                raise NoiseNilError(f"{path}: cannot read ({exc})") from None
+        clean, noisy = loaded
         if abs(len(clean) - len(noisy)) > 0.01 * max(len(clean), 1) + EVAL_RATE // 100:
             raise NoiseNilError(f"{noisy_dir / name}: {len(noisy) / EVAL_RATE:.2f} s long, its clean file {len(clean) / EVAL_RATE:.2f} s")
         n = min(len(clean), len(noisy))

@@ -165,6 +165,11 @@ def test_eval_on_a_set_of_your_own(tmp_path, capsys):
     assert main(["eval", "--set", str(tmp_path / "set"), "--model", "wiener", "--fast"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "take1.wav" in err and "missing" in err
+    # a noisy file that is not audio: the line names that file (noisy/, not the set folder)
+    (tmp_path / "set" / "noisy" / "take1.wav").write_bytes(b"not audio")
+    assert main(["eval", "--set", str(tmp_path / "set"), "--model", "wiener", "--fast"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"error: {tmp_path / 'set' / 'noisy' / 'take1.wav'}: cannot read")
 
 
 def test_band_limit_baseline_keeps_the_band_below_8k_and_removes_the_rest(tmp_path):
