@@ -167,7 +167,9 @@ class MainWindow(QMainWindow):
         if todo is None:
             self.progress.setValue(1000)
             if self.session.all_done():
-                self.status.setText("All recordings rendered.")
+                failed = sum(r.status == Status.FAILED for r in self.session.recordings)
+                total = len(self.session.recordings)
+                self.status.setText(f"{total - failed} of {total} recordings rendered; {failed} failed (the list says why)." if failed else "All recordings rendered.")
                 self.all_rendered.emit()
             return
         try:

@@ -159,6 +159,15 @@ def test_corrupt_file_shows_a_dialog(qtbot, window, tmp_path):
     assert "failed" in window.queue.item(0).text()
 
 
+def test_status_line_counts_the_failed_recordings(qtbot, window, short_example, tmp_path):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"not audio")
+    window.open_files([short_example, bad])
+    qtbot.waitUntil(lambda: "rendered" in window.status.text(), timeout=60000)
+    assert window.status.text() == "1 of 2 recordings rendered; 1 failed (the list says why)."
+    assert [r.status for r in window.session.recordings] == [Status.DONE, Status.FAILED]
+
+
 def test_unwritable_export_folder_shows_a_dialog(qtbot, window, short_example, tmp_path):
     window.open_files([short_example])
     wait_rendered(qtbot, window)
