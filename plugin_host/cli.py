@@ -539,12 +539,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_live(args) -> int:
-    from .live import LiveConfig, LiveEngine, list_devices
+    from .errors import ParameterError
+    from .live import LiveConfig, LiveEngine, check_record_folder, list_devices
 
     if args.list_devices:
         for d in list_devices():
             print(d)
         return EXIT_OK
+    if args.duration is not None and not args.duration > 0:
+        raise ParameterError(f"--duration must be more than 0 s, got {args.duration:g}")
+    if args.record:
+        check_record_folder(args.record)  # before the stream starts: a bad folder costs no audio
     config = LiveConfig(
         input_device=args.input,
         output_device=args.output,

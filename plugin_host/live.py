@@ -20,6 +20,7 @@ buffering between the callback and the worker, and what the device itself report
 
 from __future__ import annotations
 
+import errno
 import gc
 import math
 import os
@@ -181,6 +182,19 @@ class CrashSafeWav:
             self._write_header()
             os.fsync(self._f.fileno())
             self._f.close()
+
+
+def check_record_folder(folder: str | os.PathLike) -> Path:
+    """The folder recordings go to, created if need be; an AudioDeviceError naming it when it
+    cannot be (checked before a stream starts, so that a bad --record fails before any audio)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "Permission denied")
+    except OSError as e:
+        raise AudioDeviceError(f"{folder}: cannot record there ({e.strerror or e})") from None
+    return folder
 
 
 def _unique_stem(folder: Path) -> str:
@@ -601,9 +615,8 @@ class LiveEngine:
         """Record the raw mic and the cleaned signal into ``folder``; returns the two paths.
 
         The side thread owns the open files: while streaming, the new pair is handed over to it."""
-        folder = Path(folder)
+        folder = check_record_folder(folder)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
             stem = _unique_stem(folder)
             rate = self.sample_rate or int(self.config.sample_rate or 48000)
             recs = [CrashSafeWav(folder / f"{stem}-{kind}.wav", rate) for kind in ("raw", "clean")]

@@ -406,6 +406,15 @@ def test_cli_live_runs_for_a_duration_and_reports(jack, tmp_path):
         [sys.executable, "-m", "plugin_host", "live", "--input", "nope"], capture_output=True, text=True, timeout=60
     )
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "matches no input device" in bad.stderr
+    # a folder it cannot record into, or a duration that is no time: one line, before any stream starts
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    for args, why in (
+        (["--record", str(blocker / "takes")], f"error: {blocker / 'takes'}: cannot record there (Not a directory)"),
+        (["--duration", "0"], "error: --duration must be more than 0 s, got 0"),
+    ):
+        bad = subprocess.run([sys.executable, "-m", "plugin_host", "live", "--input", "system", "--output", "system", *args], capture_output=True, text=True, timeout=60)
+        assert (bad.returncode, bad.stderr.strip()) == (2, why)
 
 
 def test_device_failure_is_reported_and_restart_works(jack):
