@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 from collections.abc import MutableSequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +22,12 @@ import pedalboard
 
 from .effects import Denoise, as_channels_first, check_buffer_size, restore_layout, run_offline
 from .engine import check_sample_rate
-from .errors import ParameterError, UnknownNameError
+from .errors import NoiseNilError, ParameterError, UnknownNameError, check_range
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
-_NOT_FOR_PRESETS = {"Plugin", "Pedalboard", "Chain", "Mix", "ExternalPlugin", "VST3Plugin", "AudioUnitPlugin"}
+LOUDNESS_RANGE_LUFS = (-70.0, 0.0)  # integrated loudness targets (BS.1770)
+TRUE_PEAK_RANGE_DBTP = (-20.0, 0.0)  # true-peak ceilings for loudness normalisation
+_NOT_FOR_PRESETS = {"Plugin", "PluginContainer", "Pedalboard", "Chain", "Mix", "ExternalPlugin", "VST3Plugin", "AudioUnitPlugin"}
 
 
 def native_plugin_names() -> list[str]:
@@ -33,6 +36,7 @@ def native_plugin_names() -> list[str]:
         n
         for n in dir(pedalboard)
         if n not in _NOT_FOR_PRESETS
+        and not n.startswith("_")
         and isinstance(getattr(pedalboard, n), type)
         and issubclass(getattr(pedalboard, n), pedalboard.Plugin)
     )
@@ -222,14 +226,32 @@ def _make_step(step: dict, where: str):
         cls = getattr(pedalboard, kind)
     else:
         raise UnknownNameError("plugin", kind, sorted(ours) + natives)
+    valid, signature = _parameters(cls)
+    unknown = sorted(k for k in kwargs if valid and k not in valid)
+    if unknown:
+        raise ParameterError(f"{where}: {kind} has no parameter {', '.join(unknown)}; valid: {', '.join(valid)}")
     try:
         return cls(**kwargs)
-    except TypeError as exc:
-        try:
-            valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-        except (TypeError, ValueError):
-            valid = []
-        raise ParameterError(f"{where}: bad parameters {sorted(kwargs)} for {kind} ({exc}); valid: {', '.join(valid)}") from None
+    except (TypeError, ValueError) as exc:  # pedalboard's own: a wrong type or a value it refuses
+        if isinstance(exc, NoiseNilError):
+            raise ParameterError(f"{where}: {kind}: {exc}") from None
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ParameterError(f"{where}: {kind}: bad value in {given}; expected {signature or ', '.join(valid)}") from None
+
+
+def _parameters(cls) -> tuple[list[str], str]:
+    """A plugin class's constructor parameters and their signature as text (for pedalboard's
+    compiled classes, from the signature line of their docstring)."""
+    try:
+        params = inspect.signature(cls.__init__).parameters
+        return [p for p in params if p != "self"], ""
+    except (TypeError, ValueError):
+        pass
+    first = (cls.__init__.__doc__ or "").strip().splitlines()[0] if cls.__init__.__doc__ else ""
+    inside = first[first.find("(") + 1 : first.rfind(")")] if "(" in first else ""
+    names = [n for n in re.findall(r"(\w+): ", inside) if n != "self"]
+    text = inside.split(", ", 1)[1] if inside.startswith("self") and ", " in inside else ""
+    return names, text
 
 
 def load_preset(name_or_path: str | os.PathLike, model: str | None = None) -> Preset:
@@ -242,16 +264,26 @@ def load_preset(name_or_path: str | os.PathLike, model: str | None = None) -> Pr
         raise ParameterError(f"{path}: preset file not found")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        steps = data["steps"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ParameterError(f"{path}: not a valid preset ({exc!r})") from None
+    except json.JSONDecodeError as exc:
+        raise ParameterError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    except (OSError, ValueError) as exc:
+        raise ParameterError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    steps = data.get("steps") if isinstance(data, dict) else None
+    if not isinstance(steps, list):
+        raise ParameterError(f"{path}: a preset is a JSON object with a list of 'steps', e.g. {{\"steps\": [{{\"plugin\": \"Denoise\"}}]}}")
     if model is not None:
         steps = [dict(s, model=model) if isinstance(s, dict) and s.get("plugin") == "Denoise" else s for s in steps]
     chain = Chain([_make_step(s, str(path)) for s in steps])
+    try:
+        loudness = data.get("loudness_lufs")
+        loudness = None if loudness is None else check_range("loudness_lufs", loudness, *LOUDNESS_RANGE_LUFS)
+        ceiling = check_range("true_peak_dbtp", data.get("true_peak_dbtp", -1.0), *TRUE_PEAK_RANGE_DBTP)
+    except ParameterError as exc:
+        raise ParameterError(f"{path}: {exc}") from None
     return Preset(
         name=str(data.get("name", path.stem)),
         description=str(data.get("description", "")),
         chain=chain,
-        loudness_lufs=data.get("loudness_lufs"),
-        true_peak_dbtp=float(data.get("true_peak_dbtp", -1.0)),
+        loudness_lufs=loudness,
+        true_peak_dbtp=ceiling,
     )

@@ -12,10 +12,10 @@ import numpy as np
 import pedalboard
 
 from .audio_io import SafeWriter, check_free_space, probe, read_chunks, remove_stale_partials
-from .chain import NATIVE_BUFFER_SIZE, Chain, prime_native, load_preset
+from .chain import LOUDNESS_RANGE_LUFS, NATIVE_BUFFER_SIZE, TRUE_PEAK_RANGE_DBTP, Chain, load_preset, prime_native
 from .effects import Denoise
 from .engine import Resampler
-from .errors import AudioFileError, ParameterError
+from .errors import AudioFileError, ParameterError, check_range
 from .loudness import LoudnessMeter, normalization_gain_db
 from .processor import MAX_ATTENUATION_DB
 
@@ -64,8 +64,9 @@ class RenderOptions:
             chain, target, ceiling = Chain([Denoise(self.model, attenuation_limit_db=limit)]), None, self.true_peak_dbtp
         if self.loudness_lufs is not None:
             target, ceiling = self.loudness_lufs, self.true_peak_dbtp
-        if target is not None and not (-70.0 <= float(target) <= 0.0):
-            raise ParameterError(f"loudness target must be in [-70, 0] LUFS, got {target!r}")
+        if target is not None:
+            target = check_range("loudness target (LUFS)", target, *LOUDNESS_RANGE_LUFS)
+            ceiling = check_range("true-peak ceiling (dBTP)", ceiling, *TRUE_PEAK_RANGE_DBTP)
         return chain, target, ceiling
 
 

@@ -107,6 +107,29 @@ def test_preset_from_path_and_errors(tmp_path):
     path.write_text(json.dumps({"steps": [{"plugin": "Reverbz"}]}))
     with pytest.raises(UnknownNameError, match="unknown plugin 'Reverbz'; valid: ClassifyNoise, Denoise, .*Compressor"):
         load_preset(str(path))
-    path.write_text(json.dumps({"steps": [{"plugin": "Gain", "gain": 3}]}))
-    with pytest.raises(ParameterError, match=r"bad parameters \['gain'\] for Gain"):
+    assert "PluginContainer" not in str(_unknown_plugin_message(path)) and "_klass" not in str(_unknown_plugin_message(path))
+    # every other mistake is one line that names the file, the step and what would be right
+    for text, message in (
+        (json.dumps({"steps": [{"plugin": "Gain", "gain": 3}]}), f"{path}: Gain has no parameter gain; valid: gain_db"),
+        (json.dumps({"steps": [{"plugin": "Compressor", "threshold_db": "x"}]}), f"{path}: Compressor: bad value in threshold_db='x'; expected threshold_db: float = 0, ratio: float = 1, attack_ms: float = 1.0, release_ms: float = 100"),
+        (json.dumps({"steps": [{"plugin": "Denoise", "attenuation_limit_db": -4}]}), f"{path}: Denoise: attenuation_limit_db must be in [0, 100], got -4"),
+        (json.dumps({"steps": [{"plugin": "Denoise", "nope_db": 1}]}), f"{path}: Denoise has no parameter nope_db; valid: model, attenuation_limit_db, mix"),
+        (json.dumps({"steps": [], "loudness_lufs": "loud"}), f"{path}: loudness_lufs must be a number in [-70, 0], got 'loud'"),
+        (json.dumps({"steps": [], "loudness_lufs": 10}), f"{path}: loudness_lufs must be in [-70, 0], got 10"),
+        (json.dumps({"steps": [], "true_peak_dbtp": 3}), f"{path}: true_peak_dbtp must be in [-20, 0], got 3"),
+        (json.dumps([{"plugin": "Gain"}]), f"{path}: a preset is a JSON object with a list of 'steps', e.g. {{\"steps\": [{{\"plugin\": \"Denoise\"}}]}}"),
+        ("{bad", f"{path}: not valid JSON (Expecting property name enclosed in double quotes at line 1, column 2)"),
+    ):
+        path.write_text(text)
+        with pytest.raises(ParameterError) as info:
+            load_preset(str(path))
+        assert str(info.value) == message
+    path.write_text(json.dumps({"steps": [], "loudness_lufs": -20, "true_peak_dbtp": -2}))
+    assert (load_preset(str(path)).loudness_lufs, load_preset(str(path)).true_peak_dbtp) == (-20.0, -2.0)
+
+
+def _unknown_plugin_message(path):
+    path.write_text(json.dumps({"steps": [{"plugin": "Reverbz"}]}))
+    with pytest.raises(UnknownNameError) as info:
         load_preset(str(path))
+    return info.value

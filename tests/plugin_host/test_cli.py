@@ -257,13 +257,21 @@ def test_unwritable_or_missing_output_folder(tmp_path, src):
     assert "FAILED" in r.stderr and str(src) in r.stderr
 
 
-def test_bad_options_are_one_line_errors(tmp_path, src):
+def test_bad_options_are_one_line_errors(tmp_path, src, capsys):
     r = run_cli("render", src, "-o", tmp_path, "--model", "rnnoise9000")
     assert r.returncode == 2 and r.stderr.strip() == "error: unknown denoiser 'rnnoise9000'; valid: crced, ddae, ddae_int8, dncnn, fcn_dfl, mel_diffusion, noisenil_fb, resunet, spectral_subtraction, wiener"
     r = run_cli("render", src, "-o", tmp_path, "--attenuation-limit-db", "-5")
     assert r.returncode == 2 and r.stderr.strip() == "error: attenuation_limit_db must be in [0, 100], got -5.0"
     r = run_cli("render", src, "-o", tmp_path, "--preset", "radio")
     assert r.returncode == 2 and "unknown preset 'radio'; valid: denoise_only, podcast_voice" in r.stderr
+    for flags, message in (
+        (["--loudness-lufs", "3"], "error: loudness target (LUFS) must be in [-70, 0], got 3.0"),
+        (["--loudness-lufs", "-16", "--true-peak-dbtp", "5"], "error: true-peak ceiling (dBTP) must be in [-20, 0], got 5.0"),
+        (["--loudness-lufs", "-16", "--true-peak-dbtp", "nan"], "error: true-peak ceiling (dBTP) must be in [-20, 0], got nan"),
+    ):
+        assert main(["render", str(src), "-o", str(tmp_path), *flags]) == 2
+        assert capsys.readouterr().err.strip() == message
+    assert not list(tmp_path.glob("*.wav"))
 
 
 def test_models_info_and_presets(tmp_path, src, capsys):
