@@ -227,31 +227,32 @@ def _make_step(step: dict, where: str):
     else:
         raise UnknownNameError("plugin", kind, sorted(ours) + natives)
     valid, signature = _parameters(cls)
-    unknown = sorted(k for k in kwargs if valid and k not in valid)
+    unknown = sorted(k for k in kwargs if valid is not None and k not in valid)
     if unknown:
-        raise ParameterError(f"{where}: {kind} has no parameter {', '.join(unknown)}; valid: {', '.join(valid)}")
+        raise ParameterError(f"{where}: {kind} has no parameter {', '.join(unknown)}; valid: {', '.join(valid) or '(none)'}")
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:  # pedalboard's own: a wrong type or a value it refuses
         if isinstance(exc, NoiseNilError):
             raise ParameterError(f"{where}: {kind}: {exc}") from None
         given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-        raise ParameterError(f"{where}: {kind}: bad value in {given}; expected {signature or ', '.join(valid)}") from None
+        raise ParameterError(f"{where}: {kind}: bad value in {given}; expected {signature or ', '.join(valid or [])}") from None
 
 
-def _parameters(cls) -> tuple[list[str], str]:
-    """A plugin class's constructor parameters and their signature as text (for pedalboard's
-    compiled classes, from the signature line of their docstring)."""
+def _parameters(cls) -> tuple[list[str] | None, str]:
+    """A plugin class's constructor parameters (None: unknown) and, for pedalboard's compiled
+    classes, their signature as text, both from the signature line of the docstring."""
     try:
         params = inspect.signature(cls.__init__).parameters
         return [p for p in params if p != "self"], ""
     except (TypeError, ValueError):
         pass
     first = (cls.__init__.__doc__ or "").strip().splitlines()[0] if cls.__init__.__doc__ else ""
-    inside = first[first.find("(") + 1 : first.rfind(")")] if "(" in first else ""
-    names = [n for n in re.findall(r"(\w+): ", inside) if n != "self"]
-    text = inside.split(", ", 1)[1] if inside.startswith("self") and ", " in inside else ""
-    return names, text
+    if not (first.startswith("__init__(self") and ") -> " in first):
+        return None, ""
+    inside = first[first.find("(") + 1 : first.rfind(") -> ")]
+    names = [n for n in re.findall(r"(?:^|, )(\w+): ", inside) if n != "self"]
+    return names, inside.split(", ", 1)[1] if ", " in inside else ""
 
 
 def load_preset(name_or_path: str | os.PathLike, model: str | None = None) -> Preset:

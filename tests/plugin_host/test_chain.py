@@ -114,6 +114,8 @@ def test_preset_from_path_and_errors(tmp_path):
         (json.dumps({"steps": [{"plugin": "Compressor", "threshold_db": "x"}]}), f"{path}: Compressor: bad value in threshold_db='x'; expected threshold_db: float = 0, ratio: float = 1, attack_ms: float = 1.0, release_ms: float = 100"),
         (json.dumps({"steps": [{"plugin": "Denoise", "attenuation_limit_db": -4}]}), f"{path}: Denoise: attenuation_limit_db must be in [0, 100], got -4"),
         (json.dumps({"steps": [{"plugin": "Denoise", "nope_db": 1}]}), f"{path}: Denoise has no parameter nope_db; valid: model, attenuation_limit_db, mix"),
+        (json.dumps({"steps": [{"plugin": "Invert", "mix": 1}]}), f"{path}: Invert has no parameter mix; valid: (none)"),
+        (json.dumps({"steps": [{"plugin": "LadderFilter", "LPF12": 1}]}), f"{path}: LadderFilter has no parameter LPF12; valid: mode, cutoff_hz, resonance, drive"),
         (json.dumps({"steps": [], "loudness_lufs": "loud"}), f"{path}: loudness_lufs must be a number in [-70, 0], got 'loud'"),
         (json.dumps({"steps": [], "loudness_lufs": 10}), f"{path}: loudness_lufs must be in [-70, 0], got 10"),
         (json.dumps({"steps": [], "true_peak_dbtp": 3}), f"{path}: true_peak_dbtp must be in [-20, 0], got 3"),
