@@ -167,21 +167,26 @@ def cmd_render(args) -> int:
     done_seconds, n_done = 0.0, 0
     t0 = time.perf_counter()
     quiet = args.quiet
-    bar = tqdm(total=total, unit="s", desc="total", disable=quiet or not todo, dynamic_ncols=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]")
+    # bars redraw themselves with carriage returns and cursor moves: on a terminal only; a log
+    # (stderr to a file or a pipe) gets one line per finished file instead
+    interactive = sys.stderr.isatty()
+    bar = tqdm(total=total, unit="s", desc="total", disable=quiet or not todo or not interactive, dynamic_ncols=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]")
     file_bars: dict[int, tqdm] = {}
     progress_at = {i: 0.0 for i in range(len(todo))}
 
     def on_progress(index: int, seconds: float) -> None:
         if quiet:
             return
-        fb = file_bars.get(index)
-        if fb is None:
-            fb = file_bars[index] = tqdm(total=todo[index].seconds, unit="s", desc=todo[index].src.name[:30], leave=False, position=len(file_bars) + 1, disable=quiet, dynamic_ncols=True, bar_format="  {desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s")
         delta = seconds - progress_at[index]
         progress_at[index] = seconds
         # the totals are the exact durations: a bar never passes 100 % (tqdm warns and shows a negative time left)
-        fb.update(max(0.0, min(delta, fb.total - fb.n)))
         bar.update(max(0.0, min(delta, bar.total - bar.n)))
+        if not interactive:
+            return
+        fb = file_bars.get(index)
+        if fb is None:
+            fb = file_bars[index] = tqdm(total=todo[index].seconds, unit="s", desc=todo[index].src.name[:30], leave=False, position=len(file_bars) + 1, disable=quiet, dynamic_ncols=True, bar_format="  {desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s")
+        fb.update(max(0.0, min(delta, fb.total - fb.n)))
 
     def on_done(index: int, outcome) -> None:
         nonlocal n_done, done_seconds
@@ -190,6 +195,8 @@ def cmd_render(args) -> int:
             n_done += 1
             done_seconds += seconds
             on_progress(index, seconds)
+            if not interactive and not quiet and len(todo) > 1:
+                tqdm.write(f"done {todo[index].src} -> {todo[index].dst}", file=sys.stderr)
             for note in notes:
                 tqdm.write(f"note {todo[index].src}: {note}", file=sys.stderr)
         else:

@@ -3,6 +3,7 @@ import os
 import resource
 import signal
 import struct
+import sys
 
 import numpy as np
 import pytest
@@ -328,10 +329,11 @@ def test_interrupted_run_leaves_no_output_and_a_rerun_finishes(tmp_path):
     assert read_audio(out / "long.wav")[0].shape == (1, 60 * RATE)
 
 
-def test_progress_bars_end_at_their_total(tmp_path, capsys):
+def test_progress_bars_end_at_their_total(tmp_path, capsys, monkeypatch):
     # 1.0341 s is not a whole number of tenths: the bars once had a rounded total, ran past it,
     # made tqdm warn ("clamping frac") and showed a negative time left
     src = write_audio(tmp_path / "odd.wav", noisy_signal(1.0341))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # bars are drawn on a terminal only
     assert main(["render", str(src), "-o", str(tmp_path / "out.wav")]) == 0
     err = capsys.readouterr().err
     assert "total: 100%" in err
@@ -341,3 +343,19 @@ def test_progress_bars_end_at_their_total(tmp_path, capsys):
     assert main(["render", str(tmp_path / "bad.wav"), "-o", str(tmp_path / "bad_out.wav")]) == 1
     err = capsys.readouterr().err
     assert "total:" not in err and err.strip() == f"FAILED {tmp_path / 'bad.wav'}: file is shorter than its header"
+
+
+def test_a_log_gets_a_line_per_file_and_no_bars(tmp_path, capsys):
+    """stderr to a file or a pipe (capsys is neither a terminal): no carriage returns or cursor
+    moves from the bars, one line per finished file, the failures and the summary."""
+    (tmp_path / "in").mkdir()
+    for k in range(3):
+        write_audio(tmp_path / "in" / f"take{k}.wav", noisy_signal(0.5, seed=k))
+    (tmp_path / "in" / "bad.wav").write_bytes(b"garbage")
+    assert main(["render", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", "wiener"]) == 1
+    captured = capsys.readouterr()
+    assert "\r" not in captured.err and "\x1b" not in captured.err
+    assert sorted(captured.err.splitlines()) == sorted(
+        [f"done {tmp_path / 'in' / f'take{k}.wav'} -> {tmp_path / 'out' / f'take{k}.wav'}" for k in range(3)] + [f"FAILED {tmp_path / 'in' / 'bad.wav'}: file is shorter than its header"]
+    )
+    assert captured.out.startswith("3 done, 0 skipped, 1 failed")
