@@ -35,6 +35,9 @@ class Estimate:
         return labels[int(np.argmax(self.probabilities))]
 
 
+MIN_SECONDS = 0.25  # the shortest recording that gets an estimate
+
+
 class NoiseClassifierStream:
     """Feed audio at any rate and channel count; get an ``Estimate`` every step."""
 
@@ -93,9 +96,11 @@ class NoiseClassifierStream:
         return out
 
     def finish(self) -> list[Estimate]:
-        """Flush; a recording shorter than one patch still gets one estimate (its audio repeated)."""
+        """Flush; a recording shorter than one patch still gets one estimate (its audio repeated),
+        if it lasts at least ``MIN_SECONDS`` (a few milliseconds repeated would be a buzz, not the
+        recording's noise)."""
         out = [] if self._resampler.identity else self._consume(self._resampler(np.zeros((1, 0), np.float32), last=True)[0])
-        if not self.timeline and len(self._buf):
+        if not self.timeline and len(self._buf) >= MIN_SECONDS * self.rate:
             seg = np.tile(self._buf, int(np.ceil(self.window / len(self._buf))))[: self.window]
             out.append(self._estimate(self._consumed + len(self._buf), seg))
         return out
@@ -115,7 +120,10 @@ class Summary:
         return {lab: winners.count(i) / len(winners) for i, lab in enumerate(self.labels)}
 
     @property
-    def label(self) -> str:
+    def label(self) -> str | None:
+        """The label of most steps; None when the recording is too short for any (``MIN_SECONDS``)."""
+        if not self.timeline:
+            return None
         shares = self.shares
         return max(self.labels, key=lambda lab: shares[lab])
 

@@ -337,7 +337,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_classify(args) -> int:
-    from .classify import classify_file
+    from .classify import MIN_SECONDS, classify_file
 
     found, status = _inputs_or_errors(args.files)
     for path, _ in found:
@@ -350,6 +350,9 @@ def cmd_classify(args) -> int:
             continue
         if args.json:
             print(json.dumps(summary.as_json()))
+            continue
+        if summary.label is None:
+            print(f"{text}: too short to classify (it needs at least {MIN_SECONDS:g} s)")
             continue
         shares = sorted(summary.shares.items(), key=lambda kv: -kv[1])
         main_part = ", ".join(f"{lab} {share:.0%}" for lab, share in shares if share >= 0.05) or "nothing"

@@ -185,7 +185,8 @@ def render_file(
 
         label = classify_file(src).label
         options = options.resolved(label)
-        auto_note = f"auto: mostly {label} -> {options.model}, attenuation limit {options.attenuation_limit_db:g} dB"
+        heard = f"mostly {label}" if label else "too short to classify"
+        auto_note = f"auto: {heard} -> {options.model}, attenuation limit {options.attenuation_limit_db:g} dB"
     chain, target, ceiling = options.build()
     frames_out = int(round(info.frames * rate / info.sample_rate))
     check_free_space(dst.parent if dst.parent.exists() else Path("."), frames_out * channels * (bit_depth // 8) * (2 if target is not None else 1))

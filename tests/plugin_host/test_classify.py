@@ -118,3 +118,17 @@ def test_classify_cli_takes_folders_and_globs(tmp_path):
     r = run_cli("classify", "--json", str(show / "*.wav"), tmp_path / "empty_glob_*.wav")
     assert r.returncode == 1 and [json.loads(line)["file"] for line in r.stdout.strip().splitlines()] == [str(a)]
     assert r.stderr.strip() == f"error: {tmp_path / 'empty_glob_*.wav'}: no file matches this pattern"
+
+
+def test_a_recording_too_short_to_hear_gets_no_label(tmp_path):
+    """Under MIN_SECONDS there is too little to repeat into a patch (10 samples repeated are a buzz):
+    no estimate, said so in one line; from MIN_SECONDS up, one estimate of the repeated audio."""
+    from plugin_host.classify import MIN_SECONDS
+
+    tiny = write_audio(tmp_path / "tiny.wav", hum(0.2))
+    short = write_audio(tmp_path / "short.wav", hum(MIN_SECONDS + 0.05))
+    assert classify_file(tiny).label is None and classify_file(tiny).timeline == []
+    assert classify_file(short).label == "hum_hiss" and len(classify_file(short).timeline) == 1
+    r = run_cli("classify", tiny, short)
+    assert r.returncode == 0 and r.stdout.splitlines() == [f"{tiny}: too short to classify (it needs at least 0.25 s)", f"{short}: hum_hiss (of 1 half-second steps: hum_hiss 100%)"]
+    assert json.loads(run_cli("classify", "--json", tiny).stdout)["label"] is None
