@@ -76,7 +76,7 @@ class MainWindow(QMainWindow):
         self.export_button = QPushButton("Export…")
         self.export_all_button = QPushButton("Export all…")
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)  # only while a recording renders
+        self.cancel_button.setEnabled(False)  # only while a recording renders or an export runs
         for b in (self.open_button, self.play_button, self.ab_button, self.loop_button, self.export_button, self.export_all_button):
             bar.addWidget(b)
         bar.addStretch(1)
@@ -160,7 +160,7 @@ class MainWindow(QMainWindow):
     def _next_job(self) -> None:
         if self.job is not None and self.job.isRunning():
             return
-        self.cancel_button.setEnabled(False)
+        self.cancel_button.setEnabled(self.export_job is not None and self.export_job.isRunning())
         selected = self.session.selected
         order = ([selected] if selected else []) + [r for r in self.session.recordings if r is not selected]
         todo = next((r for r in order if self._needs_render(r)), None)
@@ -209,9 +209,20 @@ class MainWindow(QMainWindow):
         self.show_error(message)
 
     def cancel(self) -> None:
-        if self.job is not None and self.job.isRunning():
+        """Stops an export if one runs (the file being written is removed, finished ones are kept),
+        otherwise the background render."""
+        if self.export_job is not None and self.export_job.isRunning():
+            self.export_job.cancel()
+        elif self.job is not None and self.job.isRunning():
             self.job.cancel()
             self.status.setText("Cancelled.")
+
+    def _update_cancel(self) -> None:
+        running = [j for j in (self.job, self.export_job) if j is not None and j.isRunning()]
+        self.cancel_button.setEnabled(bool(running))
+
+    def _export_cancelled(self, done: int, total: int) -> None:
+        self.status.setText(f"Export cancelled: {done} of {total} file(s) written; the unfinished one was removed.")
 
     def _settings_changed(self) -> None:
         self.settings.save()
@@ -347,8 +358,11 @@ class MainWindow(QMainWindow):
             self.status.setText(f"Exported {final}")
 
         job.finished_one.connect(one_done)
+        job.cancelled.connect(self._export_cancelled)
+        job.finished.connect(self._update_cancel)
         self.status.setText(f"Exporting {len(pairs)} file(s)…")
         job.start()
+        self.cancel_button.setEnabled(True)
 
     # errors --------------------------------------------------------------------------------------
     def show_error(self, message: str) -> None:
@@ -364,8 +378,7 @@ class MainWindow(QMainWindow):
         self.live.shutdown()
         for job in (self.job, self.export_job):
             if job is not None and job.isRunning():
-                if isinstance(job, RenderJob):
-                    job.cancel()
+                job.cancel()  # a render stops; an export removes its unfinished file
                 job.wait(10000)
         self.settings.save()
         super().closeEvent(event)

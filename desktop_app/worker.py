@@ -182,23 +182,44 @@ class RenderJob(QThread):
         self.partial.emit()
 
 
+class _Cancelled(Exception):
+    """Raised from an export's progress callback to stop ``render_file`` mid-file."""
+
+
 class ExportJob(QThread):
     """Render files to disk with the engine's safe writer (temporary file, then rename)."""
 
     progress = Signal(float)
     finished_one = Signal(str, str)  # source, destination
     failed = Signal(str)
+    cancelled = Signal(int, int)  # files finished, files asked for
 
     def __init__(self, pairs: list, options: RenderOptions, parent=None):
         super().__init__(parent)
         self.pairs, self.options = pairs, options
+        self._cancel = False
+
+    def cancel(self) -> None:
+        """Stop at the next chunk: the file being written is removed (the engine's temporary file
+        is never renamed into place), the ones already finished are kept."""
+        self._cancel = True
+
+    def _progress(self, i: int, n: float, seconds: float) -> None:
+        if self._cancel:
+            raise _Cancelled
+        self.progress.emit((i + seconds / max(n, 1e-9)) / len(self.pairs))
 
     def run(self) -> None:
-        total = len(self.pairs)
         for i, (src, dst) in enumerate(self.pairs):
+            if self._cancel:
+                self.cancelled.emit(i, len(self.pairs))
+                return
             try:
-                render_file(src, dst, self.options, progress=lambda s, i=i, n=probe(src).seconds: self.progress.emit((i + s / max(n, 1e-9)) / total))
+                render_file(src, dst, self.options, progress=lambda s, i=i, n=probe(src).seconds: self._progress(i, n, s))
                 self.finished_one.emit(str(src), str(dst))
+            except _Cancelled:
+                self.cancelled.emit(i, len(self.pairs))
+                return
             except NoiseNilError as exc:
                 log.warning("export failed: %s", exc)
                 self.failed.emit(str(exc))

@@ -134,6 +134,25 @@ def test_export_all_to_a_folder(qtbot, window, short_example, tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["episode_clean.wav", "other_clean.flac"]
 
 
+def test_cancel_stops_an_export_and_leaves_no_partial_file(qtbot, window, short_example, tmp_path):
+    x, rate = read_audio(short_example)
+    long_take = write_audio(tmp_path / "long.wav", np.tile(x, (1, 12)), rate)  # 60 s: many chunks to stop between
+    window.open_files([long_take, short_example])
+    wait_rendered(qtbot, window, timeout=120000)
+    assert not window.cancel_button.isEnabled()
+    folder = tmp_path / "out"
+    folder.mkdir()
+    window.export_all(folder)
+    assert window.cancel_button.isEnabled()  # an export is something to cancel
+    qtbot.waitUntil(lambda: window.progress.value() > 0, timeout=60000)
+    window.cancel_button.click()
+    qtbot.waitUntil(lambda: not window.export_job.isRunning(), timeout=60000)
+    qtbot.waitUntil(lambda: not window.cancel_button.isEnabled(), timeout=5000)
+    assert window.status.text() == "Export cancelled: 0 of 2 file(s) written; the unfinished one was removed."
+    assert list(folder.iterdir()) == []  # neither the cleaned file nor its temporary
+    assert [r.status for r in window.session.recordings] == [Status.DONE, Status.DONE]
+
+
 def test_never_overwrites_the_source_without_asking(qtbot, window, short_example, monkeypatch):
     window.open_files([short_example])
     wait_rendered(qtbot, window)
