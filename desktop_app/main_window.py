@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -24,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from plugin_host.audio_io import READ_EXTENSIONS
+from plugin_host.audio_io import READ_EXTENSIONS, output_mode
 from plugin_host.render import RenderOptions
 
 from .player import Player
@@ -349,6 +350,8 @@ class MainWindow(QMainWindow):
         def one_done(src: str, dst: str) -> None:
             final = dst
             if replace_source is not None:
+                with contextlib.suppress(OSError):  # the original's permissions, not the new file's
+                    os.chmod(replace_source[0], output_mode(replace_source[1]))
                 os.replace(replace_source[0], replace_source[1])
                 final = str(replace_source[1])
             for rec in self.session.recordings:

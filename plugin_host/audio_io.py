@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import stat
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -179,6 +180,19 @@ def read_chunks(info: InputInfo, chunk_frames: int):
         raise AudioFileError(info.path, "truncated or damaged (FLAC checksum mismatch)")
 
 
+_UMASK = os.umask(0o022)  # read once, at import: os.umask can only be read by setting it
+os.umask(_UMASK)
+
+
+def output_mode(dst: Path) -> int:
+    """The permissions an output at ``dst`` gets: those of the file it replaces, else what a new
+    file gets here (0o666 less the umask). The temporary it is written as is private (0o600)."""
+    try:
+        return stat.S_IMODE(dst.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_UMASK
+
+
 def partial_path(dst: Path) -> Path:
     """A fresh hidden temporary path next to ``dst`` that keeps its extension (pedalboard picks the format by it)."""
     fd, name = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.stem}.", suffix=f"{PARTIAL_TAG}{dst.suffix}")
@@ -275,6 +289,8 @@ class SafeWriter:
         if not (self.frames - slack <= written <= self.frames + (slack and 8192)):
             self.abort()
             raise AudioFileError(self.dst, f"output incomplete ({written} of {self.frames} frames written; disk full?)")
+        with contextlib.suppress(OSError):  # a file system without permissions (FAT) keeps its own
+            os.chmod(self.tmp, output_mode(self.dst))
         os.replace(self.tmp, self.dst)
         return self.dst
 

@@ -161,9 +161,11 @@ def test_never_overwrites_the_source_without_asking(qtbot, window, short_example
     window.export_current(short_example)
     assert short_example.read_bytes() == before and "original is kept" in window.status.text()
     monkeypatch.setattr(window, "confirm_overwrite_source", lambda path: True)
+    short_example.chmod(0o640)
     window.export_current(short_example)
     qtbot.waitUntil(lambda: not window.export_job.isRunning(), timeout=60000)
     qtbot.waitUntil(lambda: short_example.read_bytes() != before, timeout=5000)
+    assert short_example.stat().st_mode & 0o777 == 0o640  # the original's permissions, not a temporary's 0o600
     assert read_audio(short_example)[0].shape == (1, 5 * RATE)
     assert not [p for p in short_example.parent.iterdir() if p.name.startswith(".")]
 

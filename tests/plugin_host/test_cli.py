@@ -2,6 +2,7 @@ import hashlib
 import os
 import resource
 import signal
+import stat
 import struct
 import sys
 
@@ -94,6 +95,21 @@ def test_an_output_folder_inside_the_input_folder_is_not_read_back_as_input(tmp_
     # the input folder itself as the output folder is still refused, file by file
     assert main(["render", str(root / "ep1"), "-o", str(root / "ep1"), "--model", "wiener", "-q"]) == 1
     assert "would overwrite an input" in capsys.readouterr().err
+
+
+def test_outputs_get_ordinary_permissions_and_a_replaced_file_keeps_its_own(tmp_path, src):
+    """The temporary an output is written as is private (mkstemp: 0o600); the output itself gets
+    what any new file gets (0o666 less the umask), or the permissions of the file it replaces."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    out = tmp_path / "out"
+    assert main(["render", str(src), "-o", str(out), "--model", "wiener", "-q"]) == 0
+    assert stat.S_IMODE((out / "talk.wav").stat().st_mode) == 0o666 & ~umask
+    (out / "talk.wav").chmod(0o640)
+    assert main(["render", str(src), "-o", str(out), "--model", "wiener", "--overwrite", "-q"]) == 0
+    assert stat.S_IMODE((out / "talk.wav").stat().st_mode) == 0o640
+    assert main(["render", str(src), "-o", str(tmp_path / "loud.flac"), "--loudness-lufs", "-20", "--model", "wiener", "-q"]) == 0
+    assert stat.S_IMODE((tmp_path / "loud.flac").stat().st_mode) == 0o666 & ~umask  # the loudness pass's second writer too
 
 
 def test_parallel_jobs_give_the_same_files(tmp_path):
