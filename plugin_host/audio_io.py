@@ -28,6 +28,23 @@ WRITE_EXTENSIONS = tuple(sorted(get_supported_write_formats()))
 PARTIAL_TAG = ".noisenil-partial"
 BIT_DEPTHS = {"int8": 8, "int16": 16, "int24": 24, "int32": 32, "float32": 32, "float64": 32}
 LOSSY = (".mp3", ".ogg")
+FORMAT_BIT_DEPTHS = {".flac": (16, 24), ".aiff": (16, 24), ".aif": (16, 24)}  # others: 16, 24 or 32
+
+
+def output_bit_depth(dst: Path, wanted: int, explicit: bool) -> tuple[int, str | None]:
+    """The bit depth to write ``dst`` with, and a note when it is not ``wanted``: a depth kept from
+    the input that the output's format cannot hold (a 32-bit float WAV to FLAC) becomes the
+    deepest it can (24); one the user asked for (``explicit``) is an error instead."""
+    allowed = FORMAT_BIT_DEPTHS.get(Path(dst).suffix.lower(), (16, 24, 32))
+    if wanted in allowed:
+        return wanted, None
+    kind = Path(dst).suffix.lstrip(".").upper()
+    if explicit:
+        from .errors import ParameterError
+
+        raise ParameterError(f"bit depth {wanted}: {kind} holds {' or '.join(map(str, allowed))} bits")
+    depth = max(allowed)
+    return depth, f"{wanted}-bit input written as {depth}-bit {kind} (the deepest {kind} holds)"
 
 
 @dataclass

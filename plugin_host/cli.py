@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audio_io import PARTIAL_TAG, READ_EXTENSIONS, WRITE_EXTENSIONS, probe, read_chunks
+from .audio_io import PARTIAL_TAG, READ_EXTENSIONS, WRITE_EXTENSIONS, output_bit_depth, probe, read_chunks
 from .errors import AudioFileError, NoiseNilError
 from .live import DEFAULT_SAFETY_MS
 
@@ -148,6 +148,8 @@ def cmd_render(args) -> int:
         channels=args.channels,
     )
     options.build()  # bad model / preset / parameters: fail once, before any file
+    if args.format and args.bit_depth:
+        output_bit_depth(Path("out." + args.format.lstrip(".")), args.bit_depth, explicit=True)
     jobs, failures = plan_jobs(args.inputs, args.output, args.format)
     failures = [f"{src}: {why}" for src, why in failures]
     todo, skipped = [], []

@@ -11,10 +11,10 @@ from collections.abc import Callable
 import numpy as np
 import pedalboard
 
-from .audio_io import SafeWriter, check_free_space, probe, read_chunks, remove_stale_partials
+from .audio_io import SafeWriter, check_free_space, output_bit_depth, probe, read_chunks, remove_stale_partials
 from .chain import LOUDNESS_RANGE_LUFS, NATIVE_BUFFER_SIZE, TRUE_PEAK_RANGE_DBTP, Chain, load_preset, prime_native
 from .effects import Denoise
-from .engine import Resampler
+from .engine import Resampler, check_sample_rate
 from .errors import AudioFileError, ParameterError, check_range
 from .loudness import LoudnessMeter, normalization_gain_db
 from .processor import MAX_ATTENUATION_DB
@@ -62,6 +62,8 @@ class RenderOptions:
         else:
             limit = MAX_ATTENUATION_DB if self.attenuation_limit_db is None else self.attenuation_limit_db
             chain, target, ceiling = Chain([Denoise(self.model, attenuation_limit_db=limit)]), None, self.true_peak_dbtp
+        if self.sample_rate is not None:
+            check_sample_rate(self.sample_rate)
         if self.loudness_lufs is not None:
             target, ceiling = self.loudness_lufs, self.true_peak_dbtp
         if target is not None:
@@ -173,9 +175,10 @@ def render_file(
         raise AudioFileError(dst, "refusing to write onto the input file")
     rate = int(options.sample_rate or info.sample_rate)
     channels = int(options.channels or info.channels)
-    bit_depth = int(options.bit_depth or info.bit_depth)
+    bit_depth = int(options.bit_depth or max(16, info.bit_depth))  # an 8-bit input is kept as 16
     if bit_depth not in (16, 24, 32):
         raise ParameterError(f"bit depth must be 16, 24 or 32, got {bit_depth!r}")
+    bit_depth, depth_note = output_bit_depth(dst, bit_depth, explicit=options.bit_depth is not None)
     _convert_channels(np.zeros((info.channels, 1), np.float32), channels)  # fail early on impossible layouts
     auto_note = None
     from .auto import AUTO
@@ -192,8 +195,7 @@ def render_file(
     check_free_space(dst.parent if dst.parent.exists() else Path("."), frames_out * channels * (bit_depth // 8) * (2 if target is not None else 1))
 
     result = RenderResult(src, dst, info.seconds, 0.0)
-    if auto_note:
-        result.notes.append(auto_note)
+    result.notes += [note for note in (auto_note, depth_note) if note]
     pass1 = dst.with_name(f"{dst.stem}.loudness-pass.wav")
     for name in (dst, pass1, dst.with_name(f"{dst.stem}.limiter-pass.wav")):
         remove_stale_partials(name)

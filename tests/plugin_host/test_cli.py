@@ -132,6 +132,32 @@ def test_format_rate_depth_and_channels_can_be_changed(tmp_path, src):
         assert (f.samplerate, f.num_channels, f.file_dtype, f.frames) == (44100, 1, "int16", 88200)
 
 
+def test_a_depth_the_output_format_cannot_hold(tmp_path, capsys):
+    """32-bit float WAV (what `noisenil live --record` writes) to FLAC: FLAC holds at most 24 bits,
+    so a depth kept from the input becomes 24 with a note; asked for explicitly, it is refused
+    before any file. An 8-bit input is kept as 16 bits."""
+    import soundfile as sf
+
+    (tmp_path / "takes").mkdir()
+    sf.write(tmp_path / "takes" / "take.wav", noisy_signal(1.0)[0], RATE, subtype="FLOAT")
+    sf.write(tmp_path / "takes" / "old.wav", noisy_signal(1.0)[0], RATE, subtype="PCM_U8")
+    assert main(["render", str(tmp_path / "takes"), "-o", str(tmp_path / "flac"), "--format", "flac", "--model", "wiener"]) == 0
+    err = capsys.readouterr().err
+    assert f"note {tmp_path / 'takes' / 'take.wav'}: 32-bit input written as 24-bit FLAC (the deepest FLAC holds)" in err.splitlines()
+    assert "old.wav: " not in err.replace("done ", "")  # 8-bit to FLAC 16-bit: nothing to note
+    assert (sf.info(tmp_path / "flac" / "take.flac").subtype, sf.info(tmp_path / "flac" / "old.flac").subtype) == ("PCM_24", "PCM_16")
+    assert main(["render", str(tmp_path / "takes" / "old.wav"), "-o", str(tmp_path / "wav"), "--model", "wiener", "-q"]) == 0
+    assert sf.info(tmp_path / "wav" / "old.wav").subtype == "PCM_16"
+    for flags, message in (
+        (["--format", "flac", "--bit-depth", "32"], "error: bit depth 32: FLAC holds 16 or 24 bits"),
+        (["--format", "aiff", "--bit-depth", "32"], "error: bit depth 32: AIFF holds 16 or 24 bits"),
+        (["--sample-rate", "7000"], "error: sample_rate must be in [8000, 192000], got 7000"),
+    ):
+        assert main(["render", str(tmp_path / "takes"), "-o", str(tmp_path / "refused"), *flags]) == 2
+        assert capsys.readouterr().err.strip() == message
+    assert not (tmp_path / "refused").exists()
+
+
 def test_loudness_target_is_reached(tmp_path, src):
     out = tmp_path / "loud.wav"
     assert main(["render", str(src), "-o", str(out), "--loudness-lufs", "-16", "-q"]) == 0
