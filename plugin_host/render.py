@@ -50,6 +50,8 @@ class RenderOptions:
         """The chain to run, the loudness target (None = leave as is) and the true-peak ceiling."""
         from .auto import AUTO
 
+        if self.attenuation_limit_db is not None:  # also with auto, where it only caps the policy's limit
+            check_range("attenuation_limit_db", self.attenuation_limit_db, 0.0, MAX_ATTENUATION_DB)
         if self.model == AUTO:
             return self.resolved(None).build()
         if self.preset:

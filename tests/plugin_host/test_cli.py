@@ -305,6 +305,8 @@ def test_bad_options_are_one_line_errors(tmp_path, src, capsys):
     assert r.returncode == 2 and r.stderr.strip() == "error: unknown denoiser 'rnnoise9000'; valid: crced, ddae, ddae_int8, dncnn, fcn_dfl, mel_diffusion, noisenil_fb, resunet, spectral_subtraction, wiener"
     r = run_cli("render", src, "-o", tmp_path, "--attenuation-limit-db", "-5")
     assert r.returncode == 2 and r.stderr.strip() == "error: attenuation_limit_db must be in [0, 100], got -5.0"
+    assert main(["render", str(src), "-o", str(tmp_path), "--model", "auto", "--attenuation-limit-db", "200"]) == 2  # auto's cap too
+    assert capsys.readouterr().err.strip() == "error: attenuation_limit_db must be in [0, 100], got 200.0"
     r = run_cli("render", src, "-o", tmp_path, "--preset", "radio")
     assert r.returncode == 2 and "unknown preset 'radio'; valid: denoise_only, podcast_voice" in r.stderr
     for flags, message in (
