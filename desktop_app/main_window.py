@@ -39,6 +39,17 @@ log = logging.getLogger("noisenil.gui")
 AUDIO_FILTER = "Audio (" + " ".join(f"*{e}" for e in READ_EXTENSIONS) + ")"
 
 
+def _with_folders_opened(paths) -> list[Path]:
+    """Files as they are; a folder (dropped, or named on the command line) as the audio files in it,
+    recursively, as ``noisenil render`` reads one; a folder without any stays, to fail with a reason."""
+    from plugin_host.cli import audio_files_in
+
+    out: list[Path] = []
+    for p in map(Path, paths):
+        out += (audio_files_in(p) or [p]) if p.is_dir() else [p]
+    return out
+
+
 class MainWindow(QMainWindow):
     all_rendered = Signal()
 
@@ -128,7 +139,7 @@ class MainWindow(QMainWindow):
             chosen, _ = QFileDialog.getOpenFileNames(self, "Open recordings", self.settings.last_open_dir, AUDIO_FILTER)
             paths = chosen
         added = 0
-        for p in paths:
+        for p in _with_folders_opened(paths):
             rec = self.session.add(Path(p))
             if rec is not None:
                 self.queue.addItem(rec.label())

@@ -24,6 +24,7 @@ from .session import Recording
 from .settings import Settings
 
 LEVELS_DB = (-100.0, -20.0)  # one colour scale for before and after
+EMPTY_KHZ, EMPTY_SECONDS = 24.0, 10.0  # the axes when there is nothing to show
 pg.setConfigOptions(antialias=True, imageAxisOrder="row-major")
 
 
@@ -49,13 +50,14 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         for plot, title in ((self.before, "Before (original)"), (self.after, "After (cleaned)")):
             plot.setTitle(title, color="#e0e0e0", size="10pt")
             plot.setLabel("left", "kHz")
+            plot.getAxis("left").enableAutoSIPrefix(False)  # kHz stays kHz, also on an empty plot
             plot.setMouseEnabled(x=True, y=False)
             img = pg.ImageItem()
             img.setColorMap(cmap)
             img.setLevels(LEVELS_DB)
             plot.addItem(img)
             self.images[plot] = img
-        self.after.setLabel("bottom", "time", units="s")
+        self.after.setLabel("bottom", "time (s)")
         self.after.setXLink(self.before)
         self.overview.setXLink(self.before)
         self.playheads = [pg.InfiniteLine(angle=90, pen=pg.mkPen("#7df9ff", width=1.5)) for _ in range(3)]
@@ -81,7 +83,11 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
             img.clear()
         self.wave_noisy.clear()
         self.wave_clean.clear()
-        if rec is None or rec.spec_noisy is None:
+        if rec is None or rec.spec_noisy is None:  # nothing (yet), or a file that could not be read
+            for plot in (self.before, self.after):
+                plot.setYRange(0, EMPTY_KHZ, padding=0)
+            self.before.setXRange(0, EMPTY_SECONDS, padding=0)
+            self._duration = EMPTY_SECONDS
             return
         nyq_khz = rec.sample_rate / 2000
         for plot, spec in ((self.before, rec.spec_noisy), (self.after, rec.spec_cleaned)):

@@ -135,7 +135,7 @@ def probe(path: str | os.PathLike) -> InputInfo:
     if not p.exists():
         raise AudioFileError(p, "no such file" if not p.is_symlink() else "broken symbolic link")
     if p.is_dir():
-        raise AudioFileError(p, "is a folder, not an audio file")
+        raise AudioFileError(p, "is a folder with no audio files in it")  # folders with some are opened file by file
     if not p.is_file():
         raise AudioFileError(p, "is not a regular file")
     if p.suffix.lower() not in READ_EXTENSIONS:

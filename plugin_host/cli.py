@@ -38,6 +38,11 @@ def _is_audio(p: Path) -> bool:
     return p.suffix.lower() in READ_EXTENSIONS and not p.name.startswith(".") and PARTIAL_TAG not in p.name
 
 
+def audio_files_in(folder: Path) -> list[Path]:
+    """The audio files under ``folder``, recursively, sorted (hidden files and our temporaries left out)."""
+    return sorted(f for f in Path(folder).rglob("*") if f.is_file() and _is_audio(f))
+
+
 def _glob_root(pattern: str) -> Path:
     """The folder a glob searches under: its leading components without wildcards."""
     parts = Path(pattern).parts
@@ -57,7 +62,7 @@ def expand_inputs(inputs: list[str], exclude: Path | None = None) -> tuple[list[
     run twice must not denoise raw/clean/ into raw/clean/clean/)."""
     found, bad = [], []
     for text in inputs:
-        magic = glob.has_magic(text)
+        magic = glob.has_magic(text) and not Path(text).exists()  # "take[1].wav" is a file, not a pattern, when it exists
         paths = [Path(p) for p in sorted(glob.glob(text, recursive=True))] if magic else [Path(text)]
         if not paths:
             bad.append((text, "no file matches this pattern"))
@@ -65,7 +70,7 @@ def expand_inputs(inputs: list[str], exclude: Path | None = None) -> tuple[list[
         skip_outputs = exclude is not None and _strictly_inside(exclude, root)
         for p in paths:
             if p.is_dir():
-                files = sorted(f for f in p.rglob("*") if f.is_file() and _is_audio(f))
+                files = audio_files_in(p)
                 if skip_outputs:
                     files = [f for f in files if not _strictly_inside(f, exclude)]
                 if not files:

@@ -236,6 +236,28 @@ def test_drag_and_drop_opens_files(qtbot, window, short_example):
     assert len(window.session.recordings) == 1
 
 
+def test_a_dropped_folder_opens_the_audio_files_in_it(qtbot, window, short_example, tmp_path):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    show = tmp_path / "show"
+    (show / "ep1").mkdir(parents=True)
+    x, rate = read_audio(short_example)
+    a = write_audio(show / "intro.flac", x[:, : rate], rate)
+    b = write_audio(show / "ep1" / "take[1].wav", x[:, : rate], rate)  # brackets: a name, not a pattern
+    (show / "notes.txt").write_text("not audio")
+    (tmp_path / "empty").mkdir()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(show)), QUrl.fromLocalFile(str(tmp_path / "empty"))])
+    window.dropEvent(QDropEvent(QPointF(50, 50), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier))
+    assert [r.path for r in window.session.recordings] == [b.resolve(), a.resolve(), (tmp_path / "empty").resolve()]
+    wait_rendered(qtbot, window)
+    assert [r.status for r in window.session.recordings] == [Status.DONE, Status.DONE, Status.FAILED]
+    assert window.queue.item(2).text() == "empty [failed]: is a folder with no audio files in it"
+    window.queue.setCurrentRow(2)  # a failed one shows empty plots on the usual axes (kHz, not a tiny auto-scaled range)
+    assert window.view.before.viewRange()[1] == [0.0, 24.0]
+
+
 def test_offline_models_render_files_but_are_not_offered_live(qtbot, window, short_example):
     """The seed zoo's offline models (they look ahead) work on files and say so; the Live page offers
     only streaming models."""
