@@ -403,3 +403,13 @@ def test_a_log_gets_a_line_per_file_and_no_bars(tmp_path, capsys):
         [f"done {tmp_path / 'in' / f'take{k}.wav'} -> {tmp_path / 'out' / f'take{k}.wav'}" for k in range(3)] + [f"FAILED {tmp_path / 'in' / 'bad.wav'}: file is shorter than its header"]
     )
     assert captured.out.startswith("3 done, 0 skipped, 1 failed")
+
+
+def test_a_file_named_like_a_pattern_is_the_file(tmp_path, capsys):
+    """``take[1].wav`` exists: it is that file, not the pattern matching ``take1.wav``."""
+    src = write_audio(tmp_path / "take[1].wav", noisy_signal(0.5))
+    assert main(["info", str(src)]) == 0
+    assert capsys.readouterr().out.startswith(f"{src}: WAV int16, 48000 Hz, 1 ch")
+    assert main(["render", str(src), "-o", str(tmp_path / "out"), "--model", "wiener", "-q"]) == 0
+    assert (tmp_path / "out" / "take[1].wav").is_file()
+    assert main(["info", str(tmp_path / "take[2].wav")]) == 1  # no such file, and no match as a pattern either
