@@ -90,6 +90,8 @@ class LiveSpectrogram(pg.GraphicsLayoutWidget):
             plot = self.addPlot(row=row, col=0)
             plot.setTitle(title, color="#e0e0e0", size="10pt")
             plot.setLabel("left", "kHz")
+            for side in ("left", "bottom"):  # kHz and seconds stay so, also before any audio
+                plot.getAxis(side).enableAutoSIPrefix(False)
             plot.setMouseEnabled(x=False, y=False)
             img = pg.ImageItem()
             img.setColorMap(cmap)
@@ -99,6 +101,7 @@ class LiveSpectrogram(pg.GraphicsLayoutWidget):
         self.images["after"][0].setLabel("bottom", "seconds ago")
         self.sample_rate = 48000
         self.frame_seconds = 0.01
+        self._draw()  # the empty history on its axes (6 s, 0-12 kHz) until a stream starts
 
     def configure(self, sample_rate: int, frame_seconds: float) -> None:
         self.sample_rate, self.frame_seconds = sample_rate, frame_seconds

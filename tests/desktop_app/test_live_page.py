@@ -96,3 +96,16 @@ def test_live_page_errors_and_restart(qtbot, live_window, jack):
     assert page.engine is not None and page.engine.state == "running" and not page.restart_button.isVisible()
     time.sleep(0.5)
     qtbot.waitUntil(lambda: page.engine.stats(reset_peaks=False).seconds > 0.3, timeout=5000)
+
+
+def test_live_spectrogram_has_its_axes_before_any_audio(qtbot):
+    """Before a stream starts (or when no device could be opened) the plots show their 6 s and
+    0-12 kHz, not pyqtgraph's auto-scaled empty range ("kHz (x0.001)")."""
+    from desktop_app.live_page import LiveSpectrogram
+
+    view = LiveSpectrogram()
+    qtbot.addWidget(view)
+    for plot, _ in view.images.values():
+        (x0, x1), (y0, y1) = plot.viewRange()
+        assert (x0, x1, y0, y1) == pytest.approx((-6.0, 0.0, 0.0, 12.0))
+        assert not plot.getAxis("left").autoSIPrefix and not plot.getAxis("bottom").autoSIPrefix
