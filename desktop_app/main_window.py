@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from plugin_host.audio_io import READ_EXTENSIONS, output_mode
+from plugin_host.audio_io import READ_EXTENSIONS, audio_files_in, output_mode
 from plugin_host.render import RenderOptions
 
 from .player import Player
@@ -42,8 +42,6 @@ AUDIO_FILTER = "Audio (" + " ".join(f"*{e}" for e in READ_EXTENSIONS) + ")"
 def _with_folders_opened(paths) -> list[Path]:
     """Files as they are; a folder (dropped, or named on the command line) as the audio files in it,
     recursively, as ``noisenil render`` reads one; a folder without any stays, to fail with a reason."""
-    from plugin_host.cli import audio_files_in
-
     out: list[Path] = []
     for p in map(Path, paths):
         out += (audio_files_in(p) or [p]) if p.is_dir() else [p]

@@ -109,8 +109,7 @@ def onset_curve(runs: np.ndarray, gain: np.ndarray, edges=RUN_EDGES) -> tuple[li
     """The median gain in each run-length interval [edges[k], edges[k + 1]) (the last open), and
     each interval's share of the bins."""
     idx = np.digitize(runs, edges) - 1
-    medians = [float(np.median(gain[idx == k])) if np.any(idx == k) else float("nan") for k in range(len(edges))]
-    return medians, [float(np.mean(idx == k)) for k in range(len(edges))]
+    return _medians(idx, gain, len(edges)), [float(np.mean(idx == k)) for k in range(len(edges))]
 
 
 def onset_table(curves: list[tuple[str, tuple[list[float], list[float]]]], edges=RUN_EDGES) -> str:
@@ -129,8 +128,12 @@ def onset_table(curves: list[tuple[str, tuple[list[float], list[float]]]], edges
 
 def gain_curve(snr: np.ndarray, gain: np.ndarray, edges=SNR_EDGES_DB) -> list[float]:
     """The median gain of the bins in each local-SNR interval [edges[k], edges[k + 1]) (nan if none)."""
-    idx = np.digitize(snr, edges) - 1
-    return [float(np.median(gain[idx == k])) if np.any(idx == k) else float("nan") for k in range(len(edges) - 1)]
+    return _medians(np.digitize(snr, edges) - 1, gain, len(edges) - 1)
+
+
+def _medians(idx: np.ndarray, gain: np.ndarray, count: int) -> list[float]:
+    """The median of ``gain`` where ``idx == k``, for k in 0..count-1 (nan where there is none)."""
+    return [float(np.median(gain[idx == k])) if np.any(idx == k) else float("nan") for k in range(count)]
 
 
 def gain_curve_table(curves: list[tuple[str, list[float]]], edges=SNR_EDGES_DB) -> str:

@@ -31,6 +31,14 @@ LOSSY = (".mp3", ".ogg")
 FORMAT_BIT_DEPTHS = {".flac": (16, 24), ".aiff": (16, 24), ".aif": (16, 24)}  # others: 16, 24 or 32
 
 
+def audio_files_in(folder: Path) -> list[Path]:
+    """The audio files under ``folder``, recursively, sorted (hidden files and our temporaries left
+    out): what ``noisenil render``, ``info`` and ``classify`` and the app open for a folder."""
+    return sorted(
+        f for f in Path(folder).rglob("*") if f.is_file() and f.suffix.lower() in READ_EXTENSIONS and not f.name.startswith(".") and PARTIAL_TAG not in f.name
+    )
+
+
 def output_bit_depth(dst: Path, wanted: int, explicit: bool) -> tuple[int, str | None]:
     """The bit depth to write ``dst`` with, and a note when it is not ``wanted``: a depth kept from
     the input that the output's format cannot hold (a 32-bit float WAV to FLAC) becomes the

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audio_io import PARTIAL_TAG, READ_EXTENSIONS, WRITE_EXTENSIONS, output_bit_depth, probe, read_chunks
+from .audio_io import WRITE_EXTENSIONS, audio_files_in, output_bit_depth, probe, read_chunks
 from .errors import AudioFileError, NoiseNilError
 from .live import DEFAULT_SAFETY_MS
 
@@ -32,15 +32,6 @@ class Job:
     src: Path
     dst: Path
     seconds: float = 0.0
-
-
-def _is_audio(p: Path) -> bool:
-    return p.suffix.lower() in READ_EXTENSIONS and not p.name.startswith(".") and PARTIAL_TAG not in p.name
-
-
-def audio_files_in(folder: Path) -> list[Path]:
-    """The audio files under ``folder``, recursively, sorted (hidden files and our temporaries left out)."""
-    return sorted(f for f in Path(folder).rglob("*") if f.is_file() and _is_audio(f))
 
 
 def _glob_root(pattern: str) -> Path:

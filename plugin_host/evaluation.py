@@ -108,6 +108,13 @@ def build_dev_set(data_dir: Path | None = None, n_speech: int = 10, seed: int = 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
 
+def _load_or_say(path: Path) -> np.ndarray:
+    try:
+        return _load(path)
+    except Exception as exc:  # soundfile's errors vary by format
+        raise NoiseNilError(f"{path}: cannot read ({exc})") from None
+
+
 def load_pair_set(folder: Path) -> list[Pair]:
     """A set of your own: ``folder/clean/NAME`` and ``folder/noisy/NAME`` with the same file names
     (the VoiceBank-DEMAND layout). Each pair is resampled to 48 kHz; its input SNR is measured from
@@ -125,13 +132,7 @@ def load_pair_set(folder: Path) -> list[Pair]:
         raise NoiseNilError(f"{noisy_dir / missing[0]}: missing (every clean file needs a noisy file of the same name)")
     pairs = []
     for name in names:
-        loaded = []
-        for path in (clean_dir / name, noisy_dir / name):
-            try:
-                loaded.append(_load(path))
-            except Exception as exc:  # soundfile's errors vary by format
-                raise NoiseNilError(f"{path}: cannot read ({exc})") from None
-        clean, noisy = loaded
+        clean, noisy = _load_or_say(clean_dir / name), _load_or_say(noisy_dir / name)
         if abs(len(clean) - len(noisy)) > 0.01 * max(len(clean), 1) + EVAL_RATE // 100:
             raise NoiseNilError(f"{noisy_dir / name}: {len(noisy) / EVAL_RATE:.2f} s long, its clean file {len(clean) / EVAL_RATE:.2f} s")
         n = min(len(clean), len(noisy))
