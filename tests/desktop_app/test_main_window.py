@@ -253,6 +253,8 @@ def test_a_dropped_folder_opens_the_audio_files_in_it(qtbot, window, short_examp
     assert [r.path for r in window.session.recordings] == [b.resolve(), a.resolve(), (tmp_path / "empty").resolve()]
     wait_rendered(qtbot, window)
     assert [r.status for r in window.session.recordings] == [Status.DONE, Status.DONE, Status.FAILED]
+    # the list is redrawn on the GUI thread when the worker's failure signal arrives, after the status is set
+    qtbot.waitUntil(lambda: "[failed]" in window.queue.item(2).text(), timeout=5000)
     assert window.queue.item(2).text() == "empty [failed]: is a folder with no audio files in it"
     window.queue.setCurrentRow(2)  # a failed one shows empty plots on the usual axes (kHz, not a tiny auto-scaled range)
     assert window.view.before.viewRange()[1] == [0.0, 24.0]
