@@ -68,7 +68,14 @@ def prime_native(board, sample_rate: int, channels: int, buffer_size: int = NATI
     board.process(zeros, sample_rate, buffer_size=buffer_size, reset=True)
 
 
-def _check_plugin(plugin):
+def _holds(chain, target) -> bool:
+    """Whether ``chain`` is ``target`` or holds it, at any depth."""
+    return chain is target or (isinstance(chain, Chain) and any(_holds(step, target) for step in chain._plugins))
+
+
+def _check_plugin(plugin, owner=None):
+    if owner is not None and _holds(plugin, owner):
+        raise ParameterError("a Chain cannot hold itself (it would run forever)")
     if _is_native(plugin) or (callable(getattr(plugin, "process", None)) and callable(getattr(plugin, "reset", None))):
         return plugin
     raise ParameterError(f"a Chain holds pedalboard plugins or NoiseNil effects, got {plugin!r}")
@@ -88,9 +95,9 @@ class Chain(MutableSequence):
 
     def __setitem__(self, index, plugin):
         if isinstance(index, slice):
-            self._plugins[index] = [_check_plugin(p) for p in plugin]
+            self._plugins[index] = [_check_plugin(p, self) for p in plugin]
         else:
-            self._plugins[index] = _check_plugin(plugin)
+            self._plugins[index] = _check_plugin(plugin, self)
         self._segments = None
 
     def __delitem__(self, index):
@@ -101,7 +108,7 @@ class Chain(MutableSequence):
         return len(self._plugins)
 
     def insert(self, index, plugin):
-        self._plugins.insert(index, _check_plugin(plugin))
+        self._plugins.insert(index, _check_plugin(plugin, self))
         self._segments = None
 
     def __repr__(self):

@@ -336,8 +336,19 @@ class Registry:
         return sorted(self._scan())
 
     def get(self, name: str | os.PathLike) -> Manifest:
-        """The manifest of a registered name, or of a path to a ``.json`` manifest."""
+        """The manifest of a registered name, of a path to a ``.json`` manifest, or of a path to the ``.onnx`` beside one."""
         text = os.fspath(name)
+        if text.lower().endswith(".onnx"):
+            # the graph a manifest describes: read the manifest beside it
+            graph = Path(text)
+            if not graph.is_file():
+                raise ModelError(f"{text}: model file not found")
+            text = os.fspath(graph.with_suffix(".json"))
+            if not Path(text).is_file():
+                raise ModelError(
+                    f"{graph}: no manifest {graph.with_suffix('.json').name} beside it; "
+                    f"a bare ONNX file needs one (`noisenil models add {graph}` writes it for GTCRN, DTLN and DeepFilterNet3)"
+                )
         if text.endswith(".json") or os.sep in text:
             manifest = parse_manifest(text)
             if manifest.kind != self.kind:

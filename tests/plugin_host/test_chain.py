@@ -33,6 +33,17 @@ def test_list_operations():
         chain.append("not a plugin")
 
 
+def test_a_chain_cannot_hold_itself(noisy):
+    inner = Chain([pedalboard.Gain(gain_db=-6)])
+    outer = Chain([inner])
+    for add in (lambda: inner.append(inner), lambda: inner.insert(0, outer), lambda: inner.__setitem__(0, outer), lambda: inner.__setitem__(slice(0, 1), [outer])):
+        with pytest.raises(ParameterError, match="cannot hold itself"):
+            add()
+    assert len(inner) == 1 and len(outer) == 1
+    outer.append(Chain([pedalboard.Gain(gain_db=-6)]))  # a chain within a chain is fine
+    np.testing.assert_allclose(outer(noisy, RATE), noisy * 10 ** (-12 / 20), atol=1e-6)
+
+
 def test_consecutive_native_plugins_run_as_one_pedalboard():
     chain = Chain([pedalboard.HighpassFilter(80), pedalboard.NoiseGate(), Denoise(), pedalboard.Compressor(), pedalboard.Limiter()])
     kinds = [type(s).__name__ for s in chain.segments]

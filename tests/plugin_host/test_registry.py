@@ -124,3 +124,22 @@ def test_user_model_folder_via_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("NOISENIL_MODEL_PATH", str(tmp_path))
     assert "my_wiener" in DENOISERS.names()
     assert Denoise("my_wiener").model == "my_wiener"
+
+
+def test_a_path_to_the_onnx_file_reads_the_manifest_beside_it(tmp_path):
+    manifest = _copy_model(tmp_path)
+    assert DENOISERS.get(tmp_path / "wiener.onnx").path == manifest
+    rng = np.random.default_rng(3)
+    noisy = (0.1 * rng.standard_normal((1, 9600))).astype(np.float32)
+    by_onnx = Denoise(model=str(tmp_path / "wiener.onnx"))(noisy, 48000)
+    by_json = Denoise(model=str(manifest))(noisy, 48000)
+    np.testing.assert_array_equal(by_onnx, by_json)
+
+
+def test_a_bare_onnx_file_names_the_missing_manifest(tmp_path):
+    _copy_model(tmp_path)
+    (tmp_path / "wiener.json").unlink()
+    with pytest.raises(ModelError, match=r"wiener\.onnx: no manifest wiener\.json beside it; .*noisenil models add"):
+        DENOISERS.get(tmp_path / "wiener.onnx")
+    with pytest.raises(ModelError, match=r"nothing\.onnx: model file not found"):
+        DENOISERS.get(tmp_path / "nothing.onnx")
