@@ -31,20 +31,12 @@ from PySide6.QtWidgets import (
 from plugin_host import DENOISERS, NoiseNilError
 from plugin_host.live import SPEC_BINS, LiveConfig, LiveEngine, LiveStats, list_devices, rescan_devices
 
-from .settings import Settings
+from .settings import BLOCK_CHOICES, RATE_CHOICES, Settings, is_streaming_model
 from .views import LEVELS_DB, hbox, model_label
 
 
-def _streaming(name: str) -> bool:
-    try:
-        return DENOISERS.get(name).streaming
-    except NoiseNilError:
-        return False
-
 log = logging.getLogger("noisenil.gui")
 HISTORY_FRAMES = 600  # columns of live spectrogram (6 s at 100 frames/s)
-BLOCK_CHOICES = (0, 64, 128, 256, 480, 512, 1024, 2048)  # 0 = 10 ms
-RATE_CHOICES = (0, 16000, 44100, 48000, 96000)  # 0 = the device's own
 
 
 @dataclass
@@ -164,7 +156,7 @@ class LivePage(QWidget):
         pform = QFormLayout(processing)
         self.model = QComboBox()
         for name in DENOISERS.names():
-            if _streaming(name):  # offline models look up to a second ahead: files only
+            if is_streaming_model(name):  # offline models look up to a second ahead: files only
                 self.model.addItem(model_label(name), name)
         pform.addRow("Model", self.model)
         self.strength = QSlider(Qt.Horizontal)

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from plugin_host import DEFAULT_DENOISER
+from plugin_host import DEFAULT_DENOISER, DENOISERS, NoiseNilError, preset_names
 from plugin_host.live import DEFAULT_SAFETY_MS
 from plugin_host.processor import MAX_ATTENUATION_DB
 
 DEFAULT_ATTENUATION_LIMIT_DB = MAX_ATTENUATION_DB
 DEFAULT_LOUDNESS_LUFS = -16.0
+LOUDNESS_CHOICES_LUFS = (-40.0, -6.0)  # the app's loudness targets
+BLOCK_CHOICES = (0, 64, 128, 256, 480, 512, 1024, 2048)  # live block sizes; 0 = 10 ms
+RATE_CHOICES = (0, 16000, 44100, 48000, 96000)  # live sample rates; 0 = the device's own
+SAFETY_RANGE_MS = (0.0, 1000.0)
 
 log = logging.getLogger("noisenil.gui")
 
@@ -65,12 +70,20 @@ class Settings:
         except (OSError, ValueError) as exc:
             log.warning("settings %s unreadable (%s); using defaults", path, exc)
             return cls()
-        known = {f.name: f.type for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        try:
-            return cls(**values)
-        except TypeError:
+        if not isinstance(data, dict):
+            log.warning("settings %s is not a JSON object; using defaults", path)
             return cls()
+        defaults = cls()
+        values = {}
+        for f in fields(cls):
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            if _usable(f.name, value, getattr(defaults, f.name)):
+                values[f.name] = value
+            else:  # a model since removed, a hand-edited value: the default, not a broken app
+                log.warning("settings %s: %s = %r cannot be used; using %r", path, f.name, value, getattr(defaults, f.name))
+        return cls(**values)
 
     def save(self) -> None:
         path = config_dir() / "settings.json"
@@ -81,3 +94,39 @@ class Settings:
             tmp.replace(path)
         except OSError as exc:
             log.warning("cannot save settings to %s: %s", path, exc)
+
+
+def _usable(name: str, value, default) -> bool:
+    """Whether a stored value has the field's type and is one the app can use today."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+    elif not isinstance(value, type(default)):
+        return False
+    if name in ("attenuation_limit_db", "live_attenuation_limit_db"):
+        return 0.0 <= value <= MAX_ATTENUATION_DB
+    if name == "loudness_lufs":
+        return LOUDNESS_CHOICES_LUFS[0] <= value <= LOUDNESS_CHOICES_LUFS[1]
+    if name == "live_safety_ms":
+        return SAFETY_RANGE_MS[0] <= value <= SAFETY_RANGE_MS[1]
+    if name == "live_sample_rate":
+        return value in RATE_CHOICES
+    if name == "live_block_size":
+        return value in BLOCK_CHOICES
+    if name == "preset":
+        return value == "" or value in preset_names()
+    if name == "model":
+        return value == "auto" or value in DENOISERS.names()
+    if name == "live_model":
+        return is_streaming_model(value)
+    return True
+
+
+def is_streaming_model(name: str) -> bool:
+    """A registered model that can run live (offline models look up to a second ahead)."""
+    try:
+        return DENOISERS.get(name).streaming
+    except NoiseNilError:
+        return False

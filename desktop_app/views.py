@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 from plugin_host import DENOISERS, NoiseNilError, preset_names
 
 from .session import Recording
-from .settings import Settings
+from .settings import LOUDNESS_CHOICES_LUFS, Settings
 
 LEVELS_DB = (-100.0, -20.0)  # one colour scale for before and after
 EMPTY_KHZ, EMPTY_SECONDS = 24.0, 10.0  # the axes when there is nothing to show
@@ -164,7 +164,7 @@ class ControlsPanel(QGroupBox):
         form.addRow("Preset", self.preset)
         self.loudness_on = QCheckBox("Normalise to")
         self.loudness = QDoubleSpinBox()
-        self.loudness.setRange(-40.0, -6.0)
+        self.loudness.setRange(*LOUDNESS_CHOICES_LUFS)
         self.loudness.setSuffix(" LUFS")
         self.loudness.setDecimals(1)
         form.addRow("Loudness", hbox(self.loudness_on, self.loudness))

@@ -276,3 +276,17 @@ def test_offline_models_render_files_but_are_not_offered_live(qtbot, window, sho
     qtbot.waitUntil(lambda: window.session.selected.settings_key[0] == "fcn_dfl" and window.session.selected.status == Status.DONE, timeout=60000)
     cleaned, noisy = window.session.selected.cleaned, window.session.selected.noisy
     assert cleaned.shape == noisy.shape and np.all(np.isfinite(cleaned))
+
+
+def test_a_remembered_model_since_removed_does_not_break_the_app(qtbot, isolated_config, short_example):
+    # e.g. deepfilternet3 was registered, then its folder deleted: the app opens on the default
+    isolated_config.mkdir(parents=True)
+    (isolated_config / "settings.json").write_text('{"model": "deepfilternet3_gone", "preset": "gone", "attenuation_limit_db": 18}')
+    w = MainWindow(Settings.load())
+    qtbot.addWidget(w)
+    w.open_files([short_example])
+    wait_rendered(qtbot, w)
+    assert not w.error_boxes and w.session.selected.status == Status.DONE
+    assert w.controls.model.currentData() == w.session.selected.settings_key[0] == "noisenil_fb"
+    assert w.controls.strength.value() == 18
+    w.close()
