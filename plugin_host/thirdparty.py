@@ -246,7 +246,7 @@ def add_model(path: str | os.PathLike, models_dir: Path | None = None) -> Manife
         extra: dict = {}
         if u.adapter_edit == "deepfilternet":
             found, extra = _deepfilternet_streaming(found, tmp)
-        files = {}
+        files, install = {}, []  # only these leave tmp: the extracted originals stay behind
         for role, src in found.items():
             target_name = f"{u.name}.onnx" if role == "model" else f"{u.name}_{role}.onnx"
             staged = tmp / target_name
@@ -255,9 +255,11 @@ def add_model(path: str | os.PathLike, models_dir: Path | None = None) -> Manife
             else:
                 src.replace(staged)
             files[role] = {"path": target_name, "sha256": file_sha256(staged)}
+            install.append(staged)
         licence = Path(path) if Path(path).is_dir() else Path(path).parent
         for lic in sorted(licence.glob("LICENSE*")) + sorted(licence.glob("NOTICE*")):
             shutil.copyfile(lic, tmp / f"{u.name}.{lic.name}")
+            install.append(tmp / f"{u.name}.{lic.name}")
         manifest = {"format_version": 1, "name": u.name, "kind": "denoiser", "third_party": True, "title": u.title}
         manifest.update(u.manifest)
         for key, value in extra.items():
@@ -267,6 +269,6 @@ def add_model(path: str | os.PathLike, models_dir: Path | None = None) -> Manife
         else:
             manifest["files"] = files
         (tmp / f"{u.name}.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        for f in sorted(tmp.iterdir(), key=lambda p: p.suffix == ".json"):  # manifest last: never points at nothing
+        for f in [*install, tmp / f"{u.name}.json"]:  # manifest last: never points at nothing
             f.replace(dest / f.name)
     return parse_manifest(dest / f"{u.name}.json")

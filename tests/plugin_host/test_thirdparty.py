@@ -52,6 +52,11 @@ def test_added_models_are_registered(home):
     assert (dtln.sample_rate, dtln.latency_samples) == (16000, 384)  # 24 ms
     assert [f.role for f in dtln.files] == ["model_1", "model_2"]
     assert (home / "models" / "gtcrn.LICENSE").is_file()
+    # what is installed is exactly what the manifests name, plus the licences: no extracted originals, no temporaries
+    named = {"gtcrn.json", "dtln.json", "deepfilternet3.json", "gtcrn.onnx", "dtln_model_1.onnx", "dtln_model_2.onnx"}
+    named |= {f"deepfilternet3_{role}.onnx" for role in ("enc", "erb_dec", "df_dec")}
+    installed = {p.name for p in (home / "models").iterdir()}
+    assert {n for n in installed if "LICENSE" not in n and "NOTICE" not in n} == named
 
 
 def test_gtcrn_matches_upstream_logic(home, speech16):
