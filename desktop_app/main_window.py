@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from plugin_host.audio_io import READ_EXTENSIONS, audio_files_in, output_mode
+from plugin_host.audio_io import READ_EXTENSIONS, audio_files_in, output_mode, output_suffix
 from plugin_host.render import RenderOptions
 
 from .player import Player
@@ -308,7 +308,7 @@ class MainWindow(QMainWindow):
 
     # export --------------------------------------------------------------------------------------
     def _default_name(self, rec: Recording) -> str:
-        return f"{rec.path.stem}_clean{rec.path.suffix}"
+        return f"{rec.path.stem}_clean{output_suffix(rec.path)}"
 
     def confirm_overwrite_source(self, path: Path) -> bool:
         answer = QMessageBox.question(self, "Replace the original?", f"{path.name} is the original recording.\nReplace it with the cleaned version?")

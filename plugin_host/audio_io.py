@@ -23,8 +23,17 @@ from pedalboard.io import AudioFile, get_supported_read_formats, get_supported_w
 
 from .errors import AudioFileError
 
-READ_EXTENSIONS = tuple(sorted(get_supported_read_formats()))
-WRITE_EXTENSIONS = tuple(sorted(get_supported_write_formats()))
+# Ogg Opus (Discord recorders such as Craig, voice notes) is read through libsndfile (soundfile):
+# pedalboard decodes Ogg Vorbis only, and called an Opus .ogg "not a valid audio file"
+SNDFILE_ONLY = (".opus",)
+READ_EXTENSIONS = tuple(sorted(set(get_supported_read_formats()) | set(SNDFILE_ONLY)))
+# pedalboard lists .aiff and .wav only, yet writes .aif (AIFF, what Logic and GarageBand name it) and
+# .bwf (a RIFF WAV) by the same encoders; without them a folder of .aif takes failed file by file
+WRITE_EXTENSIONS = tuple(sorted(set(get_supported_write_formats()) | {".aif", ".bwf"}))
+# names that say "an audio file" even where NoiseNil cannot write them (``-o take.m4a`` is a file, not a folder)
+AUDIO_LOOKING = frozenset(READ_EXTENSIONS) | {".m4a", ".aac", ".alac", ".caf", ".mp4", ".opus", ".webm", ".wma", ".w64", ".rf64"}
+# an input format NoiseNil cannot write becomes this by default (pedalboard writes Ogg Vorbis, not Opus)
+OUTPUT_SUFFIX = {".opus": ".ogg"}
 PARTIAL_TAG = ".noisenil-partial"
 BIT_DEPTHS = {"int8": 8, "int16": 16, "int24": 24, "int32": 32, "float32": 32, "float64": 32}
 LOSSY = (".mp3", ".ogg")
@@ -62,6 +71,7 @@ class InputInfo:
     channels: int
     frames: int
     file_dtype: str
+    reader: str = "pedalboard"  # or "soundfile" (Ogg Opus)
 
     @property
     def seconds(self) -> float:
@@ -161,13 +171,17 @@ def probe(path: str | os.PathLike) -> InputInfo:
         if problem:
             raise AudioFileError(p, problem)
     try:
+        if p.suffix.lower() in SNDFILE_ONLY:
+            raise ValueError("does not seem to contain audio data pedalboard decodes")
         with AudioFile(str(p)) as f:
             info = InputInfo(p, int(round(f.samplerate)), int(f.num_channels), int(f.frames), str(f.file_dtype))
     except (ValueError, RuntimeError, OSError) as exc:
         reason = str(exc).split("\n")[0]
-        if "does not seem to contain audio" in reason:
-            reason = "not a valid audio file (unknown or corrupt data)"
-        raise AudioFileError(p, reason) from None
+        info = _probe_opus(p) if "does not seem to contain audio" in reason and p.suffix.lower() in (".ogg", ".opus") else None
+        if info is None:
+            if "does not seem to contain audio" in reason:
+                reason = "not a valid audio file (unknown or corrupt data)"
+            raise AudioFileError(p, reason) from None
     if info.frames <= 0:
         raise AudioFileError(p, "no audio samples (0 frames)")
     if info.channels <= 0:
@@ -175,6 +189,44 @@ def probe(path: str | os.PathLike) -> InputInfo:
     if not (8000 <= info.sample_rate <= 192000):
         raise AudioFileError(p, f"sample rate {info.sample_rate} Hz is outside 8000..192000 Hz")
     return info
+
+
+def _probe_opus(p: Path) -> InputInfo | None:
+    """An Ogg Opus file through libsndfile, or None when it is not one either."""
+    try:
+        import soundfile as sf
+
+        i = sf.info(str(p))
+    except Exception:  # noqa: BLE001 - soundfile's errors vary by version and format
+        return None
+    if i.format != "OGG" or i.subtype != "OPUS":
+        return None
+    return InputInfo(p, int(i.samplerate), int(i.channels), int(i.frames), "float32", reader="soundfile")
+
+
+def _decoded(info: InputInfo, chunk_frames: int):
+    """float32 (channels, n) chunks straight from the decoder."""
+    if info.reader == "soundfile":
+        import soundfile as sf
+
+        with sf.SoundFile(str(info.path)) as f:
+            while True:
+                chunk = f.read(chunk_frames, dtype="float32", always_2d=True)
+                if chunk.shape[0] == 0:
+                    return
+                yield np.ascontiguousarray(chunk.T)
+    with AudioFile(str(info.path)) as f:
+        while f.tell() < f.frames:
+            chunk = f.read(chunk_frames)
+            if chunk.shape[1] == 0:
+                return
+            yield chunk
+
+
+def output_suffix(src: str | os.PathLike) -> str:
+    """The extension an output of ``src`` gets unless asked otherwise: its own, where NoiseNil can write it."""
+    suffix = Path(src).suffix
+    return OUTPUT_SUFFIX.get(suffix.lower(), suffix)
 
 
 def read_chunks(info: InputInfo, chunk_frames: int):
@@ -187,18 +239,14 @@ def read_chunks(info: InputInfo, chunk_frames: int):
     rate = info.sample_rate
     checksum = FlacChecksum.for_file(info.path) if info.path.suffix.lower() == ".flac" else None
     try:
-        with AudioFile(str(info.path)) as f:
-            while f.tell() < f.frames:
-                chunk = f.read(chunk_frames)
-                if chunk.shape[1] == 0:
-                    break
-                if not np.all(np.isfinite(chunk)):
-                    bad = int(np.argmax(~np.isfinite(chunk).all(axis=0)))
-                    raise AudioFileError(info.path, f"contains NaN/Inf samples (first at {(done + bad) / rate:.3f} s)")
-                done += chunk.shape[1]
-                if checksum is not None:
-                    checksum.update(chunk)
-                yield chunk
+        for chunk in _decoded(info, chunk_frames):
+            if not np.all(np.isfinite(chunk)):
+                bad = int(np.argmax(~np.isfinite(chunk).all(axis=0)))
+                raise AudioFileError(info.path, f"contains NaN/Inf samples (first at {(done + bad) / rate:.3f} s)")
+            done += chunk.shape[1]
+            if checksum is not None:
+                checksum.update(chunk)
+            yield chunk
     except (ValueError, RuntimeError, OSError) as exc:
         raise AudioFileError(info.path, f"cannot decode audio ({str(exc).splitlines()[0]})") from None
     if checksum is not None and not checksum.ok:

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audio_io import WRITE_EXTENSIONS, audio_files_in, output_bit_depth, probe, read_chunks
+from .audio_io import AUDIO_LOOKING, WRITE_EXTENSIONS, audio_files_in, output_bit_depth, output_suffix, probe, read_chunks
 from .errors import AudioFileError, NoiseNilError
 from .live import DEFAULT_SAFETY_MS
 
@@ -89,6 +89,7 @@ def plan_jobs(inputs: list[str], out: str, fmt: str | None) -> tuple[list[Job], 
             dst = out_path
         else:
             dst = out_path / src.relative_to(base)
+            dst = dst.with_suffix(output_suffix(dst))  # .opus in, .ogg out
         if fmt:
             dst = dst.with_suffix("." + fmt.lstrip(".").lower())
         key = dst.resolve()
@@ -146,6 +147,11 @@ def cmd_render(args) -> int:
     options.build()  # bad model / preset / parameters: fail once, before any file
     if args.format and args.bit_depth:
         output_bit_depth(Path("out." + args.format.lstrip(".")), args.bit_depth, explicit=True)
+    out_suffix = Path(args.output).suffix.lower()
+    if out_suffix in AUDIO_LOOKING and out_suffix not in WRITE_EXTENSIONS and not Path(args.output).is_dir():
+        from .errors import ParameterError
+
+        raise ParameterError(f"-o {args.output}: cannot write {out_suffix} files; choose one of {', '.join(WRITE_EXTENSIONS)}")
     jobs, failures = plan_jobs(args.inputs, args.output, args.format)
     failures = [f"{src}: {why}" for src, why in failures]
     todo, skipped = [], []

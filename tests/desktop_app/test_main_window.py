@@ -134,6 +134,23 @@ def test_export_all_to_a_folder(qtbot, window, short_example, tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["episode_clean.wav", "other_clean.flac"]
 
 
+def test_an_opus_recording_opens_and_exports_as_ogg(qtbot, window, short_example, tmp_path):
+    import soundfile as sf
+
+    x, rate = read_audio(short_example)
+    sf.write(str(tmp_path / "discord.opus"), x[:, : 2 * RATE].T, rate, format="OGG", subtype="OPUS")
+    window.open_files([tmp_path / "discord.opus"])
+    wait_rendered(qtbot, window)
+    assert not window.error_boxes and window.session.selected.status == Status.DONE
+    assert window.session.selected.cleaned.shape == (1, 2 * RATE)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    window.export_all(folder)
+    qtbot.waitUntil(lambda: not window.export_job.isRunning(), timeout=60000)
+    assert [p.name for p in folder.iterdir()] == ["discord_clean.ogg"]  # pedalboard writes Ogg Vorbis, not Opus
+    assert read_audio(folder / "discord_clean.ogg")[0].shape == (1, 2 * RATE)
+
+
 def test_cancel_stops_an_export_and_leaves_no_partial_file(qtbot, window, short_example, tmp_path):
     x, rate = read_audio(short_example)
     long_take = write_audio(tmp_path / "long.wav", np.tile(x, (1, 12)), rate)  # 60 s: many chunks to stop between

@@ -132,6 +132,54 @@ def test_format_rate_depth_and_channels_can_be_changed(tmp_path, src):
         assert (f.samplerate, f.num_channels, f.file_dtype, f.frames) == (44100, 1, "int16", 88200)
 
 
+def test_aif_and_bwf_inputs_are_written_in_their_own_format(tmp_path, capsys):
+    # Logic and GarageBand name AIFF files .aif; pedalboard writes them though it does not list .aif
+    d = tmp_path / "in"
+    d.mkdir()
+    write_audio(d / "take.aif", noisy_signal(), bit_depth=24)
+    write_audio(d / "field.bwf", noisy_signal(channels=2), bit_depth=16)
+    assert main(["render", str(d), "-o", str(tmp_path / "out"), "-q"]) == 0
+    import soundfile as sf
+
+    aif, bwf = sf.info(str(tmp_path / "out" / "take.aif")), sf.info(str(tmp_path / "out" / "field.bwf"))
+    assert (aif.format, aif.subtype, aif.frames) == ("AIFF", "PCM_24", 2 * RATE)
+    assert (bwf.format, bwf.subtype, bwf.channels, bwf.frames) == ("WAV", "PCM_16", 2, 2 * RATE)
+    assert main(["render", str(d / "take.aif"), "-o", str(tmp_path / "one.aif"), "-q"]) == 0
+    assert (tmp_path / "one.aif").is_file()  # a file, not a folder named one.aif
+
+
+def test_ogg_opus_inputs_are_read_and_written_as_ogg(tmp_path, capsys):
+    # Discord recorders and voice notes give Ogg Opus; pedalboard decodes Ogg Vorbis only
+    import soundfile as sf
+
+    d = tmp_path / "in"
+    d.mkdir()
+    x = noisy_signal(channels=2)
+    sf.write(str(d / "craig.opus"), x.T, RATE, format="OGG", subtype="OPUS")
+    sf.write(str(d / "note.ogg"), x[:1].T, RATE, format="OGG", subtype="OPUS")
+    (d / "broken.opus").write_bytes(b"OggS" + bytes(500))
+    assert main(["render", str(d), "-o", str(tmp_path / "out")]) == 1
+    captured = capsys.readouterr()
+    assert f"FAILED {d / 'broken.opus'}: not a valid audio file" in captured.out + captured.err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["craig.ogg", "note.ogg"]
+    for name, channels in (("craig.ogg", 2), ("note.ogg", 1)):
+        y, rate = read_audio(tmp_path / "out" / name)
+        assert rate == RATE and y.shape == (channels, 2 * RATE)
+        pauses = np.abs(speechlike(2.0)) == 0
+        pauses[: RATE // 2] = False
+        assert 10 * np.log10(np.mean(x[:channels, pauses] ** 2) / np.mean(y[:, pauses] ** 2)) > 10.0
+
+
+def test_an_output_named_as_an_unwritable_audio_format_is_refused_up_front(tmp_path, src, capsys):
+    assert main(["render", str(src), "-o", str(tmp_path / "talk.m4a")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: -o {tmp_path / 'talk.m4a'}: cannot write .m4a files; choose one of .aif, .aiff, .bwf, .flac, .mp3, .ogg, .wav"
+    assert not (tmp_path / "talk.m4a").exists()  # it was made as a folder before
+    (tmp_path / "old.m4a").mkdir()  # an existing folder of that name is a folder
+    assert main(["render", str(src), "-o", str(tmp_path / "old.m4a"), "-q"]) == 0
+    assert (tmp_path / "old.m4a" / "talk.wav").is_file()
+
+
 def test_a_depth_the_output_format_cannot_hold(tmp_path, capsys):
     """32-bit float WAV (what `noisenil live --record` writes) to FLAC: FLAC holds at most 24 bits,
     so a depth kept from the input becomes 24 with a note; asked for explicitly, it is refused
