@@ -100,8 +100,13 @@ class MainWindow(QMainWindow):
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
-        lv.addWidget(QLabel("Recordings (drop files here)"))
+        lv.addWidget(QLabel("Recordings (drop files here; Delete removes one)"))
         self.queue = QListWidget()
+        self.queue.setContextMenuPolicy(Qt.ActionsContextMenu)  # right-click: remove one, or all
+        remove_action = QAction("Remove from the list", self.queue, shortcut=QKeySequence.Delete, triggered=lambda: self.remove_recording())
+        remove_action.setShortcutContext(Qt.WidgetWithChildrenShortcut)
+        remove_all_action = QAction("Remove all", self.queue, triggered=self.remove_all)
+        self.queue.addActions([remove_action, remove_all_action])
         lv.addWidget(self.queue)
         self.controls = ControlsPanel(self.settings)
         lv.addWidget(self.controls)
@@ -245,6 +250,28 @@ class MainWindow(QMainWindow):
         self._next_job()
 
     # selection, display --------------------------------------------------------------------------
+    def remove_recording(self, row: int | None = None) -> None:
+        """Take a recording off the list (its files are untouched); a render of it stops."""
+        row = self.queue.currentRow() if row is None else row
+        if not 0 <= row < len(self.session.recordings):
+            return
+        rec = self.session.recordings[row]
+        if self.job is not None and self.job.recording is rec and self.job.isRunning():
+            self.job.cancel()  # its finished signal starts the next recording's render
+        self.session.remove(rec)
+        self.queue.blockSignals(True)  # the session already knows what is selected next
+        self.queue.takeItem(row)
+        self.queue.setCurrentRow(self.session.current)
+        self.queue.blockSignals(False)
+        self._show(self.session.selected)
+        self.status.setText(f"Removed {rec.name} from the list." if self.session.recordings else "Open or drop recordings to start.")
+        if not (self.job is not None and self.job.isRunning()):
+            self._next_job()
+
+    def remove_all(self) -> None:
+        while self.session.recordings:
+            self.remove_recording(len(self.session.recordings) - 1)
+
     def _refresh_queue(self) -> None:
         for i, rec in enumerate(self.session.recordings):
             item = self.queue.item(i)
@@ -262,6 +289,9 @@ class MainWindow(QMainWindow):
         self.view.show_recording(rec)
         if rec is not None and rec.cleaned is not None and rec.noisy is not None:
             self.player.load(rec.noisy, rec.cleaned, rec.sample_rate, rec.loudness_noisy, rec.loudness_cleaned)
+        else:  # nothing to hear (yet): not the recording shown before it
+            self.player.unload()
+            self.play_button.setText("Play  [Space]")
 
     def _tick(self) -> None:
         self.view.set_playhead(self.player.seconds)
@@ -276,7 +306,9 @@ class MainWindow(QMainWindow):
             self.play_button.setText("Play  [Space]")
             return
         if not self.player.sources:
-            self.status.setText("Nothing to play yet: the recording is still rendering.")
+            rec = self.session.selected
+            failed = rec is not None and rec.status == Status.FAILED
+            self.status.setText(f"Nothing to play: {rec.name} could not be read." if failed else "Nothing to play yet: the recording is still rendering.")
             return
         ok = self.player.play()
         self.play_button.setText("Pause  [Space]")

@@ -41,6 +41,12 @@ class Player:
         self.sample_rate = sample_rate
         self.position = min(self.position, self.length)
 
+    def unload(self) -> None:
+        """Nothing to play: stop, and forget the last recording's audio."""
+        self.stop()
+        self.sources = {}
+        self.position = 0
+
     @property
     def length(self) -> int:
         return len(self.sources["A"]) if self.sources else 0

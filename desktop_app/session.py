@@ -67,6 +67,18 @@ class Session:
             self.current = 0
         return rec
 
+    def remove(self, rec: Recording) -> int:
+        """Take ``rec`` off the queue; returns the row it had. The selection stays on the recording
+        it was on, or moves to the one that took the removed one's row (else the new last)."""
+        row = self.recordings.index(rec)
+        shown = self.selected
+        del self.recordings[row]
+        if shown is not rec and shown is not None:
+            self.current = self.recordings.index(shown)
+        else:
+            self.current = min(row, len(self.recordings) - 1)
+        return row
+
     @property
     def selected(self) -> Recording | None:
         return self.recordings[self.current] if 0 <= self.current < len(self.recordings) else None

@@ -307,3 +307,41 @@ def test_a_remembered_model_since_removed_does_not_break_the_app(qtbot, isolated
     assert w.controls.model.currentData() == w.session.selected.settings_key[0] == "noisenil_fb"
     assert w.controls.strength.value() == 18
     w.close()
+
+
+def test_recordings_can_be_removed_from_the_list(qtbot, window, short_example, tmp_path):
+    x, rate = read_audio(short_example)
+    long_take = write_audio(tmp_path / "long.wav", np.tile(x, (1, 24)), rate)  # 2 min: still rendering when removed
+    other = write_audio(tmp_path / "other.wav", x[:, : 2 * RATE], rate)
+    window.open_files([long_take, short_example, other])
+    qtbot.waitUntil(lambda: window.job is not None and window.job.isRunning() and window.job.recording.name == "long.wav", timeout=10000)
+    window.queue.setFocus()
+    qtbot.keyClick(window.queue, Qt.Key_Delete)  # the selected one, which is rendering
+    assert [r.name for r in window.session.recordings] == ["episode.wav", "other.wav"]
+    assert window.queue.count() == 2 and window.queue.currentRow() == 0 and window.session.selected.name == "episode.wav"
+    wait_rendered(qtbot, window)
+    assert [r.status for r in window.session.recordings] == [Status.DONE, Status.DONE]
+    assert window.player.length == 5 * RATE  # the one shown now, not the removed one
+    window.select(1)
+    window.remove_recording(0)  # not the selected one: the selection stays on other.wav
+    assert window.session.selected.name == "other.wav" and window.queue.currentRow() == 0
+    assert [window.queue.item(i).text().split(" [")[0] for i in range(window.queue.count())] == ["other.wav"]
+    window.remove_all()
+    assert window.queue.count() == 0 and window.session.selected is None
+    assert window.player.length == 0  # nothing left to play
+    assert long_take.is_file() and short_example.is_file()  # removing never touches the files
+
+
+def test_play_does_not_play_the_previous_recording_when_the_shown_one_has_nothing_to_play(qtbot, window, short_example, tmp_path):
+    window.open_files([short_example])
+    wait_rendered(qtbot, window)
+    assert window.player.length == 5 * RATE
+    x, rate = read_audio(short_example)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF0000WAVE")
+    window.open_files([broken])
+    window.queue.setCurrentRow(1)
+    qtbot.waitUntil(lambda: window.session.recordings[1].status == Status.FAILED, timeout=30000)
+    assert window.player.length == 0
+    window.toggle_play()
+    assert not window.player.playing and window.status.text() == "Nothing to play: broken.wav could not be read."
