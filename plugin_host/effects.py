@@ -117,7 +117,8 @@ class StreamingEffect:
 class Denoise(StreamingEffect):
     """Remove noise with a registered denoiser.
 
-    model: a registered name (``noisenil models``) or a path to a manifest; None = the default.
+    model: a registered name (``noisenil models``), a path to a manifest or to the ``.onnx`` beside
+    one; None = the default.
     attenuation_limit_db: how far noise may be pushed down, 0..100 dB (100 = no limit).
     mix: dry/wet, 0 (input only) .. 1 (fully denoised).
     """
