@@ -1,15 +1,22 @@
 """Peak memory of `noisenil render` on long files: it must stay flat whatever the length.
 
     python benchmarks/bench_memory.py [--hours 2] [--out benchmarks/results/memory.md]
+    python benchmarks/bench_memory.py --app [--minutes 10 30] [--out benchmarks/results/memory_app.md]
 
 Generates 48 kHz mono 16-bit WAV files of 10 minutes and of ``--hours`` hours (noise plus tones,
 written chunk by chunk), renders each in a child process and reads that process's peak RSS.
 The files live in a temporary folder and are deleted afterwards (2 h = 691 MB on disk).
+
+``--app``: the desktop app (offscreen) opens a stereo file of each length and renders it; it
+holds the recording and its cleaned version in memory (to draw and play them), so its peak grows
+with the length. Reported as the peak above the app's own start-up RSS, in multiples of one
+float32 copy of the recording (2 = the original and the cleaned audio, nothing else).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -22,16 +29,16 @@ from pedalboard.io import AudioFile
 RATE = 48000
 
 
-def make_file(path: Path, seconds: float) -> None:
+def make_file(path: Path, seconds: float, channels: int = 1) -> None:
     rng = np.random.default_rng(0)
     block = RATE * 60
     t = np.arange(block) / RATE
     tone = 0.1 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 0.5 * t) > 0)
-    with AudioFile(str(path), "w", RATE, 1, bit_depth=16) as f:
+    with AudioFile(str(path), "w", RATE, channels, bit_depth=16) as f:
         left = int(seconds * RATE)
         while left > 0:
             n = min(block, left)
-            f.write((tone[:n] + 0.02 * rng.standard_normal(n)).astype(np.float32)[np.newaxis])
+            f.write(np.tile((tone[:n] + 0.02 * rng.standard_normal(n)).astype(np.float32), (channels, 1)))
             left -= n
 
 
@@ -49,11 +56,63 @@ def render_peak_rss(src: Path, dst: Path) -> tuple[float, float]:
     return int(out.stdout.strip().splitlines()[-1]) / 1024.0, time.perf_counter() - t0
 
 
+APP_CODE = """
+import os, resource, sys, time
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from desktop_app.main_window import MainWindow
+from desktop_app.settings import Settings
+w = MainWindow(Settings())
+w.show()
+app.processEvents()
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+w.open_files([sys.argv[1]])
+while not (w.session.all_done() and not (w.job and w.job.isRunning())):
+    app.processEvents()
+    time.sleep(0.02)
+assert str(w.session.selected.status) == "Status.DONE", w.session.selected.message
+print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - t0)
+"""
+
+
+def app_peak_rss(src: Path, config: Path) -> tuple[float, float, float]:
+    """(start-up RSS MB, peak RSS MB, seconds to rendered) of the app opening ``src``."""
+    env = dict(os.environ, NOISENIL_CONFIG_DIR=str(config), PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    out = subprocess.run([sys.executable, "-c", APP_CODE, str(src)], capture_output=True, text=True, check=True, env=env)
+    base, peak, wall = out.stdout.strip().splitlines()[-1].split()
+    return int(base) / 1024.0, int(peak) / 1024.0, float(wall)
+
+
+def main_app(minutes: list[float], out: str | None) -> None:
+    rows = ["| stereo file | one float32 copy | app start-up RSS | peak RSS | peak above start-up | in copies of the recording | seconds to rendered |", "|---|---|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for m in minutes:
+            src = Path(tmp) / f"stereo_{int(m)}.wav"
+            make_file(src, m * 60, channels=2)
+            base, peak, wall = app_peak_rss(src, Path(tmp) / "config")
+            copy = m * 60 * RATE * 2 * 4 / 2**20
+            rows.append(f"| {m:g} min | {copy:.0f} MB | {base:.0f} MB | {peak:.0f} MB | {peak - base:.0f} MB | {(peak - base) / copy:.2f} | {wall:.0f} s |")
+            print(rows[-1], flush=True)
+            src.unlink()
+    text = "\n".join(rows)
+    print("\n" + text)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hours", type=float, default=2.0)
+    parser.add_argument("--app", action="store_true", help="the desktop app instead of noisenil render")
+    parser.add_argument("--minutes", type=float, nargs="+", default=[10.0, 30.0], help="with --app: file lengths")
     parser.add_argument("--out")
     args = parser.parse_args()
+    if args.app:
+        main_app(args.minutes, args.out)
+        return
     rows = ["| file length | peak RSS | render time | speed |", "|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         for seconds in (600.0, args.hours * 3600.0):

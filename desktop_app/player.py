@@ -17,7 +17,10 @@ log = logging.getLogger("noisenil.gui")
 
 class Player:
     def __init__(self):
-        self.sources: dict[str, np.ndarray] = {}  # "A" original, "B" cleaned: (samples, channels) float32
+        # "A" original, "B" cleaned: the recording's own (channels, samples) float32 arrays, not
+        # copies (an hour of stereo is 1.4 GB each); the original's loudness match is applied as it plays
+        self.sources: dict[str, np.ndarray] = {}
+        self.gains = {"A": 1.0, "B": 1.0}
         self.sample_rate = 0
         self.which = "B"
         self.position = 0  # samples
@@ -34,10 +37,8 @@ class Player:
             gain = float(10 ** ((loudness_cleaned - loudness_original) / 20))
         self.original_gain_db = 20 * np.log10(gain)
         chans = min(2, original.shape[0])
-        self.sources = {
-            "A": np.ascontiguousarray((original[:chans] * gain).T, dtype=np.float32),
-            "B": np.ascontiguousarray(cleaned[:chans].T, dtype=np.float32),
-        }
+        self.sources = {"A": original[:chans], "B": cleaned[:chans]}
+        self.gains = {"A": np.float32(gain), "B": np.float32(1.0)}
         self.sample_rate = sample_rate
         self.position = min(self.position, self.length)
 
@@ -49,7 +50,7 @@ class Player:
 
     @property
     def length(self) -> int:
-        return len(self.sources["A"]) if self.sources else 0
+        return self.sources["A"].shape[1] if self.sources else 0
 
     @property
     def seconds(self) -> float:
@@ -73,9 +74,10 @@ class Player:
         if src is None:
             outdata.fill(0)
             return
+        gain = self.gains[self.which]
         done = 0
         while done < frames:
-            end = self.loop[1] if self.loop else len(src)
+            end = self.loop[1] if self.loop else src.shape[1]
             take = min(frames - done, end - self.position)
             if take <= 0:
                 if self.loop:
@@ -84,7 +86,7 @@ class Player:
                 outdata[done:].fill(0)
                 self.playing = False
                 break
-            outdata[done : done + take] = src[self.position : self.position + take]
+            np.multiply(src[:, self.position : self.position + take].T, gain, out=outdata[done : done + take])
             self.position += take
             done += take
 
@@ -99,7 +101,7 @@ class Player:
 
             if self._stream is None:
                 self._stream = sd.OutputStream(
-                    samplerate=self.sample_rate, channels=self.sources["A"].shape[1], dtype="float32", callback=self._callback
+                    samplerate=self.sample_rate, channels=self.sources["A"].shape[0], dtype="float32", callback=self._callback
                 )
             self._stream.start()
             self.error = ""

@@ -57,6 +57,28 @@ class Spectrogram:
         return np.asarray(self.columns, np.float32) if self.columns else np.zeros((0, N_FFT // 2 + 1), np.float32)
 
 
+class Filling:
+    """A (channels, n) float32 array filled chunk by chunk, allocated once at the expected length
+    (a list of chunks joined at the end held the audio twice). It grows if the estimate was short
+    (an MP3's length is one); ``array()`` is what was filled."""
+
+    def __init__(self, channels: int, expected: int):
+        self.data = np.empty((channels, max(0, expected)), np.float32)
+        self.n = 0
+
+    def add(self, chunk: np.ndarray) -> None:
+        end = self.n + chunk.shape[1]
+        if end > self.data.shape[1]:
+            grown = np.empty((self.data.shape[0], max(end, self.data.shape[1] + self.data.shape[1] // 4)), np.float32)
+            grown[:, : self.n] = self.data[:, : self.n]
+            self.data = grown
+        self.data[:, self.n : end] = chunk
+        self.n = end
+
+    def array(self) -> np.ndarray:
+        return self.data[:, : self.n]
+
+
 def hop_for(frames: int) -> int:
     return max(N_FFT // 2, int(np.ceil(frames / MAX_COLUMNS)))
 
@@ -126,11 +148,11 @@ class RenderJob(QThread):
         rec.spec_seconds_per_column = hop / info.sample_rate
         spec = Spectrogram(hop)
         meter = LoudnessMeter(info.sample_rate, info.channels)
-        parts, done, last = [], 0, time.monotonic()
+        audio, done, last = Filling(info.channels, info.frames), 0, time.monotonic()
         for chunk in read_chunks(info, int(CHUNK_SECONDS * info.sample_rate)):
             if self._cancel:
                 return
-            parts.append(chunk)
+            audio.add(chunk)
             spec.add(chunk)
             meter.add(chunk)
             done += chunk.shape[1]
@@ -140,7 +162,7 @@ class RenderJob(QThread):
                 rec.spec_noisy, last = spec.array(), time.monotonic()
                 self.partial.emit()
         spec.add(np.zeros((info.channels, 0), np.float32), final=True)
-        rec.noisy = np.concatenate(parts, axis=1)
+        rec.noisy = audio.array()
         rec.spec_noisy = spec.array()
         rec.loudness_noisy = meter.integrated_lufs()
         self.partial.emit()
@@ -158,12 +180,12 @@ class RenderJob(QThread):
         hop = int(round(rec.spec_seconds_per_column * rec.sample_rate))
         spec = Spectrogram(hop)
         meter = LoudnessMeter(rec.sample_rate, channels)
-        parts, step, last = [], int(CHUNK_SECONDS * rec.sample_rate), time.monotonic()
+        cleaned, step, last = Filling(channels, n), int(CHUNK_SECONDS * rec.sample_rate), time.monotonic()
         for start in range(0, n, step):
             if self._cancel:
                 return
             y = pipe.push(rec.noisy[:, start : start + step])
-            parts.append(y)
+            cleaned.add(y)
             spec.add(y)
             meter.add(y)
             rec.progress = 0.3 + 0.7 * min(1.0, (start + step) / n)
@@ -172,10 +194,10 @@ class RenderJob(QThread):
                 rec.spec_cleaned, last = spec.array(), time.monotonic()
                 self.partial.emit()
         tail = pipe.finish()
-        parts.append(tail)
+        cleaned.add(tail)
         spec.add(tail, final=True)
         meter.add(tail)
-        rec.cleaned = np.concatenate(parts, axis=1)
+        rec.cleaned = cleaned.array()
         rec.spec_cleaned = spec.array()
         rec.loudness_cleaned = meter.integrated_lufs()
         rec.settings_key = settings_key(self.options)

@@ -40,10 +40,12 @@ def choice_for(label: str, policy: dict | None = None) -> tuple[str, float]:
 
 def dominant_label(x: np.ndarray, sample_rate: int) -> str:
     stream = NoiseClassifierStream(None, sample_rate, x.shape[0])
-    stream.push(x)
+    step = 10 * int(sample_rate)  # ten seconds at a time: a whole episode's mixdown and resampling would double its memory
+    for start in range(0, x.shape[1], step):
+        stream.push(x[:, start : start + step])
     stream.finish()
     winners = [e.label(stream.labels) for e in stream.timeline]
-    return max(set(winners), key=winners.count) if winners else "quiet"
+    return max(dict.fromkeys(winners), key=winners.count) if winners else "quiet"  # a tie: the first heard (a set's order varies run to run)
 
 
 class AutoDenoise:

@@ -77,11 +77,21 @@ def test_ab_toggle_keeps_the_playhead_and_matches_loudness(qtbot, window, short_
     from plugin_host.loudness import LoudnessMeter
 
     levels = []
-    for key in ("A", "B"):
+    for key in ("A", "B"):  # what the output callback plays, from the start
+        window.player.which, window.player.position = key, 0
+        heard = np.zeros((5 * RATE, 1), np.float32)
+        for start in range(0, len(heard), 480):
+            window.player._callback(heard[start : start + 480], 480, None, None)
         m = LoudnessMeter(RATE, 1)
-        m.add(window.player.sources[key].T)
+        m.add(heard.T)
         levels.append(m.integrated_lufs())
+        source = window.session.selected.noisy if key == "A" else window.session.selected.cleaned
+        np.testing.assert_allclose(heard[:, 0], source[0] * window.player.gains[key], rtol=1e-6)
     assert abs(levels[0] - levels[1]) < 0.1  # "cleaner" must not just mean "quieter"
+    # the player plays the recording's own arrays: no copies of an hour-long episode
+    assert np.shares_memory(window.player.sources["A"], window.session.selected.noisy)
+    assert np.shares_memory(window.player.sources["B"], window.session.selected.cleaned)
+    window.player.which, window.player.position = "A", int(2.5 * RATE)
     qtbot.keyClick(window, Qt.Key_Tab)
     assert window.player.which == "B"
 

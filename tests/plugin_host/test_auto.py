@@ -52,3 +52,17 @@ def test_render_with_model_auto(tmp_path, capsys):
 def test_eval_auto_runs(shared_data, tmp_path):
     assert main(["eval", "--model", "auto", "wiener", "--n-speech", "1", "--data", str(shared_data), "--out", str(tmp_path / "t.md")]) == 0
     assert "| auto |" in (tmp_path / "t.md").read_text()
+
+
+def test_dominant_label_of_a_long_recording_is_that_of_one_push():
+    # the app classifies a whole loaded episode: ten seconds at a time, the same answer as all at once
+    from plugin_host.auto import dominant_label
+    from plugin_host.classify import NoiseClassifierStream
+
+    rng = np.random.default_rng(4)
+    x = np.stack([speechlike(25.0) + hum(25.0), speechlike(25.0, seed=2) + 0.01 * rng.standard_normal(25 * RATE).astype(np.float32)])
+    whole = NoiseClassifierStream(None, RATE, 2)
+    whole.push(x)
+    whole.finish()
+    winners = [e.label(whole.labels) for e in whole.timeline]
+    assert len(winners) > 40 and dominant_label(x, RATE) == max(dict.fromkeys(winners), key=winners.count)
