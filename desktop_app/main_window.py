@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from plugin_host.audio_io import READ_EXTENSIONS, audio_files_in, output_mode, output_suffix
+from plugin_host.audio_io import READ_EXTENSIONS, WRITE_EXTENSIONS, audio_files_in, output_mode, output_suffix
 from plugin_host.render import RenderOptions
 
 from .player import Player
@@ -37,6 +37,7 @@ from .worker import ExportJob, RenderJob, settings_key
 
 log = logging.getLogger("noisenil.gui")
 AUDIO_FILTER = "Audio (" + " ".join(f"*{e}" for e in READ_EXTENSIONS) + ")"
+EXPORT_FILTER = "Audio (" + " ".join(f"*{e}" for e in WRITE_EXTENSIONS) + ")"  # no .opus: it is read, not written
 
 
 def _with_folders_opened(paths) -> list[Path]:
@@ -352,10 +353,12 @@ class MainWindow(QMainWindow):
             return
         if path is None:
             start = str(Path(self.settings.last_export_dir or rec.path.parent) / self._default_name(rec))
-            path, _ = QFileDialog.getSaveFileName(self, "Export cleaned recording", start, AUDIO_FILTER)
+            path, _ = QFileDialog.getSaveFileName(self, "Export cleaned recording", start, EXPORT_FILTER)
             if not path:
                 return
         dst = Path(path)
+        if not dst.suffix:  # a name typed without one: the format a default name would have had
+            dst = dst.with_name(dst.name + output_suffix(rec.path))
         if dst.resolve() == rec.path.resolve():
             if not self.confirm_overwrite_source(dst):
                 self.status.setText("Export cancelled: the original is kept.")

@@ -131,6 +131,10 @@ def test_export_writes_the_cleaned_file(qtbot, window, short_example, tmp_path):
     x, _ = read_audio(short_example)
     assert rate == RATE and y.shape == x.shape
     assert np.max(np.abs(y - window.session.selected.cleaned)) < 1e-3  # what you heard is what you get
+    window.export_current(tmp_path / "typed_without_extension")  # as typed in the save dialog
+    qtbot.waitUntil(lambda: not window.export_job.isRunning(), timeout=60000)
+    qtbot.waitUntil(lambda: (tmp_path / "typed_without_extension.wav").exists(), timeout=5000)
+    assert not window.error_boxes
 
 
 def test_export_all_to_a_folder(qtbot, window, short_example, tmp_path):
