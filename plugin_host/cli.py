@@ -248,7 +248,7 @@ def cmd_render(args) -> int:
         return 130
     bar.close()
     elapsed = time.perf_counter() - t0
-    speed = f", {done_seconds / elapsed:.1f}x real time" if elapsed > 0 and done_seconds else ""
+    speed = f", {done_seconds / elapsed:.1f}x real time" if elapsed > 0 and done_seconds >= 1.0 else ""  # the speed of a few samples is start-up time
     for line in failures:
         print(f"FAILED {line}", file=sys.stderr)
     print(

@@ -1,4 +1,5 @@
 import hashlib
+import re
 import os
 import resource
 import signal
@@ -461,3 +462,11 @@ def test_a_file_named_like_a_pattern_is_the_file(tmp_path, capsys):
     assert main(["render", str(src), "-o", str(tmp_path / "out"), "--model", "wiener", "-q"]) == 0
     assert (tmp_path / "out" / "take[1].wav").is_file()
     assert main(["info", str(tmp_path / "take[2].wav")]) == 1  # no such file, and no match as a pattern either
+
+
+def test_the_summary_gives_a_speed_only_for_a_second_of_audio_or_more(tmp_path, src, capsys):
+    tiny = write_audio(tmp_path / "tiny.wav", noisy_signal()[:, :100])
+    assert main(["render", str(tiny), "-o", str(tmp_path / "tiny_out.wav"), "-q"]) == 0
+    assert "1 done" in (out := capsys.readouterr().out) and "real time" not in out  # was "0.0x real time"
+    assert main(["render", str(src), "-o", str(tmp_path / "talk_out.wav"), "-q"]) == 0
+    assert re.search(r"0:02 of audio in [0-9.]+ s, [0-9.]+x real time", capsys.readouterr().out)
