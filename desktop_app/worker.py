@@ -91,7 +91,7 @@ def classify(rec: Recording) -> str:
     if "noise_classifier" not in CLASSIFIERS.names():
         return ""
     try:
-        return dominant_label(rec.noisy, rec.sample_rate)
+        return dominant_label(rec.noisy, rec.sample_rate) or ""  # "" too for a clip too short to classify
     except NoiseNilError as exc:
         log.warning("classifier unavailable: %s", exc)
         return ""

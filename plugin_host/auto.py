@@ -25,8 +25,8 @@ def load_policy() -> dict:
     return json.loads(POLICY_PATH.read_text(encoding="utf-8"))
 
 
-def choice_for(label: str, policy: dict | None = None) -> tuple[str, float]:
-    """(denoiser name, attenuation_limit_db) for a noise class."""
+def choice_for(label: str | None, policy: dict | None = None) -> tuple[str, float]:
+    """(denoiser name, attenuation_limit_db) for a noise class (None: the policy's default)."""
     policy = policy or load_policy()
     entry = policy["classes"].get(label, policy["default"])
     model = entry["model"]
@@ -38,14 +38,16 @@ def choice_for(label: str, policy: dict | None = None) -> tuple[str, float]:
     return model, float(entry["attenuation_limit_db"])
 
 
-def dominant_label(x: np.ndarray, sample_rate: int) -> str:
+def dominant_label(x: np.ndarray, sample_rate: int) -> str | None:
+    """The noise class of most half-second steps; None for a clip too short to classify
+    (``classify.MIN_SECONDS``), which then gets the policy's default."""
     stream = NoiseClassifierStream(None, sample_rate, x.shape[0])
     step = 10 * int(sample_rate)  # ten seconds at a time: a whole episode's mixdown and resampling would double its memory
     for start in range(0, x.shape[1], step):
         stream.push(x[:, start : start + step])
     stream.finish()
     winners = [e.label(stream.labels) for e in stream.timeline]
-    return max(dict.fromkeys(winners), key=winners.count) if winners else "quiet"  # a tie: the first heard (a set's order varies run to run)
+    return max(dict.fromkeys(winners), key=winners.count) if winners else None  # a tie: the first heard (a set's order varies run to run)
 
 
 class AutoDenoise:

@@ -66,3 +66,14 @@ def test_dominant_label_of_a_long_recording_is_that_of_one_push():
     whole.finish()
     winners = [e.label(whole.labels) for e in whole.timeline]
     assert len(winners) > 40 and dominant_label(x, RATE) == max(dict.fromkeys(winners), key=winners.count)
+
+
+def test_a_clip_too_short_to_classify_gets_the_default_not_quiet():
+    auto = AutoDenoise()
+    x = (speechlike(0.1) + hum(0.1)).astype(np.float32)
+    y = auto(x, RATE)
+    policy = load_policy()
+    assert auto.last_label is None  # was "quiet", a label the classifier never gave
+    assert auto.last_choice == choice_for(None, policy) == choice_for("no such class", policy)
+    assert y.shape == x.shape
+    assert auto(speechlike(1.0) + hum(1.0), RATE) is not None and auto.last_label == "hum_hiss"
