@@ -68,6 +68,7 @@ class AutoDenoise:
         rate = check_sample_rate(sample_rate)
         x, layout = as_channels_first(input_array)
         if reset:
+            self.reset()  # a later reset=False call streams afresh, as Denoise does
             self.last_label = dominant_label(x, rate)
             self.last_choice = choice_for(self.last_label, self.policy)
             model, limit = self.last_choice

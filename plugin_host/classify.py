@@ -56,6 +56,7 @@ class NoiseClassifierStream:
 
     def reset(self) -> None:
         self._resampler.reset()
+        self.finished = False
         self._buf = np.zeros(0, np.float32)
         self._consumed = 0  # model-rate samples dropped from the front of _buf
         self._next_end = self.window  # model-rate sample index where the next estimate ends
@@ -99,6 +100,7 @@ class NoiseClassifierStream:
         """Flush; a recording shorter than one patch still gets one estimate (its audio repeated),
         if it lasts at least ``MIN_SECONDS`` (a few milliseconds repeated would be a buzz, not the
         recording's noise)."""
+        self.finished = True  # no more input: a later streaming call starts a new stream
         out = [] if self._resampler.identity else self._consume(self._resampler(np.zeros((1, 0), np.float32), last=True)[0])
         if not self.timeline and len(self._buf) >= MIN_SECONDS * self.rate:
             seg = np.tile(self._buf, int(np.ceil(self.window / len(self._buf))))[: self.window]
@@ -170,7 +172,7 @@ class ClassifyNoise:
         self._stream = None
 
     def _ensure(self, rate: int, channels: int) -> NoiseClassifierStream:
-        if self._stream is None or self._stream.host_rate != rate:
+        if self._stream is None or self._stream.host_rate != rate or self._stream.finished:
             self._stream = NoiseClassifierStream(self._model_name, rate, channels)
         return self._stream
 

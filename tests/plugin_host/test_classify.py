@@ -63,6 +63,24 @@ def test_classify_effect_passes_audio_through_exactly(buffer_size):
     assert np.array_equal(effect(x, RATE), x) and np.array_equal(effect(x[0], RATE), x[0])
 
 
+def test_streaming_after_a_whole_file_call_starts_afresh():
+    # process(reset=True) flushes its stream; a later reset=False call raised soxr's "Input after last input"
+    x = np.stack([hum(3.0), hiss(3.0)])
+    effect = ClassifyNoise()
+    effect(x, 44100)
+    assert len(effect.timeline) > 0
+    for i in range(0, x.shape[1], 4410):
+        assert np.array_equal(effect.process(x[:, i : i + 4410], 44100, reset=False), x[:, i : i + 4410])
+    fresh = ClassifyNoise()
+    for i in range(0, x.shape[1], 4410):
+        fresh.process(x[:, i : i + 4410], 44100, reset=False)
+    assert [e.end for e in effect.timeline] == [e.end for e in fresh.timeline]  # a new stream, not the old one continued
+    assert np.allclose(effect.timeline[-1].probabilities, fresh.timeline[-1].probabilities, atol=1e-6)
+    chain = Chain([ClassifyNoise(), pedalboard.Gain(gain_db=-6)])
+    chain(x, 44100)
+    np.testing.assert_allclose(chain(x, 44100, reset=False), x * 10 ** (-6 / 20), atol=1e-6)
+
+
 def test_classify_effect_in_a_chain_changes_nothing():
     x = speechlike(2.0) + hiss(2.0)
     classify = ClassifyNoise()
