@@ -177,6 +177,11 @@ class Denoise(StreamingEffect):
     def _make_processors(self, channels: int) -> list:
         return [make_processor(self._model, self._attenuation_limit_db, self._mix) for _ in range(channels)]
 
+    def __reduce__(self):
+        """Pickling and copying carry the model and the settings, not a stream in progress (a copy
+        starts from silence), so an effect can go to a worker process or be copied per track."""
+        return (type(self), (str(self.manifest.path), self._attenuation_limit_db, self._mix))
+
     def __repr__(self) -> str:
         return (
             f"<plugin_host.Denoise model={self.model!r} attenuation_limit_db={self._attenuation_limit_db:g} "

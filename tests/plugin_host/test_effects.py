@@ -190,3 +190,23 @@ def test_bad_process_arguments(args, match):
 def test_bad_buffer_size():
     with pytest.raises(ParameterError, match="buffer_size must be a positive integer, got 0"):
         Denoise().process(np.zeros(10, np.float32), RATE, buffer_size=0)
+
+
+def _render_in_worker(effect, x):
+    return effect(x, RATE)
+
+
+def test_an_effect_pickles_and_copies_with_its_settings(noisy):
+    import copy
+    import multiprocessing
+    import pickle
+    from concurrent.futures import ProcessPoolExecutor
+
+    effect = Denoise("spectral_subtraction", attenuation_limit_db=12, mix=0.8)
+    effect.process(noisy[:1000], RATE, reset=False)  # a stream in progress is not carried
+    expected = Denoise("spectral_subtraction", attenuation_limit_db=12, mix=0.8)(noisy, RATE)
+    for twin in (pickle.loads(pickle.dumps(effect)), copy.deepcopy(effect)):
+        assert (twin.model, twin.attenuation_limit_db, twin.mix) == ("spectral_subtraction", 12, 0.8)
+        assert np.array_equal(twin.process(noisy, RATE, reset=False), Denoise("spectral_subtraction", 12, 0.8).process(noisy, RATE, reset=False))
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:  # a batch script's worker
+        assert np.array_equal(pool.submit(_render_in_worker, effect, noisy).result(timeout=120), expected)
