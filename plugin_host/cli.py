@@ -261,14 +261,14 @@ def cmd_render(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .registry import DEFAULT_DENOISER, DENOISERS
+    from .registry import DEFAULT_DENOISER, DENOISERS, unreadable_manifests
 
     rows = []
     for name in DENOISERS.names():
         try:
             m = DENOISERS.get(name)
         except NoiseNilError as exc:
-            rows.append((name, "-", "-", "-", "-", "-", f"broken manifest: {exc}"))
+            rows.append((name, "-", "-", "-", "-", f"broken manifest: {exc}", ""))
             continue
         met = m.metrics
         quality = (
@@ -278,6 +278,8 @@ def cmd_models(args) -> int:
         )
         mode = "streaming" if m.streaming else "offline"
         rows.append((name + (" (default)" if name == DEFAULT_DENOISER else ""), f"{m.sample_rate / 1000:g} kHz", f"{m.latency_ms:.0f} ms", mode, m.licence, quality, m.display_name))
+    for path, why in unreadable_manifests():
+        rows.append((path.stem, "-", "-", "-", "-", f"broken manifest: {path}: {why}", ""))
     if args.json:
         print(json.dumps([dict(zip(["name", "rate", "latency", "mode", "licence", "quality", "title"], r)) for r in rows], indent=2))
         return EXIT_OK

@@ -368,6 +368,23 @@ class Registry:
             return cached
 
 
+def unreadable_manifests() -> list[tuple[Path, str]]:
+    """``.json`` files in the model folders that no registry can read (not JSON, or no known
+    ``kind``): every registry skips them, so ``noisenil models`` names them and says why."""
+    bad = []
+    for folder in model_dirs():
+        for path in sorted(folder.glob("*.json")):
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                bad.append((path, f"not valid JSON ({exc})"))
+                continue
+            kind = data.get("kind") if isinstance(data, dict) else None
+            if kind not in KINDS:
+                bad.append((path, f"kind {kind!r} is not one of {', '.join(KINDS)}"))
+    return bad
+
+
 DENOISERS = Registry("denoiser")
 CLASSIFIERS = Registry("classifier")
 DEFAULT_DENOISER = "noisenil_fb"

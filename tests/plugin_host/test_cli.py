@@ -470,3 +470,21 @@ def test_the_summary_gives_a_speed_only_for_a_second_of_audio_or_more(tmp_path, 
     assert "1 done" in (out := capsys.readouterr().out) and "real time" not in out  # was "0.0x real time"
     assert main(["render", str(src), "-o", str(tmp_path / "talk_out.wav"), "-q"]) == 0
     assert re.search(r"0:02 of audio in [0-9.]+ s, [0-9.]+x real time", capsys.readouterr().out)
+
+
+def test_models_names_each_broken_manifest_and_why(tmp_path, capsys, monkeypatch):
+    import json as _json
+
+    from plugin_host.registry import shipped_models_dir
+
+    (tmp_path / "cut.json").write_text('{"format_version": 1, "kind": "denoiser"')  # a half-written file
+    (tmp_path / "list.json").write_text("[1, 2]")
+    renamed = _json.loads((shipped_models_dir() / "wiener.json").read_text())
+    (tmp_path / "my_wiener.json").write_text(_json.dumps(renamed))  # copied under another name, not edited
+    monkeypatch.setenv("NOISENIL_MODEL_PATH", str(tmp_path))
+    assert main(["models"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert f"broken manifest: {tmp_path / 'cut.json'}: not valid JSON" in lines["cut"]
+    assert f"broken manifest: {tmp_path / 'list.json'}: kind None is not one of denoiser, classifier" in lines["list"]
+    assert "manifest name 'wiener' does not match its file name 'my_wiener'" in lines["my_wiener"]
+    assert "broken" not in lines["noisenil_fb"]  # the good ones as before
