@@ -82,6 +82,16 @@ def plan_jobs(inputs: list[str], out: str, fmt: str | None) -> tuple[list[Job], 
         and out_path.suffix.lower() in WRITE_EXTENSIONS
         and not out_path.is_dir()
     )
+    if found and not single_file and not out_path.is_dir():  # -o must be (or become) a folder
+        from .errors import ParameterError
+
+        many = f"{len(found)} input files need" if len(found) > 1 else "a folder or pattern input needs"
+        if out_path.exists() and len(found) == 1 and len(inputs) == 1 and Path(inputs[0]).is_file():
+            raise ParameterError(f"-o {out}: is a file NoiseNil cannot write ({out_path.suffix or 'no extension'}); name a {', '.join(WRITE_EXTENSIONS)} file or a folder")
+        if out_path.exists():
+            raise ParameterError(f"-o {out}: is a file; {many} an output folder")
+        if out_path.suffix.lower() in AUDIO_LOOKING:
+            raise ParameterError(f"-o {out}: names an audio file, but {many} an output folder")
     jobs, seen = [], {}
     sources = {f.resolve() for f, _ in found}
     for src, base in found:

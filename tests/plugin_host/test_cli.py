@@ -488,3 +488,25 @@ def test_models_names_each_broken_manifest_and_why(tmp_path, capsys, monkeypatch
     assert f"broken manifest: {tmp_path / 'list.json'}: kind None is not one of denoiser, classifier" in lines["list"]
     assert "manifest name 'wiener' does not match its file name 'my_wiener'" in lines["my_wiener"]
     assert "broken" not in lines["noisenil_fb"]  # the good ones as before
+
+
+@pytest.mark.parametrize(
+    "inputs, out, message",
+    [
+        (["a.wav", "b.wav"], "exists.wav", "is a file; 2 input files need an output folder"),
+        (["a.wav", "b.wav"], "new.wav", "names an audio file, but 2 input files need an output folder"),
+        (["one"], "one.flac", "names an audio file, but a folder or pattern input needs an output folder"),
+        (["a.wav"], "notes.md", "is a file NoiseNil cannot write (.md); name a .aif, .aiff, .bwf, .flac, .mp3, .ogg, .wav file or a folder"),
+    ],
+)
+def test_an_output_that_cannot_be_the_folder_it_must_be_is_refused_up_front(tmp_path, capsys, monkeypatch, inputs, out, message):
+    monkeypatch.chdir(tmp_path)
+    for name in ("a.wav", "b.wav", "one/c.wav"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        write_audio(tmp_path / name, noisy_signal(0.5))
+    (tmp_path / "exists.wav").write_bytes(b"")
+    (tmp_path / "notes.md").write_text("my notes")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert main(["render", *inputs, "-o", out]) == 2
+    assert capsys.readouterr().err == f"error: -o {out}: {message}\n"  # was "FAILED a.wav: File exists", or a folder named new.wav
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before and (tmp_path / "notes.md").read_text() == "my notes"
