@@ -31,7 +31,7 @@ READ_EXTENSIONS = tuple(sorted(set(get_supported_read_formats()) | set(SNDFILE_O
 # .bwf (a RIFF WAV) by the same encoders; without them a folder of .aif takes failed file by file
 WRITE_EXTENSIONS = tuple(sorted(set(get_supported_write_formats()) | {".aif", ".bwf"}))
 # names that say "an audio file" even where NoiseNil cannot write them (``-o take.m4a`` is a file, not a folder)
-AUDIO_LOOKING = frozenset(READ_EXTENSIONS) | {".m4a", ".aac", ".alac", ".caf", ".mp4", ".opus", ".webm", ".wma", ".w64", ".rf64"}
+AUDIO_LOOKING = frozenset(READ_EXTENSIONS) | {".m4a", ".aac", ".alac", ".caf", ".mp4", ".webm", ".wma", ".w64", ".rf64"}
 # an input format NoiseNil cannot write becomes this by default (pedalboard writes Ogg Vorbis, not Opus)
 OUTPUT_SUFFIX = {".opus": ".ogg"}
 PARTIAL_TAG = ".noisenil-partial"
@@ -170,14 +170,14 @@ def probe(path: str | os.PathLike) -> InputInfo:
         problem = _riff_truncation(p, size)
         if problem:
             raise AudioFileError(p, problem)
+    info = _probe_opus(p) if p.suffix.lower() in SNDFILE_ONLY else None
     try:
-        if p.suffix.lower() in SNDFILE_ONLY:
-            raise ValueError("does not seem to contain audio data pedalboard decodes")
-        with AudioFile(str(p)) as f:
-            info = InputInfo(p, int(round(f.samplerate)), int(f.num_channels), int(f.frames), str(f.file_dtype))
+        if info is None:
+            with AudioFile(str(p)) as f:
+                info = InputInfo(p, int(round(f.samplerate)), int(f.num_channels), int(f.frames), str(f.file_dtype))
     except (ValueError, RuntimeError, OSError) as exc:
         reason = str(exc).split("\n")[0]
-        info = _probe_opus(p) if "does not seem to contain audio" in reason and p.suffix.lower() in (".ogg", ".opus") else None
+        info = _probe_opus(p) if "does not seem to contain audio" in reason and p.suffix.lower() == ".ogg" else None  # Opus in .ogg
         if info is None:
             if "does not seem to contain audio" in reason:
                 reason = "not a valid audio file (unknown or corrupt data)"
