@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import Counter
 import os
 import tempfile
 from pathlib import Path
@@ -47,6 +48,29 @@ def _with_folders_opened(paths) -> list[Path]:
     for p in map(Path, paths):
         out += (audio_files_in(p) or [p]) if p.is_dir() else [p]
     return out
+
+
+def default_export_name(src: Path) -> str:
+    return f"{src.stem}_clean{output_suffix(src)}"
+
+
+def export_names(sources: list[Path], folder: Path) -> list[tuple[Path, Path]]:
+    """(source, destination) in ``folder`` for each recording: ``NAME_clean.EXT``, and where two
+    recordings share a name (raw/a/take.wav, raw/b/take.wav) their folder's name in front, then a
+    number, so that no export overwrites another."""
+    counts = Counter(default_export_name(p).lower() for p in sources)
+    taken: set[str] = set()
+    pairs = []
+    for src in sources:
+        name = default_export_name(src)
+        if counts[name.lower()] > 1:
+            name = f"{src.parent.name}-{name}" if src.parent.name else name
+        stem, suffix, k = Path(name).stem, Path(name).suffix, 2
+        while name.lower() in taken:
+            name, k = f"{stem}-{k}{suffix}", k + 1
+        taken.add(name.lower())
+        pairs.append((src, folder / name))
+    return pairs
 
 
 class MainWindow(QMainWindow):
@@ -341,7 +365,7 @@ class MainWindow(QMainWindow):
 
     # export --------------------------------------------------------------------------------------
     def _default_name(self, rec: Recording) -> str:
-        return f"{rec.path.stem}_clean{output_suffix(rec.path)}"
+        return default_export_name(rec.path)
 
     def confirm_overwrite_source(self, path: Path) -> bool:
         answer = QMessageBox.question(self, "Replace the original?", f"{path.name} is the original recording.\nReplace it with the cleaned version?")
@@ -378,8 +402,29 @@ class MainWindow(QMainWindow):
             if not folder:
                 return
         folder = Path(folder)
-        pairs = [(r.path, folder / self._default_name(r)) for r in self.session.recordings if r.status != Status.FAILED]
+        pairs = export_names([r.path for r in self.session.recordings if r.status != Status.FAILED], folder)
+        existing = [dst for _, dst in pairs if dst.exists()]
+        if existing:
+            answer = self.confirm_replace_existing(existing)
+            if answer == "cancel":
+                self.status.setText("Export cancelled: nothing was written.")
+                return
+            if answer == "skip":
+                pairs = [(src, dst) for src, dst in pairs if not dst.exists()]
+                if not pairs:
+                    self.status.setText(f"Nothing to export: every file is already in {folder}.")
+                    return
         self._start_export(pairs)
+
+    def confirm_replace_existing(self, existing: list[Path]) -> str:
+        """'replace', 'skip' (export only the files not there yet) or 'cancel'."""
+        names = "\n".join(p.name for p in existing[:8]) + ("\n…" if len(existing) > 8 else "")
+        box = QMessageBox(QMessageBox.Question, "Replace files?", f"{len(existing)} of the cleaned files already exist in {existing[0].parent}:\n{names}", parent=self)
+        replace = box.addButton("Replace", QMessageBox.DestructiveRole)
+        skip = box.addButton("Skip those", QMessageBox.AcceptRole)
+        box.addButton(QMessageBox.Cancel)
+        box.exec()
+        return "replace" if box.clickedButton() is replace else "skip" if box.clickedButton() is skip else "cancel"
 
     def _start_export(self, pairs, replace_source=None) -> None:
         if self.export_job is not None and self.export_job.isRunning():
@@ -402,11 +447,20 @@ class MainWindow(QMainWindow):
                 if str(rec.path) == src:
                     rec.status = Status.EXPORTED
             self._refresh_queue()
+            written.append(final)
             self.status.setText(f"Exported {final}")
 
+        def all_done() -> None:
+            self._update_cancel()
+            if len(pairs) > 1 and not stopped:  # one line for the batch, not its last file
+                self.status.setText(f"Exported {len(written)} of {len(pairs)} files to {pairs[0][1].parent}.")
+
+        written: list[str] = []
+        stopped: list[bool] = []
         job.finished_one.connect(one_done)
+        job.cancelled.connect(lambda *_: stopped.append(True))
         job.cancelled.connect(self._export_cancelled)
-        job.finished.connect(self._update_cancel)
+        job.finished.connect(all_done)
         self.status.setText(f"Exporting {len(pairs)} file(s)…")
         job.start()
         self.cancel_button.setEnabled(True)

@@ -148,6 +148,41 @@ def test_export_all_to_a_folder(qtbot, window, short_example, tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["episode_clean.wav", "other_clean.flac"]
 
 
+def test_export_all_never_overwrites_one_export_with_another_and_asks_before_replacing(qtbot, window, short_example, tmp_path, monkeypatch):
+    x, rate = read_audio(short_example)
+    a = write_audio((tmp_path / "guest_a").mkdir() or tmp_path / "guest_a" / "take.wav", x[:, : 1 * RATE], rate)
+    b = write_audio((tmp_path / "guest_b").mkdir() or tmp_path / "guest_b" / "take.wav", x[:, : 2 * RATE], rate)
+    window.open_files([a, b])
+    wait_rendered(qtbot, window)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    asked = []
+    monkeypatch.setattr(window, "confirm_replace_existing", lambda existing: asked.append([p.name for p in existing]) or answer)
+
+    def export(status):
+        window.export_all(folder)
+        qtbot.waitUntil(lambda: not window.export_job.isRunning() and window.status.text() == status, timeout=60000)
+
+    answer = "replace"
+    export(f"Exported 2 of 2 files to {folder}.")
+    # both takes, not the second over the first (both were take_clean.wav)
+    assert sorted(p.name for p in folder.iterdir()) == ["guest_a-take_clean.wav", "guest_b-take_clean.wav"]
+    assert read_audio(folder / "guest_a-take_clean.wav")[0].shape[1] == RATE and read_audio(folder / "guest_b-take_clean.wav")[0].shape[1] == 2 * RATE
+    assert asked == []
+    answer = "cancel"
+    before = (folder / "guest_a-take_clean.wav").stat().st_mtime_ns
+    window.export_all(folder)
+    assert asked == [["guest_a-take_clean.wav", "guest_b-take_clean.wav"]]
+    assert window.status.text() == "Export cancelled: nothing was written." and (folder / "guest_a-take_clean.wav").stat().st_mtime_ns == before
+    answer = "skip"
+    (folder / "guest_b-take_clean.wav").unlink()
+    export(f"Exported {folder / 'guest_b-take_clean.wav'}")
+    assert (folder / "guest_a-take_clean.wav").stat().st_mtime_ns == before and (folder / "guest_b-take_clean.wav").is_file()
+    answer = "skip"
+    window.export_all(folder)
+    assert window.status.text() == f"Nothing to export: every file is already in {folder}."
+
+
 def test_an_opus_recording_opens_and_exports_as_ogg(qtbot, window, short_example, tmp_path):
     import soundfile as sf
 
@@ -359,3 +394,20 @@ def test_play_does_not_play_the_previous_recording_when_the_shown_one_has_nothin
     assert window.player.length == 0
     window.toggle_play()
     assert not window.player.playing and window.status.text() == "Nothing to play: broken.wav could not be read."
+
+
+@pytest.mark.parametrize("button, answer", [("Replace", "replace"), ("Skip those", "skip"), ("Cancel", "cancel")])
+def test_the_replace_question_answers_by_its_buttons(qtbot, window, tmp_path, button, answer):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    shown = []
+
+    def click():
+        box = QApplication.activeModalWidget()
+        shown.append(box.text())
+        next(b for b in box.buttons() if b.text().replace("&", "") == button).click()
+
+    QTimer.singleShot(200, click)
+    assert window.confirm_replace_existing([tmp_path / "a_clean.wav", tmp_path / "b_clean.wav"]) == answer
+    assert shown == [f"2 of the cleaned files already exist in {tmp_path}:\na_clean.wav\nb_clean.wav"]
