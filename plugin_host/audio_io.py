@@ -23,17 +23,20 @@ from pedalboard.io import AudioFile, get_supported_read_formats, get_supported_w
 
 from .errors import AudioFileError
 
-# Ogg Opus (Discord recorders such as Craig, voice notes) is read through libsndfile (soundfile):
-# pedalboard decodes Ogg Vorbis only, and called an Opus .ogg "not a valid audio file"
-SNDFILE_ONLY = (".opus",)
+# read through libsndfile (soundfile), which pedalboard cannot: Ogg Opus (Discord recorders such as
+# Craig, voice notes; pedalboard decodes Ogg Vorbis only and called an Opus .ogg "not a valid audio
+# file"), Sony Wave64 (Reaper's and Sound Forge's format for takes past 4 GB) and Apple's CAF
+SNDFILE_ONLY = (".caf", ".opus", ".w64")
 READ_EXTENSIONS = tuple(sorted(set(get_supported_read_formats()) | set(SNDFILE_ONLY)))
 # pedalboard lists .aiff and .wav only, yet writes .aif (AIFF, what Logic and GarageBand name it) and
 # .bwf (a RIFF WAV) by the same encoders; without them a folder of .aif takes failed file by file
 WRITE_EXTENSIONS = tuple(sorted(set(get_supported_write_formats()) | {".aif", ".bwf"}))
 # names that say "an audio file" even where NoiseNil cannot write them (``-o take.m4a`` is a file, not a folder)
-AUDIO_LOOKING = frozenset(READ_EXTENSIONS) | {".m4a", ".aac", ".alac", ".caf", ".mp4", ".webm", ".wma", ".w64", ".rf64"}
-# an input format NoiseNil cannot write becomes this by default (pedalboard writes Ogg Vorbis, not Opus)
-OUTPUT_SUFFIX = {".opus": ".ogg"}
+AUDIO_LOOKING = frozenset(READ_EXTENSIONS) | {".m4a", ".aac", ".alac", ".mp4", ".webm", ".wma", ".rf64"}
+# an input format NoiseNil cannot write becomes this by default (pedalboard writes Ogg Vorbis, not
+# Opus; Wave64 and CAF hold PCM as WAV does)
+OUTPUT_SUFFIX = {".opus": ".ogg", ".w64": ".wav", ".caf": ".wav"}
+SNDFILE_DTYPES = {"PCM_S8": "int8", "PCM_U8": "int8", "PCM_16": "int16", "PCM_24": "int24", "PCM_32": "int32", "FLOAT": "float32", "DOUBLE": "float64"}
 PARTIAL_TAG = ".noisenil-partial"
 BIT_DEPTHS = {"int8": 8, "int16": 16, "int24": 24, "int32": 32, "float32": 32, "float64": 32}
 LOSSY = (".mp3", ".ogg")
@@ -71,7 +74,7 @@ class InputInfo:
     channels: int
     frames: int
     file_dtype: str
-    reader: str = "pedalboard"  # or "soundfile" (Ogg Opus)
+    reader: str = "pedalboard"  # or "soundfile" (SNDFILE_ONLY, and Opus in .ogg)
 
     @property
     def seconds(self) -> float:
@@ -170,14 +173,15 @@ def probe(path: str | os.PathLike) -> InputInfo:
         problem = _riff_truncation(p, size)
         if problem:
             raise AudioFileError(p, problem)
-    info = _probe_opus(p) if p.suffix.lower() in SNDFILE_ONLY else None
+    info = _probe_sndfile(p) if p.suffix.lower() in SNDFILE_ONLY else None
     try:
         if info is None:
             with AudioFile(str(p)) as f:
                 info = InputInfo(p, int(round(f.samplerate)), int(f.num_channels), int(f.frames), str(f.file_dtype))
     except (ValueError, RuntimeError, OSError) as exc:
         reason = str(exc).split("\n")[0]
-        info = _probe_opus(p) if "does not seem to contain audio" in reason and p.suffix.lower() == ".ogg" else None  # Opus in .ogg
+        opus_in_ogg = "does not seem to contain audio" in reason and p.suffix.lower() == ".ogg"
+        info = _probe_sndfile(p, opus_only=True) if opus_in_ogg else None
         if info is None:
             if "does not seem to contain audio" in reason:
                 reason = "not a valid audio file (unknown or corrupt data)"
@@ -191,17 +195,17 @@ def probe(path: str | os.PathLike) -> InputInfo:
     return info
 
 
-def _probe_opus(p: Path) -> InputInfo | None:
-    """An Ogg Opus file through libsndfile, or None when it is not one either."""
+def _probe_sndfile(p: Path, opus_only: bool = False) -> InputInfo | None:
+    """A file libsndfile reads (``SNDFILE_ONLY``; with ``opus_only``, Opus in an .ogg), or None."""
     try:
         import soundfile as sf
 
         i = sf.info(str(p))
     except Exception:  # noqa: BLE001 - soundfile's errors vary by version and format
         return None
-    if i.format != "OGG" or i.subtype != "OPUS":
+    if opus_only and (i.format != "OGG" or i.subtype != "OPUS"):
         return None
-    return InputInfo(p, int(i.samplerate), int(i.channels), int(i.frames), "float32", reader="soundfile")
+    return InputInfo(p, int(i.samplerate), int(i.channels), int(i.frames), SNDFILE_DTYPES.get(i.subtype, "float32"), reader="soundfile")
 
 
 def _decoded(info: InputInfo, chunk_frames: int):

@@ -171,6 +171,25 @@ def test_ogg_opus_inputs_are_read_and_written_as_ogg(tmp_path, capsys):
         assert 10 * np.log10(np.mean(x[:channels, pauses] ** 2) / np.mean(y[:, pauses] ** 2)) > 10.0
 
 
+def test_wave64_and_caf_inputs_are_read_and_written_as_wav_with_their_depth(tmp_path, capsys):
+    # Reaper and Sound Forge write takes past 4 GB as Wave64; Logic can save CAF: pedalboard reads neither
+    import soundfile as sf
+
+    d = tmp_path / "in"
+    d.mkdir()
+    x = noisy_signal(channels=2)
+    sf.write(str(d / "reaper.w64"), x.T, RATE, format="W64", subtype="PCM_24")
+    sf.write(str(d / "logic.caf"), x[:1].T, RATE, format="CAF", subtype="PCM_16")
+    assert main(["render", str(d), "-o", str(tmp_path / "out"), "-q"]) == 0
+    for name, channels, subtype in (("reaper.wav", 2, "PCM_24"), ("logic.wav", 1, "PCM_16")):
+        info = sf.info(str(tmp_path / "out" / name))
+        assert (info.format, info.subtype, info.channels, info.frames) == ("WAV", subtype, channels, 2 * RATE)
+        y, _ = read_audio(tmp_path / "out" / name)
+        pauses = np.abs(speechlike(2.0)) == 0
+        pauses[: RATE // 2] = False
+        assert 10 * np.log10(np.mean(x[:channels, pauses] ** 2) / np.mean(y[:, pauses] ** 2)) > 10.0
+
+
 def test_an_output_named_as_an_unwritable_audio_format_is_refused_up_front(tmp_path, src, capsys):
     assert main(["render", str(src), "-o", str(tmp_path / "talk.m4a")]) == 2
     err = capsys.readouterr().err.strip()
