@@ -232,16 +232,16 @@ def _make_step(step: dict, where: str):
     elif kind in natives:
         cls = getattr(pedalboard, kind)
     else:
-        raise UnknownNameError("plugin", kind, sorted(ours) + natives)
+        raise UnknownNameError("plugin", kind, sorted(ours) + natives, where=where)
     valid, signature = _parameters(cls)
     unknown = sorted(k for k in kwargs if valid is not None and k not in valid)
     if unknown:
         raise ParameterError(f"{where}: {kind} has no parameter {', '.join(unknown)}; valid: {', '.join(valid) or '(none)'}")
     try:
         return cls(**kwargs)
+    except NoiseNilError as exc:  # ours: a value out of range, a model that is not registered
+        raise ParameterError(f"{where}: {kind}: {exc}") from None
     except (TypeError, ValueError) as exc:  # pedalboard's own: a wrong type or a value it refuses
-        if isinstance(exc, NoiseNilError):
-            raise ParameterError(f"{where}: {kind}: {exc}") from None
         given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
         raise ParameterError(f"{where}: {kind}: bad value in {given}; expected {signature or ', '.join(valid or [])}") from None
 
@@ -280,6 +280,9 @@ def load_preset(name_or_path: str | os.PathLike, model: str | None = None) -> Pr
     if not isinstance(steps, list):
         raise ParameterError(f"{path}: a preset is a JSON object with a list of 'steps', e.g. {{\"steps\": [{{\"plugin\": \"Denoise\"}}]}}")
     if model is not None:
+        from .registry import DENOISERS
+
+        DENOISERS.get(model)  # a bad --model is the user's, not the preset file's: say so plainly
         steps = [dict(s, model=model) if isinstance(s, dict) and s.get("plugin") == "Denoise" else s for s in steps]
     chain = Chain([_make_step(s, str(path)) for s in steps])
     try:

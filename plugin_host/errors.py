@@ -13,9 +13,10 @@ class NoiseNilError(Exception):
 class UnknownNameError(NoiseNilError, KeyError):
     """A name that is not in a registry (model, preset, format...)."""
 
-    def __init__(self, kind: str, name: str, valid: list[str] | tuple[str, ...]):
+    def __init__(self, kind: str, name: str, valid: list[str] | tuple[str, ...], where: str | None = None):
         self.kind, self.name, self.valid = kind, name, list(valid)
-        super().__init__(f"unknown {kind} {name!r}; valid: {', '.join(self.valid) or '(none)'}")
+        prefix = f"{where}: " if where else ""  # the file that names it (a preset)
+        super().__init__(f"{prefix}unknown {kind} {name!r}; valid: {', '.join(self.valid) or '(none)'}")
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
         return self.args[0]

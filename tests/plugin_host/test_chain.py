@@ -5,7 +5,7 @@ import pedalboard
 import pytest
 from conftest import speechlike
 
-from plugin_host import Chain, Denoise, ParameterError, UnknownNameError, load_preset, preset_names
+from plugin_host import DENOISERS, Chain, Denoise, ParameterError, UnknownNameError, load_preset, preset_names
 
 RATE = 48000
 
@@ -116,7 +116,7 @@ def test_preset_from_path_and_errors(tmp_path):
     with pytest.raises(UnknownNameError, match="unknown preset 'nope'; valid: .*podcast_voice"):
         load_preset("nope")
     path.write_text(json.dumps({"steps": [{"plugin": "Reverbz"}]}))
-    with pytest.raises(UnknownNameError, match="unknown plugin 'Reverbz'; valid: ClassifyNoise, Denoise, .*Compressor"):
+    with pytest.raises(UnknownNameError, match=f"^{path}: unknown plugin 'Reverbz'; valid: ClassifyNoise, Denoise, .*Compressor"):
         load_preset(str(path))
     assert "PluginContainer" not in str(_unknown_plugin_message(path)) and "_klass" not in str(_unknown_plugin_message(path))
     # every other mistake is one line that names the file, the step and what would be right
@@ -125,6 +125,7 @@ def test_preset_from_path_and_errors(tmp_path):
         (json.dumps({"steps": [{"plugin": "Compressor", "threshold_db": "x"}]}), f"{path}: Compressor: bad value in threshold_db='x'; expected threshold_db: float = 0, ratio: float = 1, attack_ms: float = 1.0, release_ms: float = 100"),
         (json.dumps({"steps": [{"plugin": "Denoise", "attenuation_limit_db": -4}]}), f"{path}: Denoise: attenuation_limit_db must be in [0, 100], got -4"),
         (json.dumps({"steps": [{"plugin": "Denoise", "nope_db": 1}]}), f"{path}: Denoise has no parameter nope_db; valid: model, attenuation_limit_db, mix"),
+        (json.dumps({"steps": [{"plugin": "Denoise", "model": "gone"}]}), f"{path}: Denoise: unknown denoiser 'gone'; valid: {', '.join(DENOISERS.names())}"),
         (json.dumps({"steps": [{"plugin": "Invert", "mix": 1}]}), f"{path}: Invert has no parameter mix; valid: (none)"),
         (json.dumps({"steps": [{"plugin": "LadderFilter", "LPF12": 1}]}), f"{path}: LadderFilter has no parameter LPF12; valid: mode, cutoff_hz, resonance, drive"),
         (json.dumps({"steps": [], "loudness_lufs": "loud"}), f"{path}: loudness_lufs must be a number in [-70, 0], got 'loud'"),
@@ -137,6 +138,10 @@ def test_preset_from_path_and_errors(tmp_path):
         with pytest.raises(ParameterError) as info:
             load_preset(str(path))
         assert str(info.value) == message
+    path.write_text(json.dumps({"steps": [{"plugin": "Denoise"}]}))
+    with pytest.raises(UnknownNameError) as info:  # a bad override is the caller's (--model), not the file's
+        load_preset(str(path), model="gone")
+    assert str(info.value).startswith("unknown denoiser 'gone'; valid: ")
     path.write_text(json.dumps({"steps": [], "loudness_lufs": -20, "true_peak_dbtp": -2}))
     assert (load_preset(str(path)).loudness_lufs, load_preset(str(path)).true_peak_dbtp) == (-20.0, -2.0)
 
