@@ -34,7 +34,6 @@ from plugin_host.live import SPEC_BINS, LiveConfig, LiveEngine, LiveStats, list_
 from .settings import BLOCK_CHOICES, RATE_CHOICES, Settings, is_streaming_model
 from .views import LEVELS_DB, hbox, model_label
 
-
 log = logging.getLogger("noisenil.gui")
 HISTORY_FRAMES = 600  # columns of live spectrogram (6 s at 100 frames/s)
 

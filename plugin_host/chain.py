@@ -241,7 +241,7 @@ def _make_step(step: dict, where: str):
         return cls(**kwargs)
     except NoiseNilError as exc:  # ours: a value out of range, a model that is not registered
         raise ParameterError(f"{where}: {kind}: {exc}") from None
-    except (TypeError, ValueError) as exc:  # pedalboard's own: a wrong type or a value it refuses
+    except (TypeError, ValueError):  # pedalboard's own: a wrong type or a value it refuses
         given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
         raise ParameterError(f"{where}: {kind}: bad value in {given}; expected {signature or ', '.join(valid or [])}") from None
 
