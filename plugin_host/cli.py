@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .audio_io import AUDIO_LOOKING, WRITE_EXTENSIONS, audio_files_in, output_bit_depth, output_suffix, probe, read_chunks
-from .errors import AudioFileError, NoiseNilError
+from .errors import AudioFileError, NoiseNilError, ParameterError
 from .live import DEFAULT_SAFETY_MS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -83,8 +83,6 @@ def plan_jobs(inputs: list[str], out: str, fmt: str | None) -> tuple[list[Job], 
         and not out_path.is_dir()
     )
     if found and not single_file and not out_path.is_dir():  # -o must be (or become) a folder
-        from .errors import ParameterError
-
         many = f"{len(found)} input files need" if len(found) > 1 else "a folder or pattern input needs"
         if out_path.exists() and len(found) == 1 and len(inputs) == 1 and Path(inputs[0]).is_file():
             raise ParameterError(f"-o {out}: is a file NoiseNil cannot write ({out_path.suffix or 'no extension'}); name a {', '.join(WRITE_EXTENSIONS)} file or a folder")
@@ -159,8 +157,6 @@ def cmd_render(args) -> int:
         output_bit_depth(Path("out." + args.format.lstrip(".")), args.bit_depth, explicit=True)
     out_suffix = Path(args.output).suffix.lower()
     if out_suffix in AUDIO_LOOKING and out_suffix not in WRITE_EXTENSIONS and not Path(args.output).is_dir():
-        from .errors import ParameterError
-
         raise ParameterError(f"-o {args.output}: cannot write {out_suffix} files; choose one of {', '.join(WRITE_EXTENSIONS)}")
     jobs, failures = plan_jobs(args.inputs, args.output, args.format)
     failures = [f"{src}: {why}" for src, why in failures]
@@ -565,7 +561,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_live(args) -> int:
-    from .errors import ParameterError
     from .live import LiveConfig, LiveEngine, check_record_folder, list_devices
 
     if args.list_devices:
