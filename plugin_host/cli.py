@@ -564,8 +564,11 @@ def cmd_live(args) -> int:
     from .live import LiveConfig, LiveEngine, check_record_folder, list_devices
 
     if args.list_devices:
-        for d in list_devices():
+        devices = list_devices()
+        for d in devices:
             print(d)
+        if not devices:
+            print("no audio devices found (is an audio server running?)")
         return EXIT_OK
     if args.duration is not None and not args.duration > 0:
         raise ParameterError(f"--duration must be more than 0 s, got {args.duration:g}")

@@ -528,3 +528,12 @@ def test_an_output_that_cannot_be_the_folder_it_must_be_is_refused_up_front(tmp_
     assert main(["render", *inputs, "-o", out]) == 2
     assert capsys.readouterr().err == f"error: -o {out}: {message}\n"  # was "FAILED a.wav: File exists", or a folder named new.wav
     assert sorted(p.name for p in tmp_path.rglob("*")) == before and (tmp_path / "notes.md").read_text() == "my notes"
+
+
+def test_live_list_devices_says_when_there_are_none(capsys, monkeypatch):
+    # no audio server: PortAudio finds nothing (here, JACK may be running for other tests, so that is arranged)
+    import plugin_host.live
+
+    monkeypatch.setattr(plugin_host.live, "list_devices", lambda *a: [])
+    assert main(["live", "--list-devices"]) == 0
+    assert capsys.readouterr().out == "no audio devices found (is an audio server running?)\n"  # was nothing at all
