@@ -155,8 +155,10 @@ class MainWindow(QMainWindow):
         self.controls.changed.connect(self._settings_changed)
         self.view.seek_requested.connect(self.seek)
         self.view.loop_region.sigRegionChanged.connect(self._loop_changed)
+        # on this page only: on the Live page Tab moves the focus and Space presses the focused button
         for key, slot in ((Qt.Key_Space, self.toggle_play), (Qt.Key_Tab, self.toggle_ab), (Qt.Key_L, self.loop_button.toggle)):
-            QShortcut(QKeySequence(key), self, activated=slot, context=Qt.ApplicationShortcut)
+            QShortcut(QKeySequence(key), clean, activated=slot, context=Qt.WidgetWithChildrenShortcut)
+        self.clean_page = clean
         open_action = QAction("Open…", self, shortcut=QKeySequence.Open, triggered=lambda: self.open_files())
         self.addAction(open_action)
         self.resize(1280, 800)

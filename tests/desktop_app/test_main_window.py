@@ -71,7 +71,9 @@ def test_ab_toggle_keeps_the_playhead_and_matches_loudness(qtbot, window, short_
     wait_rendered(qtbot, window)
     window.seek(2.5)
     assert window.player.which == "B"
-    qtbot.keyClick(window, Qt.Key_Tab)
+    window.activateWindow()
+    window.view.setFocus()  # the spectrograms, as after a click to seek
+    qtbot.keyClick(window.view, Qt.Key_Tab)
     assert window.player.which == "A" and window.player.seconds == pytest.approx(2.5, abs=1e-3)
     assert "original (A)" in window.ab_button.text()
     from plugin_host.loudness import LoudnessMeter
@@ -92,8 +94,26 @@ def test_ab_toggle_keeps_the_playhead_and_matches_loudness(qtbot, window, short_
     assert np.shares_memory(window.player.sources["A"], window.session.selected.noisy)
     assert np.shares_memory(window.player.sources["B"], window.session.selected.cleaned)
     window.player.which, window.player.position = "A", int(2.5 * RATE)
-    qtbot.keyClick(window, Qt.Key_Tab)
+    qtbot.keyClick(window.queue, Qt.Key_Tab)  # from the list too: anywhere on the page
     assert window.player.which == "B"
+
+
+def test_the_listening_keys_belong_to_the_clean_page_not_the_live_page(qtbot, window, short_example):
+    window.open_files([short_example])
+    wait_rendered(qtbot, window)
+    window.activateWindow()
+    window.tabs.setCurrentWidget(window.live)
+    window.live.start_button.setFocus()
+    qtbot.keyClick(window.live.start_button, Qt.Key_Tab)
+    # Tab moves the focus, as in any form; it switched the (unseen) file player to A before
+    assert window.player.which == "B" and window.focusWidget() is not window.live.start_button
+    status = window.status.text()
+    qtbot.keyClick(window.focusWidget(), Qt.Key_Space)
+    assert not window.player.playing and window.status.text() == status  # Space did not start the file's playback
+    window.tabs.setCurrentIndex(0)
+    window.view.setFocus()
+    qtbot.keyClick(window.view, Qt.Key_Tab)
+    assert window.player.which == "A"
 
 
 def test_loop_selection(qtbot, window, short_example):
