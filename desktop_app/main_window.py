@@ -377,6 +377,9 @@ class MainWindow(QMainWindow):
         rec = self.session.selected
         if rec is None:
             return
+        if rec.status == Status.FAILED:  # the export would only repeat the read error, in a second dialog
+            self.status.setText(f"Nothing to export: {rec.name} could not be read.")
+            return
         if path is None:
             start = str(Path(self.settings.last_export_dir or rec.path.parent) / self._default_name(rec))
             path, _ = QFileDialog.getSaveFileName(self, "Export cleaned recording", start, EXPORT_FILTER)
@@ -397,14 +400,17 @@ class MainWindow(QMainWindow):
         self._start_export([(rec.path, dst)])
 
     def export_all(self, folder: str | os.PathLike | None = None) -> None:
-        if not self.session.recordings:
+        readable = [r.path for r in self.session.recordings if r.status != Status.FAILED]
+        if not readable:
+            if self.session.recordings:
+                self.status.setText("Nothing to export: none of the recordings could be read.")
             return
         if folder is None:
             folder = QFileDialog.getExistingDirectory(self, "Export all to folder", self.settings.last_export_dir)
             if not folder:
                 return
         folder = Path(folder)
-        pairs = export_names([r.path for r in self.session.recordings if r.status != Status.FAILED], folder)
+        pairs = export_names(readable, folder)
         existing = [dst for _, dst in pairs if dst.exists()]
         if existing:
             answer = self.confirm_replace_existing(existing)

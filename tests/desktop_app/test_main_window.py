@@ -266,6 +266,21 @@ def test_corrupt_file_shows_a_dialog(qtbot, window, tmp_path):
     assert "failed" in window.queue.item(0).text()
 
 
+def test_a_recording_that_could_not_be_read_is_not_exported(qtbot, window, tmp_path):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"not audio")
+    window.open_files([bad])
+    qtbot.waitUntil(lambda: bool(window.error_boxes), timeout=30000)
+    boxes = len(window.error_boxes)
+    out = tmp_path / "out"
+    out.mkdir()
+    window.export_current(out / "broken_clean.wav")
+    assert window.status.text() == "Nothing to export: broken.wav could not be read."
+    window.export_all(out)  # every recording failed: there was an IndexError here
+    assert window.status.text() == "Nothing to export: none of the recordings could be read."
+    assert window.export_job is None and len(window.error_boxes) == boxes and list(out.iterdir()) == []
+
+
 def test_status_line_counts_the_failed_recordings(qtbot, window, short_example, tmp_path):
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"not audio")
