@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from plugin_host.audio_io import READ_EXTENSIONS, WRITE_EXTENSIONS, audio_files_in, output_mode, output_suffix
+from plugin_host.audio_io import READ_EXTENSIONS, WRITE_EXTENSIONS, audio_files_in, clean_name, output_mode, output_suffix
 from plugin_host.render import RenderOptions
 
 from .player import Player
@@ -51,7 +51,7 @@ def _with_folders_opened(paths) -> list[Path]:
 
 
 def default_export_name(src: Path) -> str:
-    return f"{src.stem}_clean{output_suffix(src)}"
+    return clean_name(src)
 
 
 def export_names(sources: list[Path], folder: Path) -> list[tuple[Path, Path]]:

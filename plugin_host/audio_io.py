@@ -233,6 +233,11 @@ def output_suffix(src: str | os.PathLike) -> str:
     return OUTPUT_SUFFIX.get(suffix.lower(), suffix)
 
 
+def clean_name(src: str | os.PathLike) -> str:
+    """The name a cleaned copy of ``src`` gets when nobody chose one: ``NAME_clean.EXT``."""
+    return f"{Path(src).stem}_clean{output_suffix(src)}"
+
+
 def read_chunks(info: InputInfo, chunk_frames: int):
     """Yield float32 (channels, n) chunks at the file's own rate.
 

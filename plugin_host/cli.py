@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audio_io import AUDIO_LOOKING, WRITE_EXTENSIONS, audio_files_in, output_bit_depth, output_suffix, probe, read_chunks
+from .audio_io import AUDIO_LOOKING, WRITE_EXTENSIONS, audio_files_in, clean_name, output_bit_depth, output_suffix, probe, read_chunks
 from .errors import AudioFileError, NoiseNilError, ParameterError
 from .live import DEFAULT_SAFETY_MS
 
@@ -72,7 +72,18 @@ def expand_inputs(inputs: list[str], exclude: Path | None = None) -> tuple[list[
     return found, bad
 
 
-def plan_jobs(inputs: list[str], out: str, fmt: str | None) -> tuple[list[Job], list[tuple[str, str]]]:
+def plan_jobs(inputs: list[str], out: str | None, fmt: str | None) -> tuple[list[Job], list[tuple[str, str]]]:
+    """Render's (source, destination) pairs, plus (input, problem) for inputs that cannot be.
+
+    Without ``out``, files named one by one are written beside themselves as ``NAME_clean.EXT``;
+    a folder or a pattern needs an output folder (cleaned files written into the folder they came
+    from would be read back as inputs by the next run)."""
+    if out is None:
+        for text in inputs:
+            if Path(text).is_dir() or (glob.has_magic(text) and not Path(text).exists()):
+                raise ParameterError(f"{text}: a folder or a pattern needs -o OUTPUT_FOLDER (files named one by one are written beside themselves as NAME_clean.EXT)")
+        found, bad = expand_inputs(inputs)
+        return _jobs([(src, src.with_name(clean_name(src))) for src, _ in found], fmt, bad)
     out_path = Path(out)
     found, bad = expand_inputs(inputs, exclude=out_path)
     single_file = (
@@ -90,14 +101,22 @@ def plan_jobs(inputs: list[str], out: str, fmt: str | None) -> tuple[list[Job], 
             raise ParameterError(f"-o {out}: is a file; {many} an output folder")
         if out_path.suffix.lower() in AUDIO_LOOKING:
             raise ParameterError(f"-o {out}: names an audio file, but {many} an output folder")
-    jobs, seen = [], {}
-    sources = {f.resolve() for f, _ in found}
+    pairs = []
     for src, base in found:
         if single_file:
-            dst = out_path
+            pairs.append((src, out_path))
         else:
             dst = out_path / src.relative_to(base)
-            dst = dst.with_suffix(output_suffix(dst))  # .opus in, .ogg out
+            pairs.append((src, dst.with_suffix(output_suffix(dst))))  # .opus in, .ogg out
+    return _jobs(pairs, fmt, bad)
+
+
+def _jobs(pairs: list[tuple[Path, Path]], fmt: str | None, bad: list[tuple[str, str]]) -> tuple[list[Job], list[tuple[str, str]]]:
+    """Jobs for (source, destination) pairs, ``--format`` applied; a destination that is an input
+    or another job's is a problem, not a job."""
+    jobs, seen = [], {}
+    sources = {src.resolve() for src, _ in pairs}
+    for src, dst in pairs:
         if fmt:
             dst = dst.with_suffix("." + fmt.lstrip(".").lower())
         key = dst.resolve()
@@ -155,7 +174,7 @@ def cmd_render(args) -> int:
     options.build()  # bad model / preset / parameters: fail once, before any file
     if args.format and args.bit_depth:
         output_bit_depth(Path("out." + args.format.lstrip(".")), args.bit_depth, explicit=True)
-    out_suffix = Path(args.output).suffix.lower()
+    out_suffix = Path(args.output).suffix.lower() if args.output else ""
     if out_suffix in AUDIO_LOOKING and out_suffix not in WRITE_EXTENSIONS and not Path(args.output).is_dir():
         raise ParameterError(f"-o {args.output}: cannot write {out_suffix} files; choose one of {', '.join(WRITE_EXTENSIONS)}")
     jobs, failures = plan_jobs(args.inputs, args.output, args.format)
@@ -491,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("render", help="denoise files and folders")
     r.add_argument("inputs", nargs="+", help="files, folders (searched recursively) or glob patterns")
-    r.add_argument("-o", "--output", required=True, help="output folder (or output file, for a single input file)")
+    r.add_argument("-o", "--output", help="output folder (or output file, for a single input file); without it, each file named is written beside itself as NAME_clean.EXT")
     r.add_argument("--model", help="denoiser name (see `noisenil models`), manifest path, or 'auto' (the noise classifier picks per file)")
     r.add_argument("--preset", help="chain preset name (see `noisenil presets`) or JSON path")
     r.add_argument("--attenuation-limit-db", type=float, help="at most this much noise reduction, 0..100 dB (100 = no limit)")

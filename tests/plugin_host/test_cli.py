@@ -54,6 +54,28 @@ def test_render_single_file_to_file_keeps_format(tmp_path, src, capsys):
     assert "1 done, 0 skipped, 0 failed" in stdout and f"wrote {out}" in stdout
 
 
+def test_without_an_output_each_file_is_written_beside_itself(tmp_path, capsys):
+    (tmp_path / "raw").mkdir()
+    a = write_audio(tmp_path / "raw" / "ep1.wav", noisy_signal(1.0))
+    b = write_audio(tmp_path / "ep2.flac", noisy_signal(1.0, seed=1))
+    assert main(["render", str(a), str(b), "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["ep1.wav", "ep1_clean.wav"]
+    assert (tmp_path / "ep2_clean.flac").is_file()
+    x, _ = read_audio(a)
+    assert pause_reduction_db(x, read_audio(tmp_path / "raw" / "ep1_clean.wav")[0]) > 10.0
+    capsys.readouterr()
+    assert main(["render", str(a), "--format", "flac", "-q"]) == 0  # --format gives the suffix
+    assert (tmp_path / "raw" / "ep1_clean.flac").is_file()
+    assert main(["render", str(a), "-q"]) == 0  # a second run skips what is there
+    assert f"skip {a}: {tmp_path / 'raw' / 'ep1_clean.wav'} exists" in capsys.readouterr().err
+    # a folder or a pattern must say where: its cleaned files would be read back as inputs
+    for text in (str(tmp_path / "raw"), str(tmp_path / "raw" / "*.wav")):
+        assert main(["render", text]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"error: {text}: a folder or a pattern needs -o OUTPUT_FOLDER (files named one by one are written beside themselves as NAME_clean.EXT)"]
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["ep1.wav", "ep1_clean.flac", "ep1_clean.wav"]
+
+
 def test_render_folder_recursive_glob_and_skip(tmp_path, capsys):
     root = tmp_path / "show"
     (root / "ep1").mkdir(parents=True)
