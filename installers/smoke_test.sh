@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of the built bundle (run installers/build.sh first). Exit 0 only if:
 #  - the frozen GUI starts offscreen, renders the bundled example and writes its --screenshot PNG,
-#  - the frozen CLI renders a file and the output has the input's length, and reads Ogg Opus,
+#  - the frozen CLI renders a file and the output has the input's length, and reads Ogg Opus
+#    (its title carried into the output),
 #  - the bundled PortAudio (not the system's) is what sounddevice loads,
 #  - no log mentions an import error or a traceback.
 # Prints the bundle size and the start-up times.
@@ -32,9 +33,11 @@ dur_in=$(sed -n 1p "$work/info.log" | grep -o '([0-9.]* s)')
 dur_out=$(sed -n 2p "$work/info.log" | grep -o '([0-9.]* s)')
 [ -n "$dur_in" ] && [ "$dur_in" = "$dur_out" ] || fail "output length $dur_out differs from input $dur_in"
 # Ogg Opus goes through the bundled libsndfile (soundfile), not pedalboard
-.venv/bin/python -c "import sys, soundfile as sf; x, r = sf.read(sys.argv[1], frames=96000); sf.write(sys.argv[2], x, r, format='OGG', subtype='OPUS')" "$example" "$work/voice.opus"
+.venv/bin/python -c "import sys, soundfile as sf, mutagen; x, r = sf.read(sys.argv[1], frames=96000); sf.write(sys.argv[2], x, r, format='OGG', subtype='OPUS'); m = mutagen.File(sys.argv[2]); m['title'] = 'Smoke'; m.save()" "$example" "$work/voice.opus"
 "$app/noisenil" render "$work/voice.opus" -o "$work/voice.ogg" -q > "$work/opus.log" 2>&1 || fail "CLI render of Ogg Opus"
 "$app/noisenil" info "$work/voice.ogg" >> "$work/opus.log" 2>&1 && grep -q "(2.00 s)" "$work/opus.log" || fail "Ogg Opus output length"
+# its tags go through the bundled mutagen
+.venv/bin/python -c "import sys, mutagen; assert mutagen.File(sys.argv[1])['title'] == ['Smoke']" "$work/voice.ogg" || fail "the Opus file's title did not reach its output"
 "$app/noisenil" models > "$work/models.log" 2>&1 || fail "CLI models"
 grep -q "noisenil_fb (default)" "$work/models.log" || fail "shipped models missing from the bundle"
 "$app/noisenil" classify "$example" > "$work/classify.log" 2>&1 || fail "CLI classify"

@@ -15,6 +15,7 @@ import shutil
 import stat
 import struct
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,8 +82,15 @@ class InputInfo:
         return self.frames / self.sample_rate
 
     @property
+    def lossy(self) -> bool:
+        """MP3, Vorbis, Opus: decoded to float, with no bit depth of their own."""
+        return self.path.suffix.lower() in LOSSY + (".opus",)
+
+    @property
     def bit_depth(self) -> int:
-        return BIT_DEPTHS.get(self.file_dtype, 16)
+        """The depth an output keeps by default: the file's own, 24 for a lossy file (its decoder's
+        float holds nothing a 24-bit PCM file loses)."""
+        return 24 if self.lossy else BIT_DEPTHS.get(self.file_dtype, 16)
 
 
 def _riff_truncation(path: Path, size: int) -> str | None:
@@ -354,7 +362,9 @@ class SafeWriter:
             self.abort()
             raise AudioFileError(self.dst, f"write failed, disk full? ({str(exc).splitlines()[0]})") from None
 
-    def commit(self) -> Path:
+    def commit(self, finish: Callable[[Path], None] | None = None) -> Path:
+        """Close, verify and rename into place; ``finish(tmp)`` runs on the verified temporary
+        file just before the rename (render uses it to copy the input's tags)."""
         try:
             self._file.close()
             with open(self.tmp, "rb+") as f:
@@ -371,6 +381,12 @@ class SafeWriter:
         if not (self.frames - slack <= written <= self.frames + (slack and 8192)):
             self.abort()
             raise AudioFileError(self.dst, f"output incomplete ({written} of {self.frames} frames written; disk full?)")
+        if finish is not None:
+            try:
+                finish(self.tmp)
+            except BaseException:
+                self.abort()
+                raise
         with contextlib.suppress(OSError):  # a file system without permissions (FAT) keeps its own
             os.chmod(self.tmp, output_mode(self.dst))
         os.replace(self.tmp, self.dst)

@@ -17,6 +17,7 @@ from .effects import Denoise
 from .engine import Resampler, check_sample_rate
 from .errors import AudioFileError, ParameterError, check_range
 from .loudness import LoudnessMeter, normalization_gain_db
+from .metadata import carry as carry_metadata
 from .processor import MAX_ATTENUATION_DB
 
 CHUNK_SECONDS = 5.0
@@ -112,7 +113,7 @@ def _copy_with_gain(src: Path, writer: SafeWriter, gain_db: float, effect=None, 
         writer.write(y)
 
 
-def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: float, ceiling: float, bit_depth: int, result, temps: list) -> None:
+def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: float, ceiling: float, bit_depth: int, result, temps: list, finish=None) -> None:
     """Gain to the target loudness; if that would push the true peak over the ceiling, limit first.
 
     pedalboard's Limiter (JUCE) adds make-up gain so that its output peaks at 0 dBFS; it is
@@ -124,7 +125,7 @@ def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: fl
     if not np.isfinite(measured):  # silence: nothing to normalise
         with SafeWriter(dst, rate, channels, bit_depth) as final:
             _copy_with_gain(pass1, final, 0.0)
-            final.commit()
+            final.commit(finish)
         result.notes.append("silent output: loudness left unchanged")
         return
     gain_db, over = normalization_gain_db(measured, target, meter.true_peak_dbtp, ceiling)
@@ -152,7 +153,7 @@ def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: fl
             result.notes.append(f"loudness {measured + final_gain:.1f} LUFS: held below the {ceiling:g} dBTP ceiling")
     with SafeWriter(dst, rate, channels, bit_depth) as final:
         _copy_with_gain(source, final, final_gain)
-        final.commit()
+        final.commit(finish)
     result.gain_db = gain_db
     result.loudness_lufs = measured + final_gain
     result.clipped_samples = final.clipped
@@ -202,6 +203,10 @@ def render_file(
     for name in (dst, pass1, dst.with_name(f"{dst.stem}.limiter-pass.wav")):
         remove_stale_partials(name)
     temps: list[Path] = []
+
+    def finish(tmp: Path) -> None:  # the input's tags, timecode and markers, into the finished output
+        result.notes.extend(carry_metadata(src, tmp, dst, rate / info.sample_rate))
+
     stage1 = SafeWriter(pass1 if target is not None else dst, rate, channels, 32 if target is not None else bit_depth)
     try:
         pipe = chain.offline_pipeline(rate, channels)
@@ -229,12 +234,12 @@ def render_file(
         if written < frames_out:  # resampling may come out a sample short
             emit(np.zeros((channels, frames_out - written), np.float32))
         if meter is None:
-            stage1.commit()
+            stage1.commit(finish)
             result.clipped_samples = stage1.clipped
         else:
             stage1.close()
             temps.append(stage1.tmp)
-            _normalize_loudness(stage1.tmp, dst, meter, float(target), ceiling, bit_depth, result, temps)
+            _normalize_loudness(stage1.tmp, dst, meter, float(target), ceiling, bit_depth, result, temps, finish)
     except BaseException:
         stage1.abort()
         raise

@@ -1,0 +1,308 @@
+"""Tags, timecode and markers carried from an input to its cleaned output.
+
+A podcaster's MP3 has its title, show, episode number, cover and chapters in ID3; a field
+recorder's WAV has its timecode in ``bext`` and ``iXML`` and its markers in ``cue ``; a FLAC has
+Vorbis comments and a picture. The audio changes, these do not, so ``carry`` copies them into the
+finished temporary output before it is renamed into place:
+
+- the same family of container (ID3 in MP3/WAV/AIFF, Vorbis comments in FLAC/Ogg, RIFF chunks
+  WAV to WAV): everything, cover art and chapters included;
+- across families: the common text tags (title, artist, album, date, genre, track, ...);
+- sample positions (``bext`` time reference, ``cue `` points, ``ltxt`` lengths) are rescaled when
+  the sample rate changes;
+- loudness tags (ReplayGain, ID3 RVA2) are dropped: they describe the input's level, not ours.
+
+It never fails a render: what cannot be carried becomes a note.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import shutil
+import struct
+from pathlib import Path
+
+from .audio_io import partial_path
+
+RIFF_CARRIED = (b"bext", b"iXML", b"axml", b"cart", b"LIST", b"cue ")
+RIFF_LIST_KINDS = (b"INFO", b"adtl")
+MAX_CHUNK = 64 << 20  # a chunk this big is not metadata
+ID3_CONTAINERS = (".mp3", ".wav", ".bwf", ".aif", ".aiff")
+VORBIS_CONTAINERS = (".flac", ".ogg", ".opus")
+WAV_LIKE = (".wav", ".bwf")
+# RIFF INFO ids <-> the common text keys (mutagen's EasyID3 names, Vorbis comment names in lower case)
+INFO_KEYS = {b"INAM": "title", b"IART": "artist", b"IPRD": "album", b"ICRD": "date", b"IGNR": "genre", b"ICMT": "comment", b"ITRK": "tracknumber", b"ICOP": "copyright", b"IENC": "encodedby", b"ILNG": "language"}
+COMMON_KEYS = ("title", "artist", "album", "albumartist", "date", "genre", "comment", "tracknumber", "discnumber", "copyright", "composer", "language", "encodedby")
+ID3_TEXT = {"title": "TIT2", "artist": "TPE1", "album": "TALB", "albumartist": "TPE2", "date": "TDRC", "genre": "TCON", "tracknumber": "TRCK", "discnumber": "TPOS", "copyright": "TCOP", "composer": "TCOM", "language": "TLAN", "encodedby": "TENC"}
+LOUDNESS_TAGS = ("replaygain_", "r128_", "itunnorm")
+
+
+def _loudness_tag(key: str) -> bool:
+    key = key.lower().removeprefix("txxx:")
+    return key.startswith(LOUDNESS_TAGS) or key.startswith("rva2")
+
+
+# --------------------------------------------------------------------------- RIFF chunks
+def _riff_chunks(path: Path) -> list[tuple[bytes, bytes]]:
+    """(id, payload) of the chunks worth carrying in a RIFF/RF64 WAVE file, in file order."""
+    out = []
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+            return []
+        size, pos, data64 = os.fstat(f.fileno()).st_size, 12, None
+        while pos + 8 <= size:
+            f.seek(pos)
+            cid, n = struct.unpack("<4sI", f.read(8))
+            if cid == b"ds64":
+                data64 = struct.unpack("<Q", f.read(16)[8:16])[0]
+            elif cid == b"data" and n == 0xFFFFFFFF and data64 is not None:
+                n = data64
+            elif cid in RIFF_CARRIED and n <= MAX_CHUNK:
+                payload = f.read(n)
+                if len(payload) == n and (cid != b"LIST" or payload[:4] in RIFF_LIST_KINDS):
+                    out.append((cid, payload))
+            pos += 8 + n + (n & 1)
+    return out
+
+
+def _rescale_riff(cid: bytes, payload: bytes, ratio: float) -> bytes:
+    """A chunk with its sample positions moved to the output's sample rate."""
+    if ratio == 1.0:
+        return payload
+    b = bytearray(payload)
+    if cid == b"bext" and len(b) >= 346:
+        low, high = struct.unpack_from("<II", b, 338)
+        struct.pack_into("<Q", b, 338, round(((high << 32) | low) * ratio))
+    elif cid == b"cue " and len(b) >= 4:
+        (count,) = struct.unpack_from("<I", b, 0)
+        for i in range(min(count, (len(b) - 4) // 24)):
+            at = 4 + 24 * i
+            position, offset = struct.unpack_from("<I", b, at + 4)[0], struct.unpack_from("<I", b, at + 20)[0]
+            struct.pack_into("<I", b, at + 4, min(0xFFFFFFFF, round(position * ratio)))
+            struct.pack_into("<I", b, at + 20, min(0xFFFFFFFF, round(offset * ratio)))
+    elif cid == b"LIST" and b[:4] == b"adtl":
+        pos = 4
+        while pos + 8 <= len(b):
+            sub, n = struct.unpack_from("<4sI", b, pos)
+            if sub == b"ltxt" and n >= 8:
+                (length,) = struct.unpack_from("<I", b, pos + 12)
+                struct.pack_into("<I", b, pos + 12, min(0xFFFFFFFF, round(length * ratio)))
+            pos += 8 + n + (n & 1)
+    return bytes(b)
+
+
+def _info_tags(chunks: list[tuple[bytes, bytes]]) -> dict[str, list[str]]:
+    tags: dict[str, list[str]] = {}
+    for cid, payload in chunks:
+        if cid != b"LIST" or payload[:4] != b"INFO":
+            continue
+        pos = 4
+        while pos + 8 <= len(payload):
+            sub, n = struct.unpack_from("<4sI", payload, pos)
+            text = payload[pos + 8 : pos + 8 + n].split(b"\0")[0].decode("utf-8", "replace").strip()
+            if sub in INFO_KEYS and text:
+                tags[INFO_KEYS[sub]] = [text]
+            pos += 8 + n + (n & 1)
+    return tags
+
+
+def _info_chunk(tags: dict[str, list[str]]) -> bytes | None:
+    body = b""
+    for sub, key in INFO_KEYS.items():
+        if tags.get(key):
+            text = "; ".join(tags[key]).encode("utf-8") + b"\0"
+            body += struct.pack("<4sI", sub, len(text)) + text + (b"\0" if len(text) & 1 else b"")
+    return b"INFO" + body if body else None
+
+
+def _insert_riff_chunks(tmp: Path, dst: Path, chunks: list[tuple[bytes, bytes]]) -> None:
+    """Rewrite the WAV ``tmp`` with ``chunks`` before its data chunk (where readers that stop at
+    the audio still find them), through another temporary file for ``dst``."""
+    with open(tmp, "rb") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF":
+            raise ValueError("an RF64 output (over 4 GB) keeps no chunks")
+        size, pos = os.fstat(f.fileno()).st_size, 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            cid, n = struct.unpack("<4sI", f.read(8))
+            if cid == b"data":
+                break
+            pos += 8 + n + (n & 1)
+        else:
+            raise ValueError("no data chunk")
+        extra = b"".join(struct.pack("<4sI", cid, len(p)) + p + (b"\0" if len(p) & 1 else b"") for cid, p in chunks)
+        if size + len(extra) - 8 > 0xFFFFFFFF:
+            raise ValueError("the tags would take the file past 4 GB")
+        new = partial_path(dst)  # a run killed here leaves what the next run's clean-up removes
+        try:
+            with open(new, "wb") as out:
+                f.seek(0)
+                out.write(b"RIFF" + struct.pack("<I", size + len(extra) - 8) + head[8:12])
+                f.seek(12)
+                out.write(f.read(pos - 12))
+                out.write(extra)
+                shutil.copyfileobj(f, out, 1 << 20)
+            os.replace(new, tmp)
+        finally:
+            new.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- tags through mutagen
+def _open(path: Path):
+    import mutagen
+
+    with contextlib.suppress(Exception):
+        return mutagen.File(str(path))
+    return None
+
+
+def _common_from(tags) -> dict[str, list[str]]:
+    """The common text tags of a mutagen tag object (ID3 or Vorbis comments)."""
+    from mutagen.id3 import ID3
+
+    out: dict[str, list[str]] = {}
+    if isinstance(tags, ID3):
+        for key, frame_id in ID3_TEXT.items():
+            values = [str(t) for f in tags.getall(frame_id) for t in f.text if str(t)]
+            if values:
+                out[key] = values
+        comments = [str(t) for f in tags.getall("COMM") for t in f.text if str(t)]
+        if comments:
+            out["comment"] = comments[:1]
+    else:
+        with contextlib.suppress(Exception):
+            for key in COMMON_KEYS:
+                values = tags.get(key) or (tags.get("description") if key == "comment" else None)
+                if values:
+                    out[key] = [str(v) for v in values]
+    return out
+
+
+def _pictures(source) -> list:
+    """Cover art of a mutagen file as FLAC picture blocks: FLAC's own, Ogg's base64 comment, ID3's APIC."""
+    from mutagen.flac import Picture
+
+    pictures = list(getattr(source, "pictures", None) or [])
+    tags = getattr(source, "tags", None)
+    if pictures or tags is None:
+        return pictures
+    if hasattr(tags, "getall"):  # ID3
+        for apic in tags.getall("APIC"):
+            pic = Picture()
+            pic.type, pic.mime, pic.desc, pic.data = apic.type, apic.mime, apic.desc, apic.data
+            pictures.append(pic)
+        return pictures
+    for text in tags.get("metadata_block_picture", []) if hasattr(tags, "get") else []:
+        with contextlib.suppress(Exception):
+            pictures.append(Picture(base64.b64decode(text)))
+    return pictures
+
+
+def _write_id3(tmp: Path, source, common: dict[str, list[str]]) -> None:
+    """ID3 into an MP3, WAV or AIFF output: every frame of an ID3 source, else the common text and the cover."""
+    from mutagen.id3 import APIC, COMM, ID3, TXXX, Frames
+
+    target = _open(tmp)
+    if target is None:
+        raise ValueError("the output cannot be opened for tagging")
+    if target.tags is None:
+        target.add_tags()
+    tags, src_tags = target.tags, getattr(source, "tags", None)
+    if isinstance(src_tags, ID3):
+        for frame in src_tags.values():
+            if frame.FrameID == "RVA2" or (isinstance(frame, TXXX) and _loudness_tag(frame.desc)):
+                continue
+            tags.add(frame)
+    else:
+        for key, values in common.items():
+            if key == "comment":
+                tags.add(COMM(encoding=3, lang="eng", desc="", text=values))
+            elif key in ID3_TEXT:
+                tags.add(Frames[ID3_TEXT[key]](encoding=3, text=values))
+        for pic in _pictures(source) if source is not None else []:
+            tags.add(APIC(encoding=3, mime=pic.mime, type=pic.type, desc=pic.desc, data=pic.data))
+    target.save()
+
+
+def _write_vorbis(tmp: Path, source, common: dict[str, list[str]]) -> None:
+    """Vorbis comments into a FLAC or Ogg output: every comment of a FLAC/Ogg/Opus source, else
+    the common text; the cover as a FLAC picture block (or Ogg's base64 comment)."""
+    target = _open(tmp)
+    if target is None:
+        raise ValueError("the output cannot be opened for tagging")
+    if target.tags is None:
+        target.add_tags()
+    src_tags = getattr(source, "tags", None)
+    if src_tags is not None and not hasattr(src_tags, "getall"):  # Vorbis comments: all of them
+        for key in src_tags.keys():
+            if not _loudness_tag(key) and key.lower() != "metadata_block_picture":
+                target.tags[key] = src_tags[key]
+    else:
+        for key, values in common.items():
+            target.tags[key] = values
+    pictures = _pictures(source) if source is not None else []
+    if pictures:
+        if hasattr(target, "add_picture"):  # FLAC: picture blocks
+            for pic in pictures:
+                target.add_picture(pic)
+        else:  # Ogg: the same block, base64, as a comment
+            target.tags["metadata_block_picture"] = [base64.b64encode(p.write()).decode("ascii") for p in pictures]
+    target.save()
+
+
+# --------------------------------------------------------------------------- the entry point
+def carry(src: str | os.PathLike, tmp: str | os.PathLike, dst: str | os.PathLike, ratio: float = 1.0) -> list[str]:
+    """Copy what ``src`` says about itself into the finished temporary output ``tmp`` (to be
+    renamed ``dst``); ``ratio`` is output rate / input rate. Returns notes; never raises."""
+    src, tmp, dst = Path(src), Path(tmp), Path(dst)
+    try:
+        return _carry(src, tmp, dst, ratio)
+    except Exception as exc:  # a tag problem must never cost the user the render
+        return [f"tags not carried ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'})"]
+
+
+def _carry(src: Path, tmp: Path, dst: Path, ratio: float) -> list[str]:
+    notes: list[str] = []
+    dst_suffix = dst.suffix.lower()
+    chunks = _riff_chunks(src) if src.suffix.lower() in WAV_LIKE else []
+    source = _open(src)
+    src_tags = getattr(source, "tags", None) if source is not None else None
+    pictures = bool(_pictures(source)) if source is not None else False
+    if src_tags is not None and not len(src_tags.keys()) and not pictures:
+        src_tags = None
+    common = _info_tags(chunks)
+    if src_tags is not None:
+        common.update(_common_from(src_tags))
+    common = {k: v for k, v in common.items() if v and any(v)}
+    riff_extra = [c for c in chunks if not (c[0] == b"LIST" and c[1][:4] == b"INFO")]
+    if not (common or src_tags is not None or riff_extra or pictures):
+        return notes
+    if dst_suffix in WAV_LIKE:
+        carried = [(cid, _rescale_riff(cid, p, ratio)) for cid, p in chunks]
+        if not any(cid == b"LIST" and p[:4] == b"INFO" for cid, p in carried):
+            info = _info_chunk(common)
+            if info:
+                carried.append((b"LIST", info))
+        if carried:
+            try:
+                _insert_riff_chunks(tmp, dst, carried)
+            except ValueError as exc:
+                notes.append(f"timecode, markers and tags not carried: {exc}")
+                return notes
+        from mutagen.id3 import ID3
+
+        if isinstance(src_tags, ID3) or pictures:  # all of an ID3 source; another's cover
+            _write_id3(tmp, source, common)
+        return notes
+    dropped = sorted({cid.decode().strip() for cid, _ in riff_extra if cid in (b"bext", b"iXML", b"cue ")})
+    if dropped:
+        notes.append(f"{', '.join(dropped)} (timecode, markers) not carried: {dst_suffix} files cannot hold them")
+    if dst_suffix in ID3_CONTAINERS:
+        _write_id3(tmp, source, common)
+    elif dst_suffix in VORBIS_CONTAINERS:
+        _write_vorbis(tmp, source, common)
+    return notes
