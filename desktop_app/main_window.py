@@ -444,7 +444,7 @@ class MainWindow(QMainWindow):
         job.progress.connect(lambda v: self.progress.setValue(int(v * 1000)))
         job.failed.connect(self.show_error)
 
-        def one_done(src: str, dst: str) -> None:
+        def one_done(src: str, dst: str, notes: str) -> None:
             final = dst
             if replace_source is not None:
                 with contextlib.suppress(OSError):  # the original's permissions, not the new file's
@@ -456,7 +456,7 @@ class MainWindow(QMainWindow):
                     rec.status = Status.EXPORTED
             self._refresh_queue()
             written.append(final)
-            self.status.setText(f"Exported {final}")
+            self.status.setText(f"Exported {final}" + (f" ({notes})" if notes else ""))
 
         def all_done() -> None:
             self._update_cancel()

@@ -212,7 +212,7 @@ class ExportJob(QThread):
     """Render files to disk with the engine's safe writer (temporary file, then rename)."""
 
     progress = Signal(float)
-    finished_one = Signal(str, str)  # source, destination
+    finished_one = Signal(str, str, str)  # source, destination, the render's notes ("" or "; "-joined)
     failed = Signal(str)
     cancelled = Signal(int, int)  # files finished, files asked for
 
@@ -237,8 +237,10 @@ class ExportJob(QThread):
                 self.cancelled.emit(i, len(self.pairs))
                 return
             try:
-                render_file(src, dst, self.options, progress=lambda s, i=i, n=probe(src).seconds: self._progress(i, n, s))
-                self.finished_one.emit(str(src), str(dst))
+                result = render_file(src, dst, self.options, progress=lambda s, i=i, n=probe(src).seconds: self._progress(i, n, s))
+                for note in result.notes:
+                    log.info("export %s: %s", src, note)
+                self.finished_one.emit(str(src), str(dst), "; ".join(result.notes))
             except _Cancelled:
                 self.cancelled.emit(i, len(self.pairs))
                 return

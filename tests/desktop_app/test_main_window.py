@@ -157,6 +157,38 @@ def test_export_writes_the_cleaned_file(qtbot, window, short_example, tmp_path):
     assert not window.error_boxes
 
 
+def test_export_keeps_the_tags_and_says_what_the_render_noted(qtbot, window, short_example, tmp_path):
+    mutagen = pytest.importorskip("mutagen")
+    import soundfile as sf
+    from mutagen.id3 import APIC, TIT2
+
+    x, _ = read_audio(short_example)
+    src = tmp_path / "ep7.mp3"
+    write_audio(src, x, RATE)
+    m = mutagen.File(src)
+    m.add_tags()
+    m.tags.add(TIT2(encoding=3, text=["Episode 7"]))
+    m.tags.add(APIC(encoding=3, mime="image/png", type=3, desc="", data=b"\x89PNG"))
+    m.save()
+    floaty = tmp_path / "take.wav"  # as a live recording writes it
+    sf.write(str(floaty), x.T, RATE, subtype="FLOAT")
+    window.open_files([src, floaty])
+    wait_rendered(qtbot, window)
+    window.queue.setCurrentRow(0)
+    qtbot.waitUntil(lambda: window.session.selected.path == src, timeout=5000)
+    window.export_current(tmp_path / "ep7_clean.mp3")
+    qtbot.waitUntil(lambda: window.session.selected.status == Status.EXPORTED, timeout=60000)
+    tags = mutagen.File(tmp_path / "ep7_clean.mp3").tags
+    assert str(tags["TIT2"]) == "Episode 7" and tags.getall("APIC")[0].data == b"\x89PNG"
+    assert window.status.text() == f"Exported {tmp_path / 'ep7_clean.mp3'}"
+    window.queue.setCurrentRow(1)
+    qtbot.waitUntil(lambda: window.session.selected.path == floaty, timeout=5000)
+    window.export_current(tmp_path / "take_clean.flac")
+    qtbot.waitUntil(lambda: window.session.selected.status == Status.EXPORTED, timeout=60000)
+    assert window.status.text() == f"Exported {tmp_path / 'take_clean.flac'} (32-bit input written as 24-bit FLAC (the deepest FLAC holds))"
+    assert not window.error_boxes
+
+
 def test_export_all_to_a_folder(qtbot, window, short_example, tmp_path):
     other = write_audio(tmp_path / "other.flac", read_audio(short_example)[0][:, : 2 * RATE])
     window.open_files([short_example, other])
