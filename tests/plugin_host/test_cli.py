@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import read_audio, run_cli, speechlike, write_audio
 
-from plugin_host.audio_io import PARTIAL_TAG
+from plugin_host.audio_io import PARTIAL_TAG, read_chunks
 from plugin_host.cli import main
 from plugin_host.loudness import LoudnessMeter
 
@@ -219,6 +219,41 @@ def test_an_output_named_as_an_unwritable_audio_format_is_refused_up_front(tmp_p
     (tmp_path / "old.m4a").mkdir()  # an existing folder of that name is a folder
     assert main(["render", str(src), "-o", str(tmp_path / "old.m4a"), "-q"]) == 0
     assert (tmp_path / "old.m4a" / "talk.wav").is_file()
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+def test_an_mp3_keeps_its_length_and_timing_generation_after_generation(tmp_path, rate):
+    """The encoder's delay and padding (its LAME header) are left out when reading: without that
+    each MP3 render put another 1105 samples of silence before the audio (23 ms at 48 kHz)."""
+    from plugin_host.audio_io import probe
+
+    n = 3 * rate
+    t = np.arange(n) / rate
+    burst = (0.5 * np.sin(2 * np.pi * 440 * t) * np.exp(-(((t - 1.0) / 0.05) ** 2))).astype(np.float32)
+    src = write_audio(tmp_path / "gen0.mp3", burst[None], rate)
+
+    from scipy.signal import correlate
+
+    def lag(a, b):
+        return int(np.argmax(correlate(a, b, "full", method="fft"))) - (len(b) - 1)
+
+    def decoded(path):  # as NoiseNil reads it
+        info = probe(path)
+        return info, np.concatenate(list(read_chunks(info, 10000)), axis=1)[0]
+
+    info, x = decoded(src)
+    assert info.frames == n and lag(x, burst) == 0
+    raw_in, _ = read_audio(src)  # as a decoder that ignores the header reads it
+    for gen in (1, 2, 3):
+        out = tmp_path / f"gen{gen}.mp3"
+        assert main(["render", str(src), "-o", str(out), "--model", "wiener", "--attenuation-limit-db", "0", "-q"]) == 0
+        info, y = decoded(out)
+        assert info.frames == n, gen
+        assert lag(y, burst) == 0, gen
+        assert np.max(np.abs(y - burst)) < 0.01, gen
+        raw_out, _ = read_audio(out)
+        assert raw_out.shape == raw_in.shape and lag(raw_out[0], raw_in[0]) == 0
+        src = out
 
 
 def test_a_depth_the_output_format_cannot_hold(tmp_path, capsys):
