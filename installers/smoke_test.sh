@@ -2,7 +2,7 @@
 # Smoke test of the built bundle (run installers/build.sh first). Exit 0 only if:
 #  - the frozen GUI starts offscreen, renders the bundled example and writes its --screenshot PNG,
 #  - the frozen CLI renders a file and the output has the input's length, and reads Ogg Opus
-#    (its title carried into the output),
+#    (its title carried into the output) and M4A,
 #  - the bundled PortAudio (not the system's) is what sounddevice loads,
 #  - no log mentions an import error or a traceback.
 # Prints the bundle size and the start-up times.
@@ -36,6 +36,10 @@ dur_out=$(sed -n 2p "$work/info.log" | grep -o '([0-9.]* s)')
 .venv/bin/python -c "import sys, soundfile as sf, mutagen; x, r = sf.read(sys.argv[1], frames=96000); sf.write(sys.argv[2], x, r, format='OGG', subtype='OPUS'); m = mutagen.File(sys.argv[2]); m['title'] = 'Smoke'; m.save()" "$example" "$work/voice.opus"
 "$app/noisenil" render "$work/voice.opus" -o "$work/voice.ogg" -q > "$work/opus.log" 2>&1 || fail "CLI render of Ogg Opus"
 "$app/noisenil" info "$work/voice.ogg" >> "$work/opus.log" 2>&1 && grep -q "(2.00 s)" "$work/opus.log" || fail "Ogg Opus output length"
+# M4A (a Zoom or phone recording) through the bundled FFmpeg (PyAV), written as WAV
+PYTHONPATH=tests .venv/bin/python -c "import sys, soundfile as sf; from conftest import write_av; x, r = sf.read(sys.argv[1], frames=96000, always_2d=True); write_av(sys.argv[2], x.T, r)" "$example" "$work/zoom.m4a"
+"$app/noisenil" render "$work/zoom.m4a" -q > "$work/m4a.log" 2>&1 || fail "CLI render of M4A"
+"$app/noisenil" info "$work/zoom_clean.wav" >> "$work/m4a.log" 2>&1 && grep -q "int24, 48000 Hz, 1 ch, 0:02 (2.00 s)" "$work/m4a.log" || fail "M4A output"
 # its tags go through the bundled mutagen
 .venv/bin/python -c "import sys, mutagen; assert mutagen.File(sys.argv[1])['title'] == ['Smoke']" "$work/voice.ogg" || fail "the Opus file's title did not reach its output"
 "$app/noisenil" models > "$work/models.log" 2>&1 || fail "CLI models"

@@ -28,15 +28,20 @@ from .errors import AudioFileError
 # Craig, voice notes; pedalboard decodes Ogg Vorbis only and called an Opus .ogg "not a valid audio
 # file"), Sony Wave64 (Reaper's and Sound Forge's format for takes past 4 GB) and Apple's CAF
 SNDFILE_ONLY = (".caf", ".opus", ".w64")
-READ_EXTENSIONS = tuple(sorted(set(get_supported_read_formats()) | set(SNDFILE_ONLY)))
+# read through FFmpeg (PyAV), which neither can: what phones, Zoom and video podcasts give (AAC or
+# ALAC in MP4/M4A, iPhone voice memos, Zoom's audio-only recordings, raw AAC, the sound of a video)
+AV_ONLY = (".aac", ".m4a", ".m4b", ".mka", ".mkv", ".mov", ".mp4", ".webm")
+READ_EXTENSIONS = tuple(sorted(set(get_supported_read_formats()) | set(SNDFILE_ONLY) | set(AV_ONLY)))
 # pedalboard lists .aiff and .wav only, yet writes .aif (AIFF, what Logic and GarageBand name it) and
 # .bwf (a RIFF WAV) by the same encoders; without them a folder of .aif takes failed file by file
 WRITE_EXTENSIONS = tuple(sorted(set(get_supported_write_formats()) | {".aif", ".bwf"}))
 # names that say "an audio file" even where NoiseNil cannot write them (``-o take.m4a`` is a file, not a folder)
-AUDIO_LOOKING = frozenset(READ_EXTENSIONS) | {".m4a", ".aac", ".alac", ".mp4", ".webm", ".wma", ".rf64"}
+AUDIO_LOOKING = frozenset(READ_EXTENSIONS) | {".alac", ".wma", ".rf64"}
 # an input format NoiseNil cannot write becomes this by default (pedalboard writes Ogg Vorbis, not
-# Opus; Wave64 and CAF hold PCM as WAV does)
-OUTPUT_SUFFIX = {".opus": ".ogg", ".w64": ".wav", ".caf": ".wav"}
+# Opus; Wave64 and CAF hold PCM as WAV does; an M4A or a video's sound goes on to an editor: WAV)
+OUTPUT_SUFFIX = {".opus": ".ogg", ".w64": ".wav", ".caf": ".wav"} | dict.fromkeys(AV_ONLY, ".wav")
+MP4_LIKE = (".m4a", ".m4b", ".mov", ".mp4")
+AV_DTYPES = {"s16": "int16", "s16p": "int16", "s32": "int32", "s32p": "int32", "flt": "float32", "fltp": "float32", "dbl": "float64", "dblp": "float64", "u8": "int8", "u8p": "int8"}
 SNDFILE_DTYPES = {"PCM_S8": "int8", "PCM_U8": "int8", "PCM_16": "int16", "PCM_24": "int24", "PCM_32": "int32", "FLOAT": "float32", "DOUBLE": "float64"}
 PARTIAL_TAG = ".noisenil-partial"
 BIT_DEPTHS = {"int8": 8, "int16": 16, "int24": 24, "int32": 32, "float32": 32, "float64": 32}
@@ -77,6 +82,8 @@ class InputInfo:
     file_dtype: str
     reader: str = "pedalboard"  # or "soundfile" (SNDFILE_ONLY, and Opus in .ogg)
     skip: int = 0  # decoded frames before the audio (an MP3's encoder delay), left out like its padding
+    codec_lossy: bool = False  # AAC and the like in a container that may also hold lossless audio (ALAC)
+    codec: str = ""  # what FFmpeg decodes (aac, alac, opus), where the container does not say
 
     @property
     def seconds(self) -> float:
@@ -85,7 +92,7 @@ class InputInfo:
     @property
     def lossy(self) -> bool:
         """MP3, Vorbis, Opus: decoded to float, with no bit depth of their own."""
-        return self.path.suffix.lower() in LOSSY + (".opus",)
+        return self.codec_lossy or self.path.suffix.lower() in LOSSY + (".opus",)
 
     @property
     def bit_depth(self) -> int:
@@ -182,7 +189,7 @@ def probe(path: str | os.PathLike) -> InputInfo:
         problem = _riff_truncation(p, size)
         if problem:
             raise AudioFileError(p, problem)
-    info = _probe_sndfile(p) if p.suffix.lower() in SNDFILE_ONLY else None
+    info = _probe_sndfile(p) if p.suffix.lower() in SNDFILE_ONLY else _probe_av(p) if p.suffix.lower() in AV_ONLY else None
     try:
         if info is None:
             with AudioFile(str(p)) as f:
@@ -253,8 +260,76 @@ def _probe_sndfile(p: Path, opus_only: bool = False) -> InputInfo | None:
     return InputInfo(p, int(i.samplerate), int(i.channels), int(i.frames), SNDFILE_DTYPES.get(i.subtype, "float32"), reader="soundfile")
 
 
+def _probe_av(p: Path) -> InputInfo:
+    """An M4A/AAC/MP4/... file's first audio stream, through FFmpeg (PyAV). Its length is the
+    container's (encoder priming and padding left out) or, where it records none, the decoded one."""
+    try:
+        import av
+    except ImportError:
+        raise AudioFileError(p, f"reading {p.suffix} files needs PyAV ('pip install av')") from None
+    try:
+        with av.open(str(p)) as container:
+            if not container.streams.audio:
+                raise AudioFileError(p, "no audio in it (a video without sound?)")
+            stream = container.streams.audio[0]
+            ctx = stream.codec_context
+            rate, channels = int(ctx.sample_rate), int(ctx.channels)
+            exact = p.suffix.lower() in MP4_LIKE and stream.duration and stream.time_base  # MP4 times its audio in samples
+            frames = round(stream.duration * stream.time_base * rate) if exact else 0
+            if frames <= 0:  # raw AAC (a guess from its bit rate), Matroska (milliseconds): count by decoding (an hour of AAC: about 2 s)
+                frames = sum(frame.samples for frame in container.decode(stream))
+            codec, sample_format = ctx.name, ctx.format.name if ctx.format else "fltp"
+    except AudioFileError:
+        raise
+    except av.error.InvalidDataError:
+        raise AudioFileError(p, "not a valid audio file (unknown or corrupt data)") from None
+    except Exception as exc:  # noqa: BLE001 - FFmpeg's other errors and PyAV's vary; they quote the path, which the message already names
+        why = getattr(exc, "strerror", None) or type(exc).__name__
+        raise AudioFileError(p, f"cannot decode it ({why})") from None
+    lossless = codec in ("alac", "flac", "wavpack", "tta") or codec.startswith("pcm_")
+    dtype = AV_DTYPES.get(sample_format, "float32")
+    if dtype == "int32" and getattr(ctx, "bits_per_raw_sample", 0) == 24:  # 24-bit ALAC decodes to 32-bit ints
+        dtype = "int24"
+    return InputInfo(p, rate, channels, frames, dtype if lossless else "float32", reader="av", codec_lossy=not lossless, codec=codec)
+
+
+def _av_chunks(info: InputInfo, chunk_frames: int):
+    """float32 (channels, n) chunks of the first audio stream, ``info.frames`` in all."""
+    import av
+
+    with av.open(str(info.path)) as container:
+        stream = container.streams.audio[0]
+        to_float = av.AudioResampler(format="fltp", layout=stream.codec_context.layout, rate=stream.codec_context.sample_rate)
+        pending, have, left = [], 0, info.frames
+
+        def frames():
+            for frame in container.decode(stream):
+                if frame.format.name == "fltp":  # AAC, Opus, Vorbis: as decoded
+                    yield frame
+                else:  # ALAC's and PCM's integers
+                    yield from to_float.resample(frame)
+            yield from to_float.resample(None)
+
+        for frame in frames():
+            a = frame.to_ndarray()[:, :left]
+            left -= a.shape[1]
+            pending.append(a)
+            have += a.shape[1]
+            while have >= chunk_frames:
+                block = np.concatenate(pending, axis=1)
+                yield np.ascontiguousarray(block[:, :chunk_frames], dtype=np.float32)
+                pending, have = [block[:, chunk_frames:]], have - chunk_frames
+            if left <= 0:
+                break
+        if have:
+            yield np.ascontiguousarray(np.concatenate(pending, axis=1), dtype=np.float32)
+
+
 def _decoded(info: InputInfo, chunk_frames: int):
     """float32 (channels, n) chunks straight from the decoder."""
+    if info.reader == "av":
+        yield from _av_chunks(info, chunk_frames)
+        return
     if info.reader == "soundfile":
         import soundfile as sf
 

@@ -357,7 +357,7 @@ def cmd_info(args) -> int:
                 meter.add(chunk)
             lufs = meter.integrated_lufs()
             print(
-                f"{info.path}: {info.path.suffix.lstrip('.').upper()} {info.file_dtype}, {info.sample_rate} Hz, "
+                f"{info.path}: {info.path.suffix.lstrip('.').upper()} {(info.codec.upper() + ' ') if info.codec else ''}{info.file_dtype}, {info.sample_rate} Hz, "
                 f"{info.channels} ch, {_fmt_time(info.seconds)} ({info.seconds:.2f} s), "
                 f"loudness {lufs:.1f} LUFS, peak {meter.sample_peak_dbfs:.1f} dBFS, true peak {meter.true_peak_dbtp:.1f} dBTP"
             )

@@ -36,6 +36,8 @@ WAV_LIKE = (".wav", ".bwf")
 INFO_KEYS = {b"INAM": "title", b"IART": "artist", b"IPRD": "album", b"ICRD": "date", b"IGNR": "genre", b"ICMT": "comment", b"ITRK": "tracknumber", b"ICOP": "copyright", b"IENC": "encodedby", b"ILNG": "language"}
 COMMON_KEYS = ("title", "artist", "album", "albumartist", "date", "genre", "comment", "tracknumber", "discnumber", "copyright", "composer", "language", "encodedby")
 ID3_TEXT = {"title": "TIT2", "artist": "TPE1", "album": "TALB", "albumartist": "TPE2", "date": "TDRC", "genre": "TCON", "tracknumber": "TRCK", "discnumber": "TPOS", "copyright": "TCOP", "composer": "TCOM", "language": "TLAN", "encodedby": "TENC"}
+# MP4/M4A atoms (iTunes, Zoom, voice memos) -> the common text keys
+MP4_KEYS = {"\xa9nam": "title", "\xa9ART": "artist", "\xa9alb": "album", "aART": "albumartist", "\xa9day": "date", "\xa9gen": "genre", "\xa9cmt": "comment", "cprt": "copyright", "\xa9wrt": "composer", "\xa9too": "encodedby"}
 LOUDNESS_TAGS = ("replaygain_", "r128_", "itunnorm")
 
 
@@ -164,8 +166,19 @@ def _common_from(tags) -> dict[str, list[str]]:
     """The common text tags of a mutagen tag object (ID3 or Vorbis comments)."""
     from mutagen.id3 import ID3
 
+    from mutagen.mp4 import MP4Tags
+
     out: dict[str, list[str]] = {}
-    if isinstance(tags, ID3):
+    if isinstance(tags, MP4Tags):
+        for atom, key in MP4_KEYS.items():
+            values = [str(v) for v in tags.get(atom, []) if str(v)]
+            if values:
+                out[key] = values
+        for atom, key in (("trkn", "tracknumber"), ("disk", "discnumber")):
+            if tags.get(atom):
+                number, total = tags[atom][0]
+                out[key] = [f"{number}/{total}" if total else str(number)]
+    elif isinstance(tags, ID3):
         for key, frame_id in ID3_TEXT.items():
             values = [str(t) for f in tags.getall(frame_id) for t in f.text if str(t)]
             if values:
@@ -186,9 +199,17 @@ def _pictures(source) -> list:
     """Cover art of a mutagen file as FLAC picture blocks: FLAC's own, Ogg's base64 comment, ID3's APIC."""
     from mutagen.flac import Picture
 
+    from mutagen.mp4 import MP4Cover, MP4Tags
+
     pictures = list(getattr(source, "pictures", None) or [])
     tags = getattr(source, "tags", None)
     if pictures or tags is None:
+        return pictures
+    if isinstance(tags, MP4Tags):
+        for cover in tags.get("covr", []):
+            pic = Picture()
+            pic.type, pic.mime, pic.data = 3, "image/png" if cover.imageformat == MP4Cover.FORMAT_PNG else "image/jpeg", bytes(cover)
+            pictures.append(pic)
         return pictures
     if hasattr(tags, "getall"):  # ID3
         for apic in tags.getall("APIC"):
@@ -236,8 +257,10 @@ def _write_vorbis(tmp: Path, source, common: dict[str, list[str]]) -> None:
         raise ValueError("the output cannot be opened for tagging")
     if target.tags is None:
         target.add_tags()
+    from mutagen._vorbis import VComment
+
     src_tags = getattr(source, "tags", None)
-    if src_tags is not None and not hasattr(src_tags, "getall"):  # Vorbis comments: all of them
+    if isinstance(src_tags, VComment):  # Vorbis comments (FLAC, Ogg, Opus): all of them
         for key in src_tags.keys():
             if not _loudness_tag(key) and key.lower() != "metadata_block_picture":
                 target.tags[key] = src_tags[key]

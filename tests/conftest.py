@@ -29,6 +29,42 @@ def write_audio(path, x, sample_rate=48000, bit_depth=16) -> Path:
     return Path(path)
 
 
+def write_av(path, x, sample_rate=48000, codec="aac", sample_format="fltp", video=False) -> Path:
+    """An M4A/MP4/WebM/... file through FFmpeg (PyAV): AAC as phones and Zoom write it, ALAC
+    (``sample_format="s16p"``/``"s32p"``), Opus in WebM; with ``video``, beside a small H.264
+    picture (``x=None``: a video without sound, one second long)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        if video:
+            picture = container.add_stream("libx264", rate=25)
+            picture.width, picture.height, picture.pix_fmt = 64, 64, "yuv420p"
+        if x is not None:
+            x = np.atleast_2d(np.asarray(x, np.float32))
+            layout = {1: "mono", 2: "stereo"}[x.shape[0]]
+            stream = container.add_stream(codec, rate=sample_rate, layout=layout)
+            stream.codec_context.format = sample_format
+            scale = {"s16p": 32767, "s32p": 2**31 - 256}.get(sample_format)
+            for i in range(0, x.shape[1], 1024):
+                block = x[:, i : i + 1024]
+                block = np.round(block * scale).astype(np.int16 if sample_format == "s16p" else np.int32) if scale else block
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block), format=sample_format, layout=layout)
+                frame.sample_rate, frame.pts = sample_rate, i
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode(None):
+                container.mux(packet)
+        if video:
+            for k in range(int(x.shape[1] / sample_rate * 25) if x is not None else 25):
+                image = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
+                image.pts = k
+                for packet in picture.encode(image):
+                    container.mux(packet)
+            for packet in picture.encode(None):
+                container.mux(packet)
+    return Path(path)
+
+
 def speechlike(seconds=2.0, sample_rate=48000, seed=0) -> np.ndarray:
     """Voiced harmonics with a wandering pitch, in syllable-like bursts (band-limited to 5 kHz)."""
     t = np.arange(int(seconds * sample_rate)) / sample_rate

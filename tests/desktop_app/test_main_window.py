@@ -235,12 +235,20 @@ def test_export_all_never_overwrites_one_export_with_another_and_asks_before_rep
     assert window.status.text() == f"Nothing to export: every file is already in {folder}."
 
 
-def test_an_opus_recording_opens_and_exports_as_ogg(qtbot, window, short_example, tmp_path):
+@pytest.mark.parametrize("name, exported", [("discord.opus", "discord_clean.ogg"), ("zoom.m4a", "zoom_clean.wav")])
+def test_opus_and_m4a_recordings_open_and_export(qtbot, window, short_example, tmp_path, name, exported):
+    """Opus goes out as Ogg Vorbis (pedalboard writes no Opus), a Zoom or phone M4A as WAV."""
     import soundfile as sf
 
     x, rate = read_audio(short_example)
-    sf.write(str(tmp_path / "discord.opus"), x[:, : 2 * RATE].T, rate, format="OGG", subtype="OPUS")
-    window.open_files([tmp_path / "discord.opus"])
+    if name.endswith(".opus"):
+        sf.write(str(tmp_path / name), x[:, : 2 * RATE].T, rate, format="OGG", subtype="OPUS")
+    else:
+        pytest.importorskip("av")
+        from conftest import write_av
+
+        write_av(tmp_path / name, x[:, : 2 * RATE], rate)
+    window.open_files([tmp_path / name])
     wait_rendered(qtbot, window)
     assert not window.error_boxes and window.session.selected.status == Status.DONE
     assert window.session.selected.cleaned.shape == (1, 2 * RATE)
@@ -248,8 +256,8 @@ def test_an_opus_recording_opens_and_exports_as_ogg(qtbot, window, short_example
     folder.mkdir()
     window.export_all(folder)
     qtbot.waitUntil(lambda: not window.export_job.isRunning(), timeout=60000)
-    assert [p.name for p in folder.iterdir()] == ["discord_clean.ogg"]  # pedalboard writes Ogg Vorbis, not Opus
-    assert read_audio(folder / "discord_clean.ogg")[0].shape == (1, 2 * RATE)
+    assert [p.name for p in folder.iterdir()] == [exported]
+    assert read_audio(folder / exported)[0].shape == (1, 2 * RATE)
 
 
 def test_cancel_stops_an_export_and_leaves_no_partial_file(qtbot, window, short_example, tmp_path):

@@ -211,6 +211,45 @@ def test_wave64_and_caf_inputs_are_read_and_written_as_wav_with_their_depth(tmp_
         assert pause_reduction_db(x[:channels], read_audio(tmp_path / "out" / name)[0]) > 10.0
 
 
+def test_phone_zoom_and_video_recordings_are_read_through_ffmpeg(tmp_path, capsys):
+    """M4A (AAC from iPhone voice memos and Zoom, ALAC from Apple's apps), the sound of an MP4
+    video, Opus in WebM: read sample-aligned and whole, written as WAV (24 bits from a lossy codec)."""
+    pytest.importorskip("av", reason="M4A/MP4 need PyAV (a core dependency)")
+    import soundfile as sf
+    from conftest import write_av
+    from scipy.signal import correlate
+
+    from plugin_host.audio_io import probe
+
+    d = tmp_path / "in"
+    d.mkdir()
+    x = noisy_signal(2.0, channels=2)
+    write_av(d / "zoom.m4a", x)
+    write_av(d / "memo_alac.m4a", x[:1], codec="alac", sample_format="s16p")
+    write_av(d / "episode.mp4", x, video=True)
+    write_av(d / "call.webm", x[:1], codec="libopus")
+    for name in ("zoom.m4a", "memo_alac.m4a", "episode.mp4", "call.webm"):
+        info = probe(d / name)
+        y = np.concatenate(list(read_chunks(info, 10000)), axis=1)
+        assert y.shape == (info.channels, 2 * RATE), name  # no encoder priming or padding
+        ref = x[0]
+        assert int(np.argmax(correlate(y[0], ref, "full", method="fft"))) - (len(ref) - 1) == 0, name
+        snr_db = 10 * np.log10(np.sum(ref**2) / np.sum((y[0] - ref) ** 2))
+        assert snr_db > (80.0 if "alac" in name else 14.0), (name, snr_db)  # ALAC is lossless (16 bits); AAC/Opus at their default rates: 16 dB here, 12 dB one sample off
+    assert main(["render", str(d), "-o", str(tmp_path / "out"), "-q"]) == 0
+    for name, channels, subtype in (("zoom.wav", 2, "PCM_24"), ("memo_alac.wav", 1, "PCM_16"), ("episode.wav", 2, "PCM_24"), ("call.wav", 1, "PCM_24")):
+        out = sf.info(str(tmp_path / "out" / name))
+        assert (out.format, out.subtype, out.channels, out.frames) == ("WAV", subtype, channels, 2 * RATE), name
+        assert pause_reduction_db(x[:channels], read_audio(tmp_path / "out" / name)[0]) > 10.0, name
+    (d / "broken.m4a").write_bytes(b"\x00\x00\x00\x18ftypM4A " + os.urandom(2000))
+    write_av(d / "silent_film.mp4", None, video=True)  # a video with no sound at all
+    capsys.readouterr()
+    assert main(["render", str(d / "broken.m4a"), str(d / "silent_film.mp4"), "-o", str(tmp_path / "out2"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"FAILED {d / 'broken.m4a'}: not a valid audio file (unknown or corrupt data)" in err
+    assert f"FAILED {d / 'silent_film.mp4'}: no audio in it (a video without sound?)" in err
+
+
 def test_an_output_named_as_an_unwritable_audio_format_is_refused_up_front(tmp_path, src, capsys):
     assert main(["render", str(src), "-o", str(tmp_path / "talk.m4a")]) == 2
     err = capsys.readouterr().err.strip()
@@ -363,8 +402,10 @@ def _bad_inputs(d):
     cases["inf.wav"] = "contains NaN/Inf samples"
     write_audio(d / "zero.wav", np.zeros((1, 0), np.float32))
     cases["zero.wav"] = "no audio samples (0 frames)"
-    (d / "voice.m4a").write_bytes(b"\x00" * 100)
-    cases["voice.m4a"] = "unsupported format '.m4a'"
+    (d / "voice.wma").write_bytes(b"\x00" * 100)
+    cases["voice.wma"] = "unsupported format '.wma'"
+    (d / "zoom.m4a").write_bytes(b"\x00" * 100)  # read through FFmpeg, which says less than it might
+    cases["zoom.m4a"] = "not a valid audio file (unknown or corrupt data)"
     os.symlink(d / "gone.wav", d / "link.wav")
     cases["link.wav"] = "broken symbolic link"
     os.mkfifo(d / "pipe.wav")  # reading it would block forever: must be refused, not opened
@@ -388,7 +429,7 @@ def test_every_bad_input_is_one_clear_line_and_nothing_is_damaged(tmp_path):
         lines = [line for line in failed if f"{d / name}: " in line]
         assert len(lines) == 1 and reason in lines[0], (name, lines)
     assert any("missing.wav: no such file" in line for line in failed)
-    assert "1 done, 0 skipped, 12 failed" in r.stdout
+    assert "1 done, 0 skipped, 13 failed" in r.stdout
     assert sorted(p.name for p in out.iterdir()) == ["good.wav"]
     assert hashes == {p.name: digest(p) for p in d.iterdir() if p.is_file() and not p.is_symlink()}
 

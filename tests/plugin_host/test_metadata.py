@@ -234,3 +234,23 @@ def test_untagged_inputs_get_no_tags_and_broken_tags_never_fail_a_render(tmp_pat
     assert (tmp_path / "broken_clean.mp3").stat().st_size > 1000
     src = tmp_path / "vanished.wav"  # gone between the render and its tags: a note, never an exception
     assert carry(src, tmp_path / "plain_clean.mp3", tmp_path / "x.mp3") == [f"tags not carried (FileNotFoundError: [Errno 2] No such file or directory: '{src}')"]
+
+
+def test_a_zoom_or_phone_m4as_tags_and_cover_go_into_its_wav_and_flac(tmp_path):
+    pytest.importorskip("av", reason="M4A needs PyAV (a core dependency)")
+    from conftest import write_av
+    from mutagen.mp4 import MP4, MP4Cover
+
+    src = write_av(tmp_path / "memo.m4a", noisy())
+    m = MP4(src)
+    m["\xa9nam"], m["\xa9ART"], m["trkn"] = ["Guest interview"], ["Sam Guest"], [(3, 10)]
+    m["covr"] = [MP4Cover(b"\x89PNG m4a cover", imageformat=MP4Cover.FORMAT_PNG)]
+    m.save()
+    assert main(["render", str(src), "-q"]) == 0
+    out = tmp_path / "memo_clean.wav"
+    assert b"INAM\x10\x00\x00\x00Guest interview\x00" in payload(riff(out), b"LIST", b"INFO")
+    tags = mutagen.File(out).tags
+    assert str(tags["TIT2"]) == "Guest interview" and str(tags["TRCK"]) == "3/10" and tags.getall("APIC")[0].data == b"\x89PNG m4a cover"
+    assert main(["render", str(src), "--format", "flac", "-q"]) == 0
+    flac = FLAC(tmp_path / "memo_clean.flac")
+    assert flac["artist"] == ["Sam Guest"] and flac["tracknumber"] == ["3/10"] and flac.pictures[0].mime == "image/png"
