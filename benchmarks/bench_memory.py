@@ -8,9 +8,12 @@ written chunk by chunk), renders each in a child process and reads that process'
 The files live in a temporary folder and are deleted afterwards (2 h = 691 MB on disk).
 
 ``--app``: the desktop app (offscreen) opens a stereo file of each length and renders it; it
-holds the recording and its cleaned version in memory (to draw and play them), so its peak grows
-with the length. Reported as the peak above the app's own start-up RSS, in multiples of one
-float32 copy of the recording (2 = the original and the cleaned audio, nothing else).
+holds the recording and its cleaned version (to draw and play them), so its peak grows with the
+length. Reported as the peak above the app's own start-up RSS, in multiples of one float32 copy
+of the recording (2 = the original and the cleaned audio, nothing else), and as anonymous memory
+(``RssAnon``, sampled every 20 ms): a recording over ``SPILL_BYTES`` is held in a file-backed map,
+whose pages count in RSS while memory is plentiful but that the system can drop and read back
+instead of swapping.
 """
 
 from __future__ import annotations
@@ -66,34 +69,45 @@ from desktop_app.settings import Settings
 w = MainWindow(Settings())
 w.show()
 app.processEvents()
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def anon_kb():  # memory only swap can take back; a file-backed map's pages are RssFile
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("RssAnon:"))
+
+base, base_anon = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, anon_kb()
+peak_anon = base_anon
 t0 = time.perf_counter()
 w.open_files([sys.argv[1]])
 while not (w.session.all_done() and not (w.job and w.job.isRunning())):
     app.processEvents()
+    peak_anon = max(peak_anon, anon_kb())
     time.sleep(0.02)
 assert str(w.session.selected.status) == "Status.DONE", w.session.selected.message
-print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - t0)
+print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - t0, base_anon, max(peak_anon, anon_kb()))
 """
 
 
-def app_peak_rss(src: Path, config: Path) -> tuple[float, float, float]:
-    """(start-up RSS MB, peak RSS MB, seconds to rendered) of the app opening ``src``."""
+def app_peak_rss(src: Path, config: Path) -> tuple[float, float, float, float, float]:
+    """(start-up RSS, peak RSS, seconds to rendered, start-up and peak anonymous memory) of the
+    app opening ``src``; memory in MB. The anonymous peak is sampled every 20 ms."""
     env = dict(os.environ, NOISENIL_CONFIG_DIR=str(config), PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     out = subprocess.run([sys.executable, "-c", APP_CODE, str(src)], capture_output=True, text=True, check=True, env=env)
-    base, peak, wall = out.stdout.strip().splitlines()[-1].split()
-    return int(base) / 1024.0, int(peak) / 1024.0, float(wall)
+    base, peak, wall, base_anon, peak_anon = out.stdout.strip().splitlines()[-1].split()
+    return int(base) / 1024.0, int(peak) / 1024.0, float(wall), int(base_anon) / 1024.0, int(peak_anon) / 1024.0
 
 
 def main_app(minutes: list[float], out: str | None) -> None:
-    rows = ["| stereo file | one float32 copy | app start-up RSS | peak RSS | peak above start-up | in copies of the recording | seconds to rendered |", "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| stereo file | one float32 copy | app start-up RSS | peak RSS | peak above start-up | in copies of the recording | anonymous memory above start-up (peak) | in copies | seconds to rendered |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         for m in minutes:
             src = Path(tmp) / f"stereo_{int(m)}.wav"
             make_file(src, m * 60, channels=2)
-            base, peak, wall = app_peak_rss(src, Path(tmp) / "config")
+            base, peak, wall, base_anon, peak_anon = app_peak_rss(src, Path(tmp) / "config")
             copy = m * 60 * RATE * 2 * 4 / 2**20
-            rows.append(f"| {m:g} min | {copy:.0f} MB | {base:.0f} MB | {peak:.0f} MB | {peak - base:.0f} MB | {(peak - base) / copy:.2f} | {wall:.0f} s |")
+            anon = peak_anon - base_anon
+            rows.append(f"| {m:g} min | {copy:.0f} MB | {base:.0f} MB | {peak:.0f} MB | {peak - base:.0f} MB | {(peak - base) / copy:.2f} | {anon:.0f} MB | {anon / copy:.2f} | {wall:.0f} s |")
             print(rows[-1], flush=True)
             src.unlink()
     text = "\n".join(rows)

@@ -41,6 +41,16 @@ def log_dir() -> Path:
     return Path(platformdirs.user_log_dir("noisenil", appauthor=False))
 
 
+def cache_dir() -> Path:
+    """Where long recordings' audio is kept on disk while open (the app's working copies)."""
+    env = os.environ.get("NOISENIL_CONFIG_DIR")
+    if env:
+        return Path(env) / "cache"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("noisenil", appauthor=False))
+
+
 @dataclass
 class Settings:
     model: str = DEFAULT_DENOISER

@@ -7,8 +7,13 @@ stops at the next chunk when cancelled.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import shutil
+import tempfile
 import time
+import weakref
 
 import numpy as np
 from PySide6.QtCore import QThread, Signal
@@ -19,6 +24,7 @@ from plugin_host.loudness import LoudnessMeter
 from plugin_host.render import RenderOptions, render_file
 
 from .session import Recording, Status
+from .settings import cache_dir
 
 log = logging.getLogger("noisenil.gui")
 N_FFT = 1024
@@ -57,19 +63,55 @@ class Spectrogram:
         return np.asarray(self.columns, np.float32) if self.columns else np.zeros((0, N_FFT // 2 + 1), np.float32)
 
 
+SPILL_BYTES = 256 << 20  # audio bigger than this (12 min of 48 kHz stereo) lives in a file-backed map
+SPILL_MARGIN_BYTES = 1 << 30  # ...when the disk keeps this much free beside it
+
+
+def audio_buffer(channels: int, frames: int) -> np.ndarray:
+    """A (channels, frames) float32 array for a recording's audio. A long one is mapped from a
+    file in the cache folder, deleted at once (it lives as long as the mapping), so that the
+    system can page it out and back instead of swapping or running out of memory: three
+    two-hour stereo recordings are 16 GB as their originals and cleaned copies. While there is
+    memory to spare, its pages stay in memory, and playback reads them as it reads any array."""
+    shape = (channels, max(0, frames))
+    size = 4 * shape[0] * shape[1]
+    if size <= SPILL_BYTES:
+        return np.empty(shape, np.float32)
+    try:
+        folder = cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        if shutil.disk_usage(folder).free < size + SPILL_MARGIN_BYTES:
+            log.info("keeping %.0f MB of audio in memory: the cache folder %s lacks the room", size / 2**20, folder)
+            return np.empty(shape, np.float32)
+        fd, name = tempfile.mkstemp(dir=folder, prefix="audio-", suffix=".f32")
+        try:
+            os.ftruncate(fd, size)
+            data = np.memmap(name, np.float32, "w+", shape=shape)
+        finally:
+            os.close(fd)
+            if os.name != "nt":  # the mapping keeps the file; nothing is left behind, even after a crash
+                os.unlink(name)
+        if os.name == "nt":
+            weakref.finalize(data, lambda path=name: contextlib.suppress(OSError)(os.unlink)(path))
+        return data
+    except OSError as exc:
+        log.info("keeping %.0f MB of audio in memory: %s", size / 2**20, exc)
+        return np.empty(shape, np.float32)
+
+
 class Filling:
     """A (channels, n) float32 array filled chunk by chunk, allocated once at the expected length
-    (a list of chunks joined at the end held the audio twice). It grows if the estimate was short
-    (an MP3's length is one); ``array()`` is what was filled."""
+    (a list of chunks joined at the end held the audio twice; a long one is file-backed, see
+    ``audio_buffer``). It grows if the estimate was short; ``array()`` is what was filled."""
 
     def __init__(self, channels: int, expected: int):
-        self.data = np.empty((channels, max(0, expected)), np.float32)
+        self.data = audio_buffer(channels, expected)
         self.n = 0
 
     def add(self, chunk: np.ndarray) -> None:
         end = self.n + chunk.shape[1]
         if end > self.data.shape[1]:
-            grown = np.empty((self.data.shape[0], max(end, self.data.shape[1] + self.data.shape[1] // 4)), np.float32)
+            grown = audio_buffer(self.data.shape[0], max(end, self.data.shape[1] + self.data.shape[1] // 4))
             grown[:, : self.n] = self.data[:, : self.n]
             self.data = grown
         self.data[:, self.n : end] = chunk
