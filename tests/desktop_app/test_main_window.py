@@ -116,6 +116,28 @@ def test_the_listening_keys_belong_to_the_clean_page_not_the_live_page(qtbot, wi
     assert window.player.which == "A"
 
 
+def test_a_long_recording_held_in_file_backed_maps_renders_plays_and_exports(qtbot, window, short_example, tmp_path, monkeypatch):
+    from desktop_app import worker
+
+    monkeypatch.setattr(worker, "SPILL_BYTES", 0)  # every recording counts as long
+    monkeypatch.setattr(worker, "SPILL_MARGIN_BYTES", 0)
+    window.open_files([short_example])
+    wait_rendered(qtbot, window)
+    rec = window.session.selected
+    assert isinstance(rec.noisy, np.memmap) and isinstance(rec.cleaned, np.memmap)
+    x, _ = read_audio(short_example)
+    np.testing.assert_allclose(rec.noisy, x, atol=1e-6)
+    player = window.player
+    for which, source in (("B", rec.cleaned), ("A", rec.noisy)):  # the audio callback reads the maps as it reads arrays
+        player.which, player.position = which, RATE
+        out = np.zeros((4800, 1), np.float32)
+        player._callback(out, 4800, None, None)
+        np.testing.assert_allclose(out[:, 0], source[0, RATE : RATE + 4800] * player.gains[which], rtol=1e-6)
+    window.export_current(tmp_path / "exported.wav")
+    qtbot.waitUntil(lambda: rec.status == Status.EXPORTED, timeout=60000)
+    np.testing.assert_allclose(read_audio(tmp_path / "exported.wav")[0], rec.cleaned, atol=1e-3)
+
+
 def test_loop_selection(qtbot, window, short_example):
     window.open_files([short_example])
     wait_rendered(qtbot, window)
