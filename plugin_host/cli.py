@@ -347,6 +347,7 @@ def _inputs_or_errors(inputs: list[str]) -> tuple[list[tuple[Path, Path]], int]:
 
 def cmd_info(args) -> int:
     from .loudness import LoudnessMeter
+    from .metadata import describe
 
     found, status = _inputs_or_errors(args.files)
     for path, _ in found:
@@ -361,6 +362,9 @@ def cmd_info(args) -> int:
                 f"{info.channels} ch, {_fmt_time(info.seconds)} ({info.seconds:.2f} s), "
                 f"loudness {lufs:.1f} LUFS, peak {meter.sample_peak_dbfs:.1f} dBFS, true peak {meter.true_peak_dbtp:.1f} dBTP"
             )
+            carried = describe(info.path, info.sample_rate)
+            if carried:
+                print(f"  tags: {carried}")
         except NoiseNilError as exc:
             print(f"error: {exc}", file=sys.stderr)
             status = EXIT_FAILED

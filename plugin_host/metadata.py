@@ -278,6 +278,50 @@ def _write_vorbis(tmp: Path, source, common: dict[str, list[str]]) -> None:
     target.save()
 
 
+# --------------------------------------------------------------------------- what a file carries
+def _timecode(samples: int, sample_rate: int) -> str:
+    seconds, rest = divmod(samples, sample_rate)
+    h, m, s = seconds // 3600, seconds // 60 % 60, seconds % 60
+    return f"{h:02d}:{m:02d}:{s:02d}.{1000 * rest // sample_rate:03d}"
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def describe(path: str | os.PathLike, sample_rate: int) -> str:
+    """One line of what ``carry`` would take from ``path`` ("" when nothing): title, artist, the
+    number of other tags, cover, chapters, bext timecode, markers. For ``noisenil info``."""
+    path = Path(path)
+    try:
+        chunks = _riff_chunks(path) if path.suffix.lower() in WAV_LIKE else []
+        source = _open(path)
+        tags = getattr(source, "tags", None)
+        common = _info_tags(chunks)
+        if tags is not None:
+            common.update(_common_from(tags))
+        parts = [f"{key} {common[key][0]!r}" for key in ("title", "artist", "album") if common.get(key)]
+        pictures_and_chapters = ("APIC", "CHAP", "CTOC", "covr", "metadata_block_picture")
+        text = [k for k in tags.keys() if not k.startswith(pictures_and_chapters)] if tags is not None else list(common)
+        if len(text) > len(parts):
+            parts.append(_count(len(text) - len(parts), "other tag"))
+        if source is not None and _pictures(source):
+            parts.append("cover")
+        chapters = len(tags.getall("CHAP")) if tags is not None and hasattr(tags, "getall") else 0
+        if chapters:
+            parts.append(_count(chapters, "chapter"))
+        for cid, payload in chunks:
+            if cid == b"bext" and len(payload) >= 346:
+                parts.append(f"timecode {_timecode(struct.unpack_from('<Q', payload, 338)[0], sample_rate)} (bext)")
+            elif cid == b"cue " and len(payload) >= 4:
+                parts.append(_count(struct.unpack_from("<I", payload)[0], "marker"))
+            elif cid == b"iXML":
+                parts.append("iXML")
+        return ", ".join(parts)
+    except Exception:  # noqa: BLE001 - a description is never worth an error
+        return ""
+
+
 # --------------------------------------------------------------------------- the entry point
 def carry(src: str | os.PathLike, tmp: str | os.PathLike, dst: str | os.PathLike, ratio: float = 1.0) -> list[str]:
     """Copy what ``src`` says about itself into the finished temporary output ``tmp`` (to be

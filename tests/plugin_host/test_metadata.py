@@ -254,3 +254,15 @@ def test_a_zoom_or_phone_m4as_tags_and_cover_go_into_its_wav_and_flac(tmp_path):
     assert main(["render", str(src), "--format", "flac", "-q"]) == 0
     flac = FLAC(tmp_path / "memo_clean.flac")
     assert flac["artist"] == ["Sam Guest"] and flac["tracknumber"] == ["3/10"] and flac.pictures[0].mime == "image/png"
+
+
+def test_info_says_what_a_file_carries(tmp_path, capsys):
+    wav, mp3, plain = tmp_path / "take3.wav", tmp_path / "ep12.mp3", tmp_path / "plain.flac"
+    field_recorder_wav(wav, noisy(1.0))
+    tagged_mp3(mp3)
+    sf.write(str(plain), noisy().T, RATE)
+    assert main(["info", str(wav), str(mp3), str(plain)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "  tags: title 'Interview take 3', artist 'Jane Host', timecode 01:00:00.000 (bext), iXML, 2 markers"
+    assert lines[3] == "  tags: title 'Episode 12: Noise', artist 'Jane Host', album 'The Show', 3 other tags, cover, 2 chapters"
+    assert len(lines) == 5 and lines[4].startswith(f"{plain}: FLAC")  # nothing to say: no line
