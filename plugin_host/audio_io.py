@@ -41,6 +41,7 @@ AUDIO_LOOKING = frozenset(READ_EXTENSIONS) | {".alac", ".wma", ".rf64"}
 # Opus; Wave64 and CAF hold PCM as WAV does; an M4A or a video's sound goes on to an editor: WAV)
 OUTPUT_SUFFIX = {".opus": ".ogg", ".w64": ".wav", ".caf": ".wav"} | dict.fromkeys(AV_ONLY, ".wav")
 MP4_LIKE = (".m4a", ".m4b", ".mov", ".mp4")
+AV_SHORT_FRAMES = 2048  # decoding this many samples fewer than announced is a truncated file, not rounding
 AV_DTYPES = {"s16": "int16", "s16p": "int16", "s32": "int32", "s32p": "int32", "flt": "float32", "fltp": "float32", "dbl": "float64", "dblp": "float64", "u8": "int8", "u8p": "int8"}
 SNDFILE_DTYPES = {"PCM_S8": "int8", "PCM_U8": "int8", "PCM_16": "int16", "PCM_24": "int24", "PCM_32": "int32", "FLOAT": "float32", "DOUBLE": "float64"}
 PARTIAL_TAG = ".noisenil-partial"
@@ -91,7 +92,7 @@ class InputInfo:
 
     @property
     def lossy(self) -> bool:
-        """MP3, Vorbis, Opus: decoded to float, with no bit depth of their own."""
+        """MP3, Vorbis, Opus, AAC: decoded to float, with no bit depth of their own."""
         return self.codec_lossy or self.path.suffix.lower() in LOSSY + (".opus",)
 
     @property
@@ -303,12 +304,15 @@ def _av_chunks(info: InputInfo, chunk_frames: int):
         pending, have, left = [], 0, info.frames
 
         def frames():
-            for frame in container.decode(stream):
-                if frame.format.name == "fltp":  # AAC, Opus, Vorbis: as decoded
-                    yield frame
-                else:  # ALAC's and PCM's integers
-                    yield from to_float.resample(frame)
-            yield from to_float.resample(None)
+            try:
+                for frame in container.decode(stream):
+                    if frame.format.name == "fltp":  # AAC, Opus, Vorbis: as decoded
+                        yield frame
+                    else:  # ALAC's and PCM's integers
+                        yield from to_float.resample(frame)
+                yield from to_float.resample(None)
+            except av.error.FFmpegError as exc:  # a cut or damaged file; FFmpeg's own words, not its errno and call
+                raise AudioFileError(info.path, f"truncated or damaged ({exc.strerror or type(exc).__name__})") from None
 
         for frame in frames():
             a = frame.to_ndarray()[:, :left]
@@ -323,6 +327,8 @@ def _av_chunks(info: InputInfo, chunk_frames: int):
                 break
         if have:
             yield np.ascontiguousarray(np.concatenate(pending, axis=1), dtype=np.float32)
+        if left > AV_SHORT_FRAMES:  # an M4A whose index (written first, as phones do) promises more than its data holds
+            raise AudioFileError(info.path, f"truncated: {info.frames - left} of the {info.frames} samples its header announces decode")
 
 
 def _decoded(info: InputInfo, chunk_frames: int):

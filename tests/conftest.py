@@ -29,13 +29,14 @@ def write_audio(path, x, sample_rate=48000, bit_depth=16) -> Path:
     return Path(path)
 
 
-def write_av(path, x, sample_rate=48000, codec="aac", sample_format="fltp", video=False) -> Path:
+def write_av(path, x, sample_rate=48000, codec="aac", sample_format="fltp", video=False, faststart=False) -> Path:
     """An M4A/MP4/WebM/... file through FFmpeg (PyAV): AAC as phones and Zoom write it, ALAC
     (``sample_format="s16p"``/``"s32p"``), Opus in WebM; with ``video``, beside a small H.264
-    picture (``x=None``: a video without sound, one second long)."""
+    picture (``x=None``: a video without sound, one second long); ``faststart``: the index before
+    the audio, as phones write an M4A."""
     import av
 
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as container:
         if video:
             picture = container.add_stream("libx264", rate=25)
             picture.width, picture.height, picture.pix_fmt = 64, 64, "yuv420p"

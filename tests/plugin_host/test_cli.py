@@ -248,6 +248,21 @@ def test_phone_zoom_and_video_recordings_are_read_through_ffmpeg(tmp_path, capsy
     err = capsys.readouterr().err
     assert f"FAILED {d / 'broken.m4a'}: not a valid audio file (unknown or corrupt data)" in err
     assert f"FAILED {d / 'silent_film.mp4'}: no audio in it (a video without sound?)" in err
+    # a phone's M4A has its index first: cut short, its header still promises the whole length
+    import dataclasses
+
+    from plugin_host.errors import AudioFileError
+
+    whole = write_av(tmp_path / "whole.m4a", x[:1], faststart=True)
+    cut = d / "cut.m4a"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 7 // 10])
+    assert probe(cut).frames == 2 * RATE
+    assert main(["render", str(cut), "-o", str(tmp_path / "cut.wav"), "-q"]) == 1
+    assert f"FAILED {cut}: truncated or damaged (Invalid data found when processing input)" in capsys.readouterr().err
+    assert not (tmp_path / "cut.wav").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    promised = dataclasses.replace(probe(whole), frames=2 * RATE + 5000)  # a decoder that stops quietly short
+    with pytest.raises(AudioFileError, match=f"truncated: 96[0-9]{{3}} of the {2 * RATE + 5000} samples its header announces decode"):  # (the encoder's padding decodes too)
+        list(read_chunks(promised, 10000))
 
 
 def test_an_output_named_as_an_unwritable_audio_format_is_refused_up_front(tmp_path, src, capsys):
