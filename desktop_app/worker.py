@@ -67,6 +67,11 @@ SPILL_BYTES = 256 << 20  # audio bigger than this (12 min of 48 kHz stereo) live
 SPILL_MARGIN_BYTES = 1 << 30  # ...when the disk keeps this much free beside it
 
 
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
 def audio_buffer(channels: int, frames: int) -> np.ndarray:
     """A (channels, frames) float32 array for a recording's audio. A long one is mapped from a
     file in the cache folder, deleted at once (it lives as long as the mapping), so that the
@@ -83,6 +88,9 @@ def audio_buffer(channels: int, frames: int) -> np.ndarray:
         if shutil.disk_usage(folder).free < size + SPILL_MARGIN_BYTES:
             log.info("keeping %.0f MB of audio in memory: the cache folder %s lacks the room", size / 2**20, folder)
             return np.empty(shape, np.float32)
+        if os.name == "nt":  # what a crash left there (files in use by another NoiseNil cannot be deleted)
+            for stale in folder.glob("audio-*.f32"):
+                _remove_quietly(str(stale))
         fd, name = tempfile.mkstemp(dir=folder, prefix="audio-", suffix=".f32")
         try:
             os.ftruncate(fd, size)
@@ -91,8 +99,8 @@ def audio_buffer(channels: int, frames: int) -> np.ndarray:
             os.close(fd)
             if os.name != "nt":  # the mapping keeps the file; nothing is left behind, even after a crash
                 os.unlink(name)
-        if os.name == "nt":
-            weakref.finalize(data, lambda path=name: contextlib.suppress(OSError)(os.unlink)(path))
+        if os.name == "nt":  # an open file cannot be deleted there: when the array goes
+            weakref.finalize(data, _remove_quietly, name)
         return data
     except OSError as exc:
         log.info("keeping %.0f MB of audio in memory: %s", size / 2**20, exc)
