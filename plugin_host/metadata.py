@@ -166,7 +166,6 @@ def _open(path: Path):
 def _common_from(tags) -> dict[str, list[str]]:
     """The common text tags of a mutagen tag object (ID3 or Vorbis comments)."""
     from mutagen.id3 import ID3
-
     from mutagen.mp4 import MP4Tags
 
     out: dict[str, list[str]] = {}
@@ -199,7 +198,6 @@ def _common_from(tags) -> dict[str, list[str]]:
 def _pictures(source) -> list:
     """Cover art of a mutagen file as FLAC picture blocks: FLAC's own, Ogg's base64 comment, ID3's APIC."""
     from mutagen.flac import Picture
-
     from mutagen.mp4 import MP4Cover, MP4Tags
 
     pictures = list(getattr(source, "pictures", None) or [])
@@ -262,7 +260,7 @@ def _write_vorbis(tmp: Path, source, common: dict[str, list[str]]) -> None:
 
     src_tags = getattr(source, "tags", None)
     if isinstance(src_tags, VComment):  # Vorbis comments (FLAC, Ogg, Opus): all of them
-        for key in src_tags.keys():
+        for key in src_tags.keys():  # noqa: SIM118 - a mutagen tag object, not a dict
             if not _loudness_tag(key) and key.lower() != "metadata_block_picture":
                 target.tags[key] = src_tags[key]
     else:
@@ -302,7 +300,7 @@ def describe(path: str | os.PathLike, sample_rate: int) -> str:
             common.update(_common_from(tags))
         parts = [f"{key} {common[key][0]!r}" for key in ("title", "artist", "album") if common.get(key)]
         pictures_and_chapters = ("APIC", "CHAP", "CTOC", "covr", "metadata_block_picture")
-        text = [k for k in tags.keys() if not k.startswith(pictures_and_chapters)] if tags is not None else list(common)
+        text = [k for k in tags.keys() if not k.startswith(pictures_and_chapters)] if tags is not None else list(common)  # noqa: SIM118 - mutagen's
         if len(text) > len(parts):
             parts.append(_count(len(text) - len(parts), "other tag"))
         if source is not None and _pictures(source):
@@ -329,7 +327,7 @@ def carry(src: str | os.PathLike, tmp: str | os.PathLike, dst: str | os.PathLike
     src, tmp, dst = Path(src), Path(tmp), Path(dst)
     try:
         return _carry(src, tmp, dst, ratio)
-    except Exception as exc:  # a tag problem must never cost the user the render
+    except Exception as exc:  # noqa: BLE001 - a tag problem must never cost the user the render
         return [f"tags not carried ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'})"]
 
 

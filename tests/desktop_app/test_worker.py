@@ -7,8 +7,8 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("PySide6", reason="GUI tests need the gui extra")
-from desktop_app.views import envelope  # noqa: E402
 from desktop_app import worker  # noqa: E402
+from desktop_app.views import envelope  # noqa: E402
 from desktop_app.worker import Filling, audio_buffer  # noqa: E402
 
 
@@ -55,7 +55,8 @@ def test_long_audio_is_file_backed_and_leaves_no_file(tmp_path, monkeypatch):
     assert isinstance(f.data, np.memmap) and f.data.shape[1] >= 5300
     np.testing.assert_array_equal(f.array(), np.concatenate(chunks, axis=1))
     assert list((tmp_path / "config" / "cache").iterdir()) == []  # unlinked at once: a crash leaves nothing
-    maps = [line for line in open("/proc/self/maps") if str(tmp_path / "config" / "cache") in line]
+    with open("/proc/self/maps") as f:
+        maps = [line for line in f if str(tmp_path / "config" / "cache") in line]
     assert maps and all("(deleted)" in line for line in maps)
     # no room on the disk: memory, as before
     monkeypatch.setattr(worker, "SPILL_MARGIN_BYTES", 1 << 62)
