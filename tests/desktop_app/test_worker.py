@@ -55,8 +55,8 @@ def test_long_audio_is_file_backed_and_leaves_no_file(tmp_path, monkeypatch):
     assert isinstance(f.data, np.memmap) and f.data.shape[1] >= 5300
     np.testing.assert_array_equal(f.array(), np.concatenate(chunks, axis=1))
     assert list((tmp_path / "config" / "cache").iterdir()) == []  # unlinked at once: a crash leaves nothing
-    with open("/proc/self/maps") as f:
-        maps = [line for line in f if str(tmp_path / "config" / "cache") in line]
+    with open("/proc/self/maps") as listing:
+        maps = [line for line in listing if str(tmp_path / "config" / "cache") in line]
     assert maps and all("(deleted)" in line for line in maps)
     # no room on the disk: memory, as before
     monkeypatch.setattr(worker, "SPILL_MARGIN_BYTES", 1 << 62)
