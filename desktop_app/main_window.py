@@ -50,19 +50,15 @@ def _with_folders_opened(paths) -> list[Path]:
     return out
 
 
-def default_export_name(src: Path) -> str:
-    return clean_name(src)
-
-
 def export_names(sources: list[Path], folder: Path) -> list[tuple[Path, Path]]:
     """(source, destination) in ``folder`` for each recording: ``NAME_clean.EXT``, and where two
     recordings share a name (raw/a/take.wav, raw/b/take.wav) their folder's name in front, then a
     number, so that no export overwrites another."""
-    counts = Counter(default_export_name(p).lower() for p in sources)
+    counts = Counter(clean_name(p).lower() for p in sources)
     taken: set[str] = set()
     pairs = []
     for src in sources:
-        name = default_export_name(src)
+        name = clean_name(src)
         if counts[name.lower()] > 1:
             name = f"{src.parent.name}-{name}" if src.parent.name else name
         stem, suffix, k = Path(name).stem, Path(name).suffix, 2
@@ -366,9 +362,6 @@ class MainWindow(QMainWindow):
         self.player.set_loop(*(self.view.loop_bounds() or (None, None)))
 
     # export --------------------------------------------------------------------------------------
-    def _default_name(self, rec: Recording) -> str:
-        return default_export_name(rec.path)
-
     def confirm_overwrite_source(self, path: Path) -> bool:
         answer = QMessageBox.question(self, "Replace the original?", f"{path.name} is the original recording.\nReplace it with the cleaned version?")
         return answer == QMessageBox.Yes
@@ -381,7 +374,7 @@ class MainWindow(QMainWindow):
             self.status.setText(f"Nothing to export: {rec.name} could not be read.")
             return
         if path is None:
-            start = str(Path(self.settings.last_export_dir or rec.path.parent) / self._default_name(rec))
+            start = str(Path(self.settings.last_export_dir or rec.path.parent) / clean_name(rec.path))
             path, _ = QFileDialog.getSaveFileName(self, "Export cleaned recording", start, EXPORT_FILTER)
             if not path:
                 return

@@ -102,30 +102,42 @@ class InputInfo:
         return 24 if self.lossy else BIT_DEPTHS.get(self.file_dtype, 16)
 
 
+def chunks_of(f, size: int, little: bool = True):
+    """(offset, id, size) of each chunk of the open RIFF/RF64/AIFF file ``f`` after its 12-byte
+    header, ``size`` bytes long; an RF64 data chunk's size is its ds64 chunk's. The file position is
+    the caller's between steps (each step seeks)."""
+    pos, data64 = 12, None
+    while pos + 8 <= size:
+        f.seek(pos)
+        hdr = f.read(8)
+        if len(hdr) < 8:
+            return
+        cid, n = hdr[:4], struct.unpack("<I" if little else ">I", hdr[4:])[0]
+        if cid == b"ds64":
+            data64 = struct.unpack("<Q", f.read(16)[8:16])[0]
+        elif cid == b"data" and n == 0xFFFFFFFF and data64 is not None:
+            n = data64
+        yield pos, cid, n
+        pos += 8 + n + (n & 1)
+
+
 def _riff_truncation(path: Path, size: int) -> str | None:
     """For WAV/AIFF: compare the data chunk's declared size with what the file holds."""
     with open(path, "rb") as f:
         head = f.read(12)
         if len(head) < 12:
             return "file is shorter than its header"
-        riff, little = head[:4] in (b"RIFF", b"RF64"), head[:4] != b"FORM"
+        riff = head[:4] in (b"RIFF", b"RF64")
         if not (riff or head[:4] == b"FORM"):
             return None
         data_name = b"data" if riff else b"SSND"
-        pos = 12
-        while pos + 8 <= size:
-            f.seek(pos)
-            hdr = f.read(8)
-            if len(hdr) < 8:
-                break
-            length = struct.unpack("<I" if little else ">I", hdr[4:])[0]
-            if hdr[:4] == data_name:
+        for pos, cid, length in chunks_of(f, size, little=riff):
+            if cid == data_name:
                 if head[:4] == b"RF64" or length in (0xFFFFFFFF, 0):
                     return None  # RF64 / streaming writers: size lives elsewhere or is unknown
                 if pos + 8 + length > size:
                     return f"truncated: header announces {length} bytes of audio, file holds {size - pos - 8}"
                 return None
-            pos += 8 + length + (length & 1)
     return None
 
 
@@ -261,6 +273,9 @@ def _probe_sndfile(p: Path, opus_only: bool = False) -> InputInfo | None:
     return InputInfo(p, int(i.samplerate), int(i.channels), int(i.frames), SNDFILE_DTYPES.get(i.subtype, "float32"), reader="soundfile")
 
 
+_DECODED_FRAMES: dict[tuple, int] = {}  # (path, size, mtime) -> samples, for files whose length is found by decoding
+
+
 def _probe_av(p: Path) -> InputInfo:
     """An M4A/AAC/MP4/... file's first audio stream, through FFmpeg (PyAV). Its length is the
     container's (encoder priming and padding left out) or, where it records none, the decoded one."""
@@ -278,7 +293,9 @@ def _probe_av(p: Path) -> InputInfo:
             exact = p.suffix.lower() in MP4_LIKE and stream.duration and stream.time_base  # MP4 times its audio in samples
             frames = round(stream.duration * stream.time_base * rate) if exact else 0
             if frames <= 0:  # raw AAC (a guess from its bit rate), Matroska (milliseconds): count by decoding (an hour of AAC: about 2 s)
-                frames = sum(frame.samples for frame in container.decode(stream))
+                stat_key = (str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns)
+                frames = _DECODED_FRAMES.get(stat_key) or sum(frame.samples for frame in container.decode(stream))
+                _DECODED_FRAMES[stat_key] = frames  # a render probes a file two or three times
             codec, sample_format = ctx.name, ctx.format.name if ctx.format else "fltp"
     except AudioFileError:
         raise
@@ -484,10 +501,20 @@ class SafeWriter:
             raise AudioFileError(self.dst, f"write failed, disk full? ({str(exc).splitlines()[0]})") from None
 
     def commit(self, finish: Callable[[Path], None] | None = None) -> Path:
-        """Close, verify and rename into place; ``finish(tmp)`` runs on the verified temporary
-        file just before the rename (render uses it to copy the input's tags)."""
+        """Close, verify and rename into place; ``finish(tmp)`` runs on the closed temporary file
+        before it is synced and verified (render uses it to copy the input's tags)."""
         try:
             self._file.close()
+        except OSError as exc:
+            self.abort()
+            raise AudioFileError(self.dst, f"write failed ({exc.strerror or exc})") from None
+        if finish is not None:  # before the fsync: what it writes is made durable with the audio
+            try:
+                finish(self.tmp)
+            except BaseException:
+                self.abort()
+                raise
+        try:
             with open(self.tmp, "rb+") as f:
                 os.fsync(f.fileno())
         except OSError as exc:
@@ -502,12 +529,6 @@ class SafeWriter:
         if not (self.frames - slack <= written <= self.frames + (slack and 8192)):
             self.abort()
             raise AudioFileError(self.dst, f"output incomplete ({written} of {self.frames} frames written; disk full?)")
-        if finish is not None:
-            try:
-                finish(self.tmp)
-            except BaseException:
-                self.abort()
-                raise
         with contextlib.suppress(OSError):  # a file system without permissions (FAT) keeps its own
             os.chmod(self.tmp, output_mode(self.dst))
         os.replace(self.tmp, self.dst)

@@ -25,7 +25,7 @@ import shutil
 import struct
 from pathlib import Path
 
-from .audio_io import partial_path
+from .audio_io import chunks_of, partial_path
 
 RIFF_CARRIED = (b"bext", b"iXML", b"axml", b"cart", b"LIST", b"cue ")
 RIFF_LIST_KINDS = (b"INFO", b"adtl")
@@ -55,19 +55,12 @@ def _riff_chunks(path: Path) -> list[tuple[bytes, bytes]]:
         head = f.read(12)
         if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
             return []
-        size, pos, data64 = os.fstat(f.fileno()).st_size, 12, None
-        while pos + 8 <= size:
-            f.seek(pos)
-            cid, n = struct.unpack("<4sI", f.read(8))
-            if cid == b"ds64":
-                data64 = struct.unpack("<Q", f.read(16)[8:16])[0]
-            elif cid == b"data" and n == 0xFFFFFFFF and data64 is not None:
-                n = data64
-            elif cid in RIFF_CARRIED and n <= MAX_CHUNK:
+        for pos, cid, n in chunks_of(f, os.fstat(f.fileno()).st_size):
+            if cid in RIFF_CARRIED and n <= MAX_CHUNK:
+                f.seek(pos + 8)
                 payload = f.read(n)
                 if len(payload) == n and (cid != b"LIST" or payload[:4] in RIFF_LIST_KINDS):
                     out.append((cid, payload))
-            pos += 8 + n + (n & 1)
     return out
 
 
@@ -128,14 +121,9 @@ def _insert_riff_chunks(tmp: Path, dst: Path, chunks: list[tuple[bytes, bytes]])
         head = f.read(12)
         if head[:4] != b"RIFF":
             raise ValueError("an RF64 output (over 4 GB) keeps no chunks")
-        size, pos = os.fstat(f.fileno()).st_size, 12
-        while pos + 8 <= size:
-            f.seek(pos)
-            cid, n = struct.unpack("<4sI", f.read(8))
-            if cid == b"data":
-                break
-            pos += 8 + n + (n & 1)
-        else:
+        size = os.fstat(f.fileno()).st_size
+        pos = next((at for at, cid, _ in chunks_of(f, size) if cid == b"data"), None)
+        if pos is None:
             raise ValueError("no data chunk")
         extra = b"".join(struct.pack("<4sI", cid, len(p)) + p + (b"\0" if len(p) & 1 else b"") for cid, p in chunks)
         if size + len(extra) - 8 > 0xFFFFFFFF:
@@ -222,7 +210,7 @@ def _pictures(source) -> list:
     return pictures
 
 
-def _write_id3(tmp: Path, source, common: dict[str, list[str]]) -> None:
+def _write_id3(tmp: Path, src_tags, pictures: list, common: dict[str, list[str]]) -> None:
     """ID3 into an MP3, WAV or AIFF output: every frame of an ID3 source, else the common text and the cover."""
     from mutagen.id3 import APIC, COMM, ID3, TXXX, Frames
 
@@ -231,7 +219,7 @@ def _write_id3(tmp: Path, source, common: dict[str, list[str]]) -> None:
         raise ValueError("the output cannot be opened for tagging")
     if target.tags is None:
         target.add_tags()
-    tags, src_tags = target.tags, getattr(source, "tags", None)
+    tags = target.tags
     if isinstance(src_tags, ID3):
         for frame in src_tags.values():
             if frame.FrameID == "RVA2" or (isinstance(frame, TXXX) and _loudness_tag(frame.desc)):
@@ -243,22 +231,21 @@ def _write_id3(tmp: Path, source, common: dict[str, list[str]]) -> None:
                 tags.add(COMM(encoding=3, lang="eng", desc="", text=values))
             elif key in ID3_TEXT:
                 tags.add(Frames[ID3_TEXT[key]](encoding=3, text=values))
-        for pic in _pictures(source) if source is not None else []:
+        for pic in pictures:
             tags.add(APIC(encoding=3, mime=pic.mime, type=pic.type, desc=pic.desc, data=pic.data))
     target.save()
 
 
-def _write_vorbis(tmp: Path, source, common: dict[str, list[str]]) -> None:
+def _write_vorbis(tmp: Path, src_tags, pictures: list, common: dict[str, list[str]]) -> None:
     """Vorbis comments into a FLAC or Ogg output: every comment of a FLAC/Ogg/Opus source, else
     the common text; the cover as a FLAC picture block (or Ogg's base64 comment)."""
+    from mutagen._vorbis import VComment
+
     target = _open(tmp)
     if target is None:
         raise ValueError("the output cannot be opened for tagging")
     if target.tags is None:
         target.add_tags()
-    from mutagen._vorbis import VComment
-
-    src_tags = getattr(source, "tags", None)
     if isinstance(src_tags, VComment):  # Vorbis comments (FLAC, Ogg, Opus): all of them
         for key in src_tags.keys():  # noqa: SIM118 - a mutagen tag object, not a dict
             if not _loudness_tag(key) and key.lower() != "metadata_block_picture":
@@ -266,7 +253,6 @@ def _write_vorbis(tmp: Path, source, common: dict[str, list[str]]) -> None:
     else:
         for key, values in common.items():
             target.tags[key] = values
-    pictures = _pictures(source) if source is not None else []
     if pictures:
         if hasattr(target, "add_picture"):  # FLAC: picture blocks
             for pic in pictures:
@@ -290,20 +276,14 @@ def _count(n: int, what: str) -> str:
 def describe(path: str | os.PathLike, sample_rate: int) -> str:
     """One line of what ``carry`` would take from ``path`` ("" when nothing): title, artist, the
     number of other tags, cover, chapters, bext timecode, markers. For ``noisenil info``."""
-    path = Path(path)
     try:
-        chunks = _riff_chunks(path) if path.suffix.lower() in WAV_LIKE else []
-        source = _open(path)
-        tags = getattr(source, "tags", None)
-        common = _info_tags(chunks)
-        if tags is not None:
-            common.update(_common_from(tags))
+        chunks, tags, pictures, common = _read(Path(path))
         parts = [f"{key} {common[key][0]!r}" for key in ("title", "artist", "album") if common.get(key)]
         pictures_and_chapters = ("APIC", "CHAP", "CTOC", "covr", "metadata_block_picture")
         text = [k for k in tags.keys() if not k.startswith(pictures_and_chapters)] if tags is not None else list(common)  # noqa: SIM118 - mutagen's
         if len(text) > len(parts):
             parts.append(_count(len(text) - len(parts), "other tag"))
-        if source is not None and _pictures(source):
+        if pictures:
             parts.append("cover")
         chapters = len(tags.getall("CHAP")) if tags is not None and hasattr(tags, "getall") else 0
         if chapters:
@@ -331,19 +311,25 @@ def carry(src: str | os.PathLike, tmp: str | os.PathLike, dst: str | os.PathLike
         return [f"tags not carried ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'})"]
 
 
+def _read(src: Path):
+    """What ``src`` says about itself: (RIFF chunks worth carrying, its tags through mutagen or
+    None when it has none, its cover pictures, the common text tags)."""
+    chunks = _riff_chunks(src) if src.suffix.lower() in WAV_LIKE else []
+    source = _open(src)
+    tags = getattr(source, "tags", None)
+    pictures = _pictures(source) if source is not None else []
+    if tags is not None and not len(tags.keys()) and not pictures:
+        tags = None
+    common = _info_tags(chunks)
+    if tags is not None:
+        common.update(_common_from(tags))
+    return chunks, tags, pictures, {k: v for k, v in common.items() if v and any(v)}
+
+
 def _carry(src: Path, tmp: Path, dst: Path, ratio: float) -> list[str]:
     notes: list[str] = []
     dst_suffix = dst.suffix.lower()
-    chunks = _riff_chunks(src) if src.suffix.lower() in WAV_LIKE else []
-    source = _open(src)
-    src_tags = getattr(source, "tags", None) if source is not None else None
-    pictures = bool(_pictures(source)) if source is not None else False
-    if src_tags is not None and not len(src_tags.keys()) and not pictures:
-        src_tags = None
-    common = _info_tags(chunks)
-    if src_tags is not None:
-        common.update(_common_from(src_tags))
-    common = {k: v for k, v in common.items() if v and any(v)}
+    chunks, src_tags, pictures, common = _read(src)
     riff_extra = [c for c in chunks if not (c[0] == b"LIST" and c[1][:4] == b"INFO")]
     if not (common or src_tags is not None or riff_extra or pictures):
         return notes
@@ -362,13 +348,13 @@ def _carry(src: Path, tmp: Path, dst: Path, ratio: float) -> list[str]:
         from mutagen.id3 import ID3
 
         if isinstance(src_tags, ID3) or pictures:  # all of an ID3 source; another's cover
-            _write_id3(tmp, source, common)
+            _write_id3(tmp, src_tags, pictures, common)
         return notes
     dropped = sorted({cid.decode().strip() for cid, _ in riff_extra if cid in (b"bext", b"iXML", b"cue ")})
     if dropped:
         notes.append(f"{', '.join(dropped)} (timecode, markers) not carried: {dst_suffix} files cannot hold them")
     if dst_suffix in ID3_CONTAINERS:
-        _write_id3(tmp, source, common)
+        _write_id3(tmp, src_tags, pictures, common)
     elif dst_suffix in VORBIS_CONTAINERS:
-        _write_vorbis(tmp, source, common)
+        _write_vorbis(tmp, src_tags, pictures, common)
     return notes
