@@ -24,6 +24,13 @@ def noisy_signal(seconds=2.0, channels=1, seed=0):
     return np.tile(x, (channels, 1))
 
 
+def lag(a, b) -> int:
+    """Samples by which ``a`` lags ``b`` (the peak of their cross-correlation)."""
+    from scipy.signal import correlate
+
+    return int(np.argmax(correlate(a, b, "full", method="fft"))) - (len(b) - 1)
+
+
 def digest(path):
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
@@ -217,8 +224,6 @@ def test_phone_zoom_and_video_recordings_are_read_through_ffmpeg(tmp_path, capsy
     pytest.importorskip("av", reason="M4A/MP4 need PyAV (a core dependency)")
     import soundfile as sf
     from conftest import write_av
-    from scipy.signal import correlate
-
     from plugin_host.audio_io import probe
 
     d = tmp_path / "in"
@@ -233,7 +238,7 @@ def test_phone_zoom_and_video_recordings_are_read_through_ffmpeg(tmp_path, capsy
         y = np.concatenate(list(read_chunks(info, 10000)), axis=1)
         assert y.shape == (info.channels, 2 * RATE), name  # no encoder priming or padding
         ref = x[0]
-        assert int(np.argmax(correlate(y[0], ref, "full", method="fft"))) - (len(ref) - 1) == 0, name
+        assert lag(y[0], ref) == 0, name
         snr_db = 10 * np.log10(np.sum(ref**2) / np.sum((y[0] - ref) ** 2))
         assert snr_db > (80.0 if "alac" in name else 14.0), (name, snr_db)  # ALAC is lossless (16 bits); AAC/Opus at their default rates: 16 dB here, 12 dB one sample off
     assert main(["render", str(d), "-o", str(tmp_path / "out"), "-q"]) == 0
@@ -285,11 +290,6 @@ def test_an_mp3_keeps_its_length_and_timing_generation_after_generation(tmp_path
     t = np.arange(n) / rate
     burst = (0.5 * np.sin(2 * np.pi * 440 * t) * np.exp(-(((t - 1.0) / 0.05) ** 2))).astype(np.float32)
     src = write_audio(tmp_path / "gen0.mp3", burst[None], rate)
-
-    from scipy.signal import correlate
-
-    def lag(a, b):
-        return int(np.argmax(correlate(a, b, "full", method="fft"))) - (len(b) - 1)
 
     def decoded(path):  # as NoiseNil reads it
         info = probe(path)
