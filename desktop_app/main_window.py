@@ -79,6 +79,7 @@ class MainWindow(QMainWindow):
         self.session = Session()
         self.player = Player()
         self.job: RenderJob | None = None
+        self.render_settled = True  # False from a render's start until _next_job has seen it end and found nothing to start
         self.export_job: ExportJob | None = None
         self.error_boxes: list[QMessageBox] = []
         self.setAcceptDrops(True)
@@ -203,6 +204,7 @@ class MainWindow(QMainWindow):
         order = ([selected] if selected else []) + [r for r in self.session.recordings if r is not selected]
         todo = next((r for r in order if self._needs_render(r)), None)
         if todo is None:
+            self.render_settled = True
             self.progress.setValue(1000)
             if self.session.all_done():
                 failed = sum(r.status == Status.FAILED for r in self.session.recordings)
@@ -214,6 +216,7 @@ class MainWindow(QMainWindow):
             options = self.render_options()
             options.build()
         except Exception as exc:  # a bad model/preset: say so, don't start
+            self.render_settled = True
             self.show_error(str(exc))
             return
         self.job = RenderJob(todo, options, self)
@@ -223,6 +226,7 @@ class MainWindow(QMainWindow):
         self.job.failed.connect(self._job_failed)
         self.job.finished.connect(self._next_job)
         todo.status = Status.LOADING
+        self.render_settled = False
         self.status.setText(f"Rendering {todo.name} with {options.model}…")
         self.cancel_button.setEnabled(True)
         self.job.start()

@@ -42,8 +42,10 @@ def window(qtbot):
 
 
 def wait_rendered(qtbot, window, timeout=60000):
+    # render_settled, not job.isRunning(): a thread stops running before its queued `finished` reaches _next_job,
+    # and the cancel button is only disabled there (CI once asserted in that gap)
     qtbot.waitUntil(
-        lambda: window.session.all_done() and not (window.job and window.job.isRunning()) and bool(window.player.sources or window.error_boxes),
+        lambda: window.session.all_done() and window.render_settled and bool(window.player.sources or window.error_boxes),
         timeout=timeout,
     )
 
