@@ -170,6 +170,7 @@ def cmd_render(args) -> int:
         sample_rate=args.sample_rate,
         bit_depth=args.bit_depth,
         channels=args.channels,
+        bitrate_kbps=args.bitrate_kbps,
     )
     options.build()  # bad model / preset / parameters: fail once, before any file
     if args.format and args.bit_depth:
@@ -346,6 +347,7 @@ def _inputs_or_errors(inputs: list[str]) -> tuple[list[tuple[Path, Path]], int]:
 
 
 def cmd_info(args) -> int:
+    from .bitrate import source_kbps
     from .loudness import LoudnessMeter
     from .metadata import describe
 
@@ -357,9 +359,10 @@ def cmd_info(args) -> int:
             for chunk in read_chunks(info, info.sample_rate * 10):
                 meter.add(chunk)
             lufs = meter.integrated_lufs()
+            kbps = source_kbps(info) if info.lossy else None
             print(
                 f"{info.path}: {info.path.suffix.lstrip('.').upper()} {(info.codec.upper() + ' ') if info.codec else ''}{info.file_dtype}, {info.sample_rate} Hz, "
-                f"{info.channels} ch, {_fmt_time(info.seconds)} ({info.seconds:.2f} s), "
+                f"{info.channels} ch, {f'{kbps:.0f} kbps, ' if kbps else ''}{_fmt_time(info.seconds)} ({info.seconds:.2f} s), "
                 f"loudness {lufs:.1f} LUFS, peak {meter.sample_peak_dbfs:.1f} dBFS, true peak {meter.true_peak_dbtp:.1f} dBTP"
             )
             carried = describe(info.path, info.sample_rate)
@@ -524,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--sample-rate", type=int, help="output sample rate in Hz (default: the input's)")
     r.add_argument("--bit-depth", type=int, choices=[16, 24, 32], help="output bit depth (default: the input's)")
     r.add_argument("--channels", type=int, choices=[1, 2], help="output channels (default: the input's)")
+    r.add_argument("--bitrate-kbps", type=float, help="MP3/Ogg output bit rate, e.g. 64 or 128 (default: the input's, for an MP3, Ogg or Opus input; else the format's best)")
     r.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default 1)")
     r.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

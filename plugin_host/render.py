@@ -12,6 +12,7 @@ import numpy as np
 import pedalboard
 
 from .audio_io import SafeWriter, check_free_space, output_bit_depth, probe, read_chunks, remove_stale_partials
+from .bitrate import BITRATE_RANGE_KBPS, LOSSY_OUT, output_quality, source_kbps
 from .chain import LOUDNESS_RANGE_LUFS, NATIVE_BUFFER_SIZE, TRUE_PEAK_RANGE_DBTP, Chain, load_preset, prime_native
 from .effects import Denoise
 from .engine import Resampler, check_sample_rate
@@ -33,6 +34,7 @@ class RenderOptions:
     sample_rate: int | None = None
     bit_depth: int | None = None
     channels: int | None = None
+    bitrate_kbps: float | None = None  # MP3/Ogg outputs; None: the input's (a lossy one's), else the encoder's best
 
     def resolved(self, label: str | None) -> RenderOptions:
         """With ``model="auto"``: the options the classifier's ``label`` calls for (see auto_policy.json)."""
@@ -53,6 +55,8 @@ class RenderOptions:
 
         if self.attenuation_limit_db is not None:  # also with auto, where it only caps the policy's limit
             check_range("attenuation_limit_db", self.attenuation_limit_db, 0.0, MAX_ATTENUATION_DB)
+        if self.bitrate_kbps is not None:
+            check_range("bitrate_kbps", self.bitrate_kbps, BITRATE_RANGE_KBPS[0], BITRATE_RANGE_KBPS[1])
         if self.model == AUTO:
             return self.resolved(None).build()
         if self.preset:
@@ -113,7 +117,7 @@ def _copy_with_gain(src: Path, writer: SafeWriter, gain_db: float, effect=None, 
         writer.write(y)
 
 
-def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: float, ceiling: float, bit_depth: int, result, temps: list, finish=None) -> None:
+def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: float, ceiling: float, bit_depth: int, result, temps: list, finish=None, quality=None) -> None:
     """Gain to the target loudness; if that would push the true peak over the ceiling, limit first.
 
     pedalboard's Limiter (JUCE) adds make-up gain so that its output peaks at 0 dBFS; it is
@@ -123,7 +127,7 @@ def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: fl
     rate, channels = meter.sample_rate, meter.channels
     measured = meter.integrated_lufs()
     if not np.isfinite(measured):  # silence: nothing to normalise
-        with SafeWriter(dst, rate, channels, bit_depth) as final:
+        with SafeWriter(dst, rate, channels, bit_depth, quality) as final:
             _copy_with_gain(pass1, final, 0.0)
             final.commit(finish)
         result.notes.append("silent output: loudness left unchanged")
@@ -151,7 +155,7 @@ def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: fl
         measured = meter.integrated_lufs()
         if held:
             result.notes.append(f"loudness {measured + final_gain:.1f} LUFS: held below the {ceiling:g} dBTP ceiling")
-    with SafeWriter(dst, rate, channels, bit_depth) as final:
+    with SafeWriter(dst, rate, channels, bit_depth, quality) as final:
         _copy_with_gain(source, final, final_gain)
         final.commit(finish)
     result.gain_db = gain_db
@@ -182,6 +186,8 @@ def render_file(
     if bit_depth not in (16, 24, 32):
         raise ParameterError(f"bit depth must be 16, 24 or 32, got {bit_depth!r}")
     bit_depth, depth_note = output_bit_depth(dst, bit_depth, explicit=options.bit_depth is not None)
+    kept_kbps = source_kbps(info) if info.lossy and dst.suffix.lower() in LOSSY_OUT and options.bitrate_kbps is None else None
+    quality, rate_note = output_quality(dst, rate, channels, kept_kbps, options.bitrate_kbps)
     _convert_channels(np.zeros((info.channels, 1), np.float32), channels)  # fail early on impossible layouts
     auto_note = None
     from .auto import AUTO
@@ -198,7 +204,7 @@ def render_file(
     check_free_space(dst.parent if dst.parent.exists() else Path("."), frames_out * channels * (bit_depth // 8) * (2 if target is not None else 1))
 
     result = RenderResult(src, dst, info.seconds, 0.0)
-    result.notes += [note for note in (auto_note, depth_note) if note]
+    result.notes += [note for note in (auto_note, depth_note, rate_note) if note]
     pass1 = dst.with_name(f"{dst.stem}.loudness-pass.wav")
     for name in (dst, pass1, dst.with_name(f"{dst.stem}.limiter-pass.wav")):
         remove_stale_partials(name)
@@ -207,7 +213,7 @@ def render_file(
     def finish(tmp: Path) -> None:  # the input's tags, timecode and markers, into the finished output
         result.notes.extend(carry_metadata(src, tmp, dst, rate / info.sample_rate))
 
-    stage1 = SafeWriter(pass1 if target is not None else dst, rate, channels, 32 if target is not None else bit_depth)
+    stage1 = SafeWriter(pass1, rate, channels, 32) if target is not None else SafeWriter(dst, rate, channels, bit_depth, quality)
     try:
         pipe = chain.offline_pipeline(rate, channels)
         meter = LoudnessMeter(rate, channels) if target is not None else None
@@ -239,7 +245,7 @@ def render_file(
         else:
             stage1.close()
             temps.append(stage1.tmp)
-            _normalize_loudness(stage1.tmp, dst, meter, float(target), ceiling, bit_depth, result, temps, finish)
+            _normalize_loudness(stage1.tmp, dst, meter, float(target), ceiling, bit_depth, result, temps, finish, quality)
     except BaseException:
         stage1.abort()
         raise
