@@ -347,8 +347,11 @@ def _inputs_or_errors(inputs: list[str]) -> tuple[list[tuple[Path, Path]], int]:
 
 
 def cmd_info(args) -> int:
+    import numpy as np
+
     from .bitrate import source_kbps
     from .loudness import LoudnessMeter
+    from .render import channel_name, silent_channels
     from .metadata import describe
 
     found, status = _inputs_or_errors(args.files)
@@ -356,13 +359,17 @@ def cmd_info(args) -> int:
         try:
             info = probe(path)
             meter = LoudnessMeter(info.sample_rate, info.channels)
+            power = np.zeros(info.channels)
             for chunk in read_chunks(info, info.sample_rate * 10):
                 meter.add(chunk)
+                power += np.sum(np.square(chunk, dtype=np.float64), axis=1)
             lufs = meter.integrated_lufs()
             kbps = source_kbps(info) if info.lossy else None
+            dead = silent_channels(10 * np.log10(power / info.frames + 1e-20))
+            dead_names = " and ".join(channel_name(i, info.channels) for i in dead)
             print(
                 f"{info.path}: {info.path.suffix.lstrip('.').upper()} {(info.codec.upper() + ' ') if info.codec else ''}{info.file_dtype}, {info.sample_rate} Hz, "
-                f"{info.channels} ch, {f'{kbps:.0f} kbps, ' if kbps else ''}{_fmt_time(info.seconds)} ({info.seconds:.2f} s), "
+                f"{info.channels} ch{f' ({dead_names} silent)' if dead else ''}, {f'{kbps:.0f} kbps, ' if kbps else ''}{_fmt_time(info.seconds)} ({info.seconds:.2f} s), "
                 f"loudness {lufs:.1f} LUFS, peak {meter.sample_peak_dbfs:.1f} dBFS, true peak {meter.true_peak_dbtp:.1f} dBTP"
             )
             carried = describe(info.path, info.sample_rate)

@@ -92,14 +92,40 @@ class RenderResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _convert_channels(x: np.ndarray, channels: int | None) -> np.ndarray:
+SILENT_CHANNEL_DB = 40.0  # a channel this far below the loudest (RMS over the file) is a dead input, not a voice
+CHANNEL_NAMES = {2: ("left", "right")}
+
+
+def _convert_channels(x: np.ndarray, channels: int | None, live: list[int] | None = None) -> np.ndarray:
+    """``x`` as ``channels`` channels; a downmix to mono averages the ``live`` channels (all by default)."""
     if channels is None or channels == x.shape[0]:
         return x
     if channels == 1:
-        return x.mean(axis=0, keepdims=True)
+        return (x if live is None else x[live]).mean(axis=0, keepdims=True)
     if x.shape[0] == 1:
         return np.repeat(x, channels, axis=0)
     raise ParameterError(f"cannot turn {x.shape[0]} channels into {channels}; use 1 (downmix) or start from mono")
+
+
+def channel_name(index: int, count: int) -> str:
+    return CHANNEL_NAMES[count][index] if count in CHANNEL_NAMES else f"channel {index + 1}"
+
+
+def silent_channels(rms_db: np.ndarray) -> list[int]:
+    """The channels of a recording that are dead inputs (a mic on input 1 of a two-channel
+    interface recorded as stereo): ``SILENT_CHANNEL_DB`` below the loudest, itself not silent."""
+    loudest = float(np.max(rms_db))
+    if len(rms_db) < 2 or loudest < -70.0:
+        return []
+    return [i for i, level in enumerate(rms_db) if level < loudest - SILENT_CHANNEL_DB]
+
+
+def channel_rms_db(info) -> np.ndarray:
+    """Each channel's RMS level over the whole file, dBFS (one read)."""
+    power = np.zeros(info.channels)
+    for x in read_chunks(info, int(CHUNK_SECONDS * info.sample_rate)):
+        power += np.sum(np.square(x, dtype=np.float64), axis=1)
+    return 10 * np.log10(power / max(1, info.frames) + 1e-20)
 
 
 LIMITER_HEADROOM_DB = 1.5  # the limiter aims this far below the true-peak ceiling (inter-sample overs)
@@ -189,6 +215,14 @@ def render_file(
     kept_kbps = source_kbps(info) if info.lossy and dst.suffix.lower() in LOSSY_OUT and options.bitrate_kbps is None else None
     quality, rate_note = output_quality(dst, rate, channels, kept_kbps, options.bitrate_kbps)
     _convert_channels(np.zeros((info.channels, 1), np.float32), channels)  # fail early on impossible layouts
+    live, channel_note = None, None
+    if channels == 1 and info.channels > 1:  # a downmix leaves a dead input out (it would halve the voice and add its hiss)
+        dead = silent_channels(channel_rms_db(info))
+        if dead:
+            live = [i for i in range(info.channels) if i not in dead]
+            names = " and ".join(channel_name(i, info.channels) for i in live)
+            dead_names = " and ".join(channel_name(i, info.channels) for i in dead)
+            channel_note = f"mono from the {names} channel{'s' if len(live) > 1 else ''} alone (the {dead_names} {'are' if len(dead) > 1 else 'is'} silent)"
     auto_note = None
     from .auto import AUTO
 
@@ -204,7 +238,7 @@ def render_file(
     check_free_space(dst.parent if dst.parent.exists() else Path("."), frames_out * channels * (bit_depth // 8) * (2 if target is not None else 1))
 
     result = RenderResult(src, dst, info.seconds, 0.0)
-    result.notes += [note for note in (auto_note, depth_note, rate_note) if note]
+    result.notes += [note for note in (auto_note, depth_note, rate_note, channel_note) if note]
     pass1 = dst.with_name(f"{dst.stem}.loudness-pass.wav")
     for name in (dst, pass1, dst.with_name(f"{dst.stem}.limiter-pass.wav")):
         remove_stale_partials(name)
@@ -228,9 +262,10 @@ def render_file(
             stage1.write(y)
             written += y.shape[1]
 
-        done = 0
+        done, power = 0, np.zeros(info.channels)
         for x in read_chunks(info, int(CHUNK_SECONDS * info.sample_rate)):
-            emit(pipe.push(to_rate(_convert_channels(x, channels))))
+            power += np.sum(np.square(x, dtype=np.float64), axis=1)
+            emit(pipe.push(to_rate(_convert_channels(x, channels, live))))
             done += x.shape[1]
             if progress:
                 progress(done / info.sample_rate)
@@ -252,6 +287,11 @@ def render_file(
     finally:
         for tmp in temps:  # intermediate float files of the loudness passes
             tmp.unlink(missing_ok=True)
+    dead = silent_channels(10 * np.log10(power / max(1, info.frames) + 1e-20)) if channels > 1 else []
+    if dead:  # kept as it came: say so, as a listener would hear it in one ear only
+        kept = [i for i in range(info.channels) if i not in dead]
+        dead_names, kept_names = (" and ".join(channel_name(i, info.channels) for i in group) for group in (dead, kept))
+        result.notes.append(f"the {dead_names} channel{'s are' if len(dead) > 1 else ' is'} silent (heard in one ear): --channels 1 makes a mono file of the {kept_names}")
     if result.clipped_samples:
         result.notes.append(f"{result.clipped_samples} samples clipped at full scale")
     result.elapsed = time.perf_counter() - t0

@@ -650,3 +650,28 @@ def test_live_list_devices_says_when_there_are_none(capsys, monkeypatch):
     monkeypatch.setattr(plugin_host.live, "list_devices", lambda *a: [])
     assert main(["live", "--list-devices"]) == 0
     assert capsys.readouterr().out == "no audio devices found (is an audio server running?)\n"  # was nothing at all
+
+
+def test_a_dead_input_channel_is_named_and_left_out_of_a_mono_downmix(tmp_path, capsys):
+    # a mic on input 1 of a two-channel interface, recorded as stereo: voice left, preamp hiss right
+    voice = noisy_signal()[0]
+    hiss = 1e-5 * np.random.default_rng(3).standard_normal(voice.size).astype(np.float32)
+    one_sided = write_audio(tmp_path / "one_sided.wav", np.stack([voice, hiss]), bit_depth=24)
+    left_only = write_audio(tmp_path / "left.wav", voice[None], bit_depth=24)
+    assert main(["info", str(one_sided)]) == 0
+    assert ", 2 ch (right silent), " in capsys.readouterr().out
+    assert main(["render", str(one_sided), "-o", str(tmp_path / "kept.wav"), "-q"]) == 0
+    assert "note " + str(one_sided) + ": the right channel is silent (heard in one ear): --channels 1 makes a mono file of the left" in capsys.readouterr().err
+    assert read_audio(tmp_path / "kept.wav")[0].shape == (2, voice.size)  # kept as it came unless asked
+    assert main(["render", str(one_sided), "-o", str(tmp_path / "mono.wav"), "--channels", "1", "-q"]) == 0
+    assert "mono from the left channel alone (the right is silent)" in capsys.readouterr().err
+    assert main(["render", str(left_only), "-o", str(tmp_path / "left_clean.wav"), "-q"]) == 0
+    mono, reference = read_audio(tmp_path / "mono.wav")[0], read_audio(tmp_path / "left_clean.wav")[0]
+    assert mono.shape == reference.shape == (1, voice.size)
+    assert np.max(np.abs(mono - reference)) < 1e-4  # the voice at its own level, not averaged with the hiss (-6 dB)
+    # two voices, one per side, 10 dB apart: both live, an ordinary average, no note
+    two = write_audio(tmp_path / "two.wav", np.stack([voice, 0.3 * np.roll(voice, RATE // 2)]), bit_depth=24)
+    assert main(["info", str(two)]) == 0
+    assert ", 2 ch, " in capsys.readouterr().out
+    assert main(["render", str(two), "-o", str(tmp_path / "two_mono.wav"), "--channels", "1", "-q"]) == 0
+    assert "silent" not in capsys.readouterr().err
