@@ -191,6 +191,7 @@ class MainWindow(QMainWindow):
             preset=s.preset or None,
             attenuation_limit_db=s.attenuation_limit_db,
             loudness_lufs=s.loudness_lufs if s.loudness_enabled else None,
+            bitrate_kbps=s.bitrate_kbps or None,
         )
 
     def _needs_render(self, rec: Recording) -> bool:
@@ -271,7 +272,8 @@ class MainWindow(QMainWindow):
         self._rerender.start()
 
     def _settings_settled(self) -> None:
-        if self.job is not None and self.job.isRunning():
+        # a render still right for the new settings (only an export setting changed) runs on
+        if self.job is not None and self.job.isRunning() and settings_key(self.job.options) != settings_key(self.render_options()):
             self.job.cancel()
             self.job.wait()
         self._next_job()

@@ -17,6 +17,7 @@ DEFAULT_ATTENUATION_LIMIT_DB = MAX_ATTENUATION_DB
 DEFAULT_LOUDNESS_LUFS = -16.0
 LOUDNESS_CHOICES_LUFS = (-40.0, -6.0)  # the app's loudness targets
 BLOCK_CHOICES = (0, 64, 128, 256, 480, 512, 1024, 2048)  # live block sizes; 0 = 10 ms
+BITRATE_CHOICES_KBPS = (0, 64, 96, 128, 192, 256, 320)  # an MP3/Ogg export's bit rate; 0 = the input's (the format's best for a lossless one)
 RATE_CHOICES = (0, 16000, 44100, 48000, 96000)  # live sample rates; 0 = the device's own
 SAFETY_RANGE_MS = (0.0, 1000.0)
 
@@ -58,6 +59,7 @@ class Settings:
     preset: str = ""  # "" = no preset, the model alone
     loudness_enabled: bool = False
     loudness_lufs: float = DEFAULT_LOUDNESS_LUFS
+    bitrate_kbps: int = 0  # MP3/Ogg exports; 0 = as the input
     last_open_dir: str = ""
     last_export_dir: str = ""
     # the Live page
@@ -121,6 +123,8 @@ def _usable(name: str, value, default) -> bool:
         return LOUDNESS_CHOICES_LUFS[0] <= value <= LOUDNESS_CHOICES_LUFS[1]
     if name == "live_safety_ms":
         return SAFETY_RANGE_MS[0] <= value <= SAFETY_RANGE_MS[1]
+    if name == "bitrate_kbps":
+        return value in BITRATE_CHOICES_KBPS
     if name == "live_sample_rate":
         return value in RATE_CHOICES
     if name == "live_block_size":

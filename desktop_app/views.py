@@ -16,14 +16,13 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QSlider,
-    QVBoxLayout,
     QWidget,
 )
 
 from plugin_host import DENOISERS, NoiseNilError, preset_names
 
 from .session import Recording
-from .settings import LOUDNESS_CHOICES_LUFS, Settings
+from .settings import BITRATE_CHOICES_KBPS, LOUDNESS_CHOICES_LUFS, Settings
 
 LEVELS_DB = (-100.0, -20.0)  # one colour scale for before and after
 EMPTY_KHZ, EMPTY_SECONDS = 24.0, 10.0  # the axes when there is nothing to show
@@ -177,12 +176,21 @@ class ControlsPanel(QGroupBox):
         self.loudness.setSuffix(" LUFS")
         self.loudness.setDecimals(1)
         form.addRow("Loudness", hbox(self.loudness_on, self.loudness))
+        self.bitrate = QComboBox()  # exports only: changing it renders nothing again
+        for kbps in BITRATE_CHOICES_KBPS:
+            self.bitrate.addItem(f"{kbps} kbps" if kbps else "As the input", kbps)
+        self.bitrate.setToolTip(
+            "The bit rate of an MP3 or Ogg export. 'As the input' keeps an MP3, Ogg or Opus recording's own rate; "
+            "a WAV or FLAC recording exported as MP3 gets the format's best, 320 kbps. Lossless exports are not affected."
+        )
+        form.addRow("MP3/Ogg bit rate", self.bitrate)
         self.apply(settings)
         self.model.currentIndexChanged.connect(self._changed)
         self.strength.valueChanged.connect(self._changed)
         self.preset.currentIndexChanged.connect(self._changed)
         self.loudness_on.toggled.connect(self._changed)
         self.loudness.valueChanged.connect(self._changed)
+        self.bitrate.currentIndexChanged.connect(self._changed)
 
     def apply(self, s: Settings) -> None:
         idx = self.model.findData(s.model)
@@ -191,6 +199,7 @@ class ControlsPanel(QGroupBox):
         self.preset.setCurrentIndex(max(0, self.preset.findData(s.preset)))
         self.loudness_on.setChecked(s.loudness_enabled)
         self.loudness.setValue(s.loudness_lufs)
+        self.bitrate.setCurrentIndex(max(0, self.bitrate.findData(s.bitrate_kbps)))
         self._refresh_labels()
 
     def _refresh_labels(self) -> None:
@@ -206,6 +215,7 @@ class ControlsPanel(QGroupBox):
         s.preset = self.preset.currentData()
         s.loudness_enabled = self.loudness_on.isChecked()
         s.loudness_lufs = float(self.loudness.value())
+        s.bitrate_kbps = int(self.bitrate.currentData())
         self._refresh_labels()
         self.changed.emit()
 

@@ -99,7 +99,7 @@ def output_quality(dst: Path, sample_rate: int, channels: int, kept_kbps: float 
     ``kept_kbps`` (the input's)."""
     suffix = dst.suffix.lower()
     if suffix not in LOSSY_OUT:
-        return None, (f"--bitrate-kbps {wanted_kbps:g} not used: {suffix.lstrip('.').upper()} is lossless" if wanted_kbps else None)
+        return None, (f"bit rate {wanted_kbps:g} kbps not used: {suffix.lstrip('.').upper()} is lossless" if wanted_kbps else None)
     target = wanted_kbps or kept_kbps
     if not target:
         return None, None

@@ -164,6 +164,26 @@ def test_changing_the_model_rerenders(qtbot, window, short_example):
     assert Settings.load().model == "spectral_subtraction"  # remembered between runs
 
 
+def test_the_export_bit_rate_renders_nothing_again_and_sets_an_mp3_exports_rate(qtbot, window, short_example, tmp_path):
+    mutagen = pytest.importorskip("mutagen")
+    x, rate = read_audio(short_example)
+    long_take = write_audio(tmp_path / "long.wav", np.tile(x, (1, 6)), rate)
+    window.open_files([long_take])
+    qtbot.waitUntil(lambda: window.progress.value() > 0 and window.job.isRunning(), timeout=60000)
+    job = window.job
+    window.controls.bitrate.setCurrentIndex(window.controls.bitrate.findData(64))
+    window._rerender.timeout.emit()  # as the settle timer would, while the render runs
+    assert window.job is job and not job._cancel  # an export setting: the render goes on
+    wait_rendered(qtbot, window, timeout=120000)
+    assert Settings.load().bitrate_kbps == 64
+    window.export_current(tmp_path / "episode.mp3")
+    qtbot.waitUntil(lambda: window.session.selected.status == Status.EXPORTED, timeout=60000)
+    assert mutagen.File(tmp_path / "episode.mp3").info.bitrate == 64000  # not the encoder's 320
+    window.export_current(tmp_path / "episode.flac")
+    said = f"Exported {tmp_path / 'episode.flac'} (bit rate 64 kbps not used: FLAC is lossless)"
+    qtbot.waitUntil(lambda: window.status.text() == said, timeout=60000)
+
+
 def test_export_writes_the_cleaned_file(qtbot, window, short_example, tmp_path):
     window.open_files([short_example])
     wait_rendered(qtbot, window)

@@ -19,7 +19,7 @@ def stored(tmp_path, data) -> Settings:
 
 
 def test_settings_round_trip(tmp_path):
-    s = Settings(model="spectral_subtraction", attenuation_limit_db=24.0, preset="podcast_voice", loudness_enabled=True, loudness_lufs=-19.0, live_block_size=480, live_sample_rate=44100)
+    s = Settings(model="spectral_subtraction", attenuation_limit_db=24.0, preset="podcast_voice", loudness_enabled=True, loudness_lufs=-19.0, live_block_size=480, live_sample_rate=44100, bitrate_kbps=96)
     s.save()
     assert Settings.load() == s
 
@@ -42,6 +42,7 @@ def test_settings_round_trip(tmp_path):
         ("live_model", "nope"),
         ("live_safety_ms", -1),
         ("live_record_dir", ["a"]),
+        ("bitrate_kbps", 100),  # not one of the choices
     ],
 )
 def test_a_value_the_app_cannot_use_falls_back_to_its_default_and_keeps_the_rest(tmp_path, caplog, field, value):

@@ -43,7 +43,7 @@ def test_mp3_rates_round_up_to_one_the_format_offers_and_cap_at_what_the_sample_
     assert output_quality(mp3, 48000, 1, 64.0, wanted_kbps=100) == ("112 kbps", "100 kbps is not an MP3 rate: written at 112 kbps")
     assert output_quality(mp3, 16000, 1, 320.0) == ("160 kbps", "MP3 at 16000 Hz holds at most 160 kbps: written at 160 kbps")
     assert output_quality(mp3, 8000, 1, None, wanted_kbps=128) == ("64 kbps", "MP3 at 8000 Hz holds at most 64 kbps: written at 64 kbps")
-    assert output_quality(Path("x.flac"), 48000, 1, None, wanted_kbps=64) == (None, "--bitrate-kbps 64 not used: FLAC is lossless")
+    assert output_quality(Path("x.flac"), 48000, 1, None, wanted_kbps=64) == (None, "bit rate 64 kbps not used: FLAC is lossless")
     assert output_quality(Path("x.wav"), 48000, 1, 64.0) == (None, None)
 
 
