@@ -51,10 +51,14 @@ FORMAT_BIT_DEPTHS = {".flac": (16, 24), ".aiff": (16, 24), ".aif": (16, 24)}  # 
 
 
 def audio_files_in(folder: Path) -> list[Path]:
-    """The audio files under ``folder``, recursively, sorted (hidden files and our temporaries left
-    out): what ``noisenil render``, ``info`` and ``classify`` and the app open for a folder."""
+    """The audio files under ``folder``, recursively, sorted (hidden files and folders, such as a
+    Mac's ``._take.wav`` and ``.Trashes/`` on a recorder's card, and our temporaries left out): what
+    ``noisenil render``, ``info`` and ``classify`` and the app open for a folder."""
+    folder = Path(folder)
     return sorted(
-        f for f in Path(folder).rglob("*") if f.is_file() and f.suffix.lower() in READ_EXTENSIONS and not f.name.startswith(".") and PARTIAL_TAG not in f.name
+        f
+        for f in folder.rglob("*")
+        if f.is_file() and f.suffix.lower() in READ_EXTENSIONS and PARTIAL_TAG not in f.name and not any(part.startswith(".") for part in f.relative_to(folder).parts)
     )
 
 

@@ -89,8 +89,12 @@ def test_render_folder_recursive_glob_and_skip(tmp_path, capsys):
     write_audio(root / "intro.flac", noisy_signal(1.0))
     write_audio(root / "ep1" / "a.wav", noisy_signal(1.0, seed=1))
     write_audio(root / "ep1" / "b.wav", noisy_signal(1.0, seed=2))
+    # a recorder's card written on by a Mac: AppleDouble files (not audio) and a Trash with a deleted take
+    (root / "ep1" / "._a.wav").write_bytes(b"\x00\x05\x16\x07" + bytes(4092))
+    (root / ".Trashes" / "501").mkdir(parents=True)
+    write_audio(root / ".Trashes" / "501" / "deleted.wav", noisy_signal(1.0, seed=3))
     out = tmp_path / "out"
-    assert main(["render", str(root), "-o", str(out), "-q"]) == 0
+    assert main(["render", str(root), "-o", str(out), "-q"]) == 0  # none of them read, none failed
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*.*")) == ["ep1/a.wav", "ep1/b.wav", "intro.flac"]
     before = (out / "ep1" / "a.wav").stat().st_mtime_ns
     capsys.readouterr()
