@@ -351,7 +351,7 @@ def cmd_info(args) -> int:
 
     from .bitrate import source_kbps
     from .loudness import LoudnessMeter
-    from .render import channel_name, silent_channels
+    from .render import channel_names, silent_channels
     from .metadata import describe
 
     found, status = _inputs_or_errors(args.files)
@@ -366,10 +366,10 @@ def cmd_info(args) -> int:
             lufs = meter.integrated_lufs()
             kbps = source_kbps(info) if info.lossy else None
             dead = silent_channels(10 * np.log10(power / info.frames + 1e-20))
-            dead_names = " and ".join(channel_name(i, info.channels) for i in dead)
+            silent = f" ({channel_names(dead, info.channels).removeprefix('the ')} silent)" if dead else ""
             print(
                 f"{info.path}: {info.path.suffix.lstrip('.').upper()} {(info.codec.upper() + ' ') if info.codec else ''}{info.file_dtype}, {info.sample_rate} Hz, "
-                f"{info.channels} ch{f' ({dead_names} silent)' if dead else ''}, {f'{kbps:.0f} kbps, ' if kbps else ''}{_fmt_time(info.seconds)} ({info.seconds:.2f} s), "
+                f"{info.channels} ch{silent}, {f'{kbps:.0f} kbps, ' if kbps else ''}{_fmt_time(info.seconds)} ({info.seconds:.2f} s), "
                 f"loudness {lufs:.1f} LUFS, peak {meter.sample_peak_dbfs:.1f} dBFS, true peak {meter.true_peak_dbtp:.1f} dBTP"
             )
             carried = describe(info.path, info.sample_rate)

@@ -94,6 +94,7 @@ class RenderResult:
 
 SILENT_CHANNEL_DB = 40.0  # a channel this far below the loudest (RMS over the file) is a dead input, not a voice
 CHANNEL_NAMES = {2: ("left", "right")}
+MAX_CHANNELS = {".mp3": 2, ".flac": 8}  # what the encoders pedalboard writes with hold; WAV, AIFF and Ogg take more
 
 
 def _convert_channels(x: np.ndarray, channels: int | None, live: list[int] | None = None) -> np.ndarray:
@@ -107,8 +108,12 @@ def _convert_channels(x: np.ndarray, channels: int | None, live: list[int] | Non
     raise ParameterError(f"cannot turn {x.shape[0]} channels into {channels}; use 1 (downmix) or start from mono")
 
 
-def channel_name(index: int, count: int) -> str:
-    return CHANNEL_NAMES[count][index] if count in CHANNEL_NAMES else f"channel {index + 1}"
+def channel_names(indices: list[int], count: int) -> str:
+    """'the right channel', 'channel 3', 'channels 1, 2 and 4'."""
+    if count in CHANNEL_NAMES:
+        return " and ".join(f"the {CHANNEL_NAMES[count][i]}" for i in indices) + (" channels" if len(indices) > 1 else " channel")
+    numbers = [str(i + 1) for i in indices]
+    return f"channel {numbers[0]}" if len(numbers) == 1 else f"channels {', '.join(numbers[:-1])} and {numbers[-1]}"
 
 
 def silent_channels(rms_db: np.ndarray) -> list[int]:
@@ -215,14 +220,15 @@ def render_file(
     kept_kbps = source_kbps(info) if info.lossy and dst.suffix.lower() in LOSSY_OUT and options.bitrate_kbps is None else None
     quality, rate_note = output_quality(dst, rate, channels, kept_kbps, options.bitrate_kbps)
     _convert_channels(np.zeros((info.channels, 1), np.float32), channels)  # fail early on impossible layouts
+    most = MAX_CHANNELS.get(dst.suffix.lower())
+    if most and channels > most:
+        raise AudioFileError(dst, f"{dst.suffix.lstrip('.').upper()} holds at most {most} channels, and this one would have {channels}: write WAV, or a mono downmix (--channels 1)")
     live, channel_note = None, None
     if channels == 1 and info.channels > 1:  # a downmix leaves a dead input out (it would halve the voice and add its hiss)
         dead = silent_channels(channel_rms_db(info))
         if dead:
             live = [i for i in range(info.channels) if i not in dead]
-            names = " and ".join(channel_name(i, info.channels) for i in live)
-            dead_names = " and ".join(channel_name(i, info.channels) for i in dead)
-            channel_note = f"mono from the {names} channel{'s' if len(live) > 1 else ''} alone (the {dead_names} {'are' if len(dead) > 1 else 'is'} silent)"
+            channel_note = f"mono from {channel_names(live, info.channels)} alone ({channel_names(dead, info.channels)} {'are' if len(dead) > 1 else 'is'} silent)"
     auto_note = None
     from .auto import AUTO
 
@@ -288,10 +294,11 @@ def render_file(
         for tmp in temps:  # intermediate float files of the loudness passes
             tmp.unlink(missing_ok=True)
     dead = silent_channels(10 * np.log10(power / max(1, info.frames) + 1e-20)) if channels > 1 else []
-    if dead:  # kept as it came: say so, as a listener would hear it in one ear only
-        kept = [i for i in range(info.channels) if i not in dead]
-        dead_names, kept_names = (" and ".join(channel_name(i, info.channels) for i in group) for group in (dead, kept))
-        result.notes.append(f"the {dead_names} channel{'s are' if len(dead) > 1 else ' is'} silent (heard in one ear): --channels 1 makes a mono file of the {kept_names}")
+    if dead and info.channels == 2:  # kept as it came: say so, as a listener would hear the voice in one ear only
+        kept = [i for i in range(2) if i not in dead]
+        result.notes.append(f"{channel_names(dead, 2)} is silent (heard in one ear): --channels 1 makes a mono file of {channel_names(kept, 2)}")
+    elif dead:  # a multitrack recorder's unused input
+        result.notes.append(f"{channel_names(dead, info.channels)} {'are' if len(dead) > 1 else 'is'} silent")
     if result.clipped_samples:
         result.notes.append(f"{result.clipped_samples} samples clipped at full scale")
     result.elapsed = time.perf_counter() - t0

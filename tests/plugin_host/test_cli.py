@@ -663,12 +663,12 @@ def test_a_dead_input_channel_is_named_and_left_out_of_a_mono_downmix(tmp_path, 
     one_sided = write_audio(tmp_path / "one_sided.wav", np.stack([voice, hiss]), bit_depth=24)
     left_only = write_audio(tmp_path / "left.wav", voice[None], bit_depth=24)
     assert main(["info", str(one_sided)]) == 0
-    assert ", 2 ch (right silent), " in capsys.readouterr().out
+    assert ", 2 ch (right channel silent), " in capsys.readouterr().out
     assert main(["render", str(one_sided), "-o", str(tmp_path / "kept.wav"), "-q"]) == 0
-    assert "note " + str(one_sided) + ": the right channel is silent (heard in one ear): --channels 1 makes a mono file of the left" in capsys.readouterr().err
+    assert "note " + str(one_sided) + ": the right channel is silent (heard in one ear): --channels 1 makes a mono file of the left channel" in capsys.readouterr().err
     assert read_audio(tmp_path / "kept.wav")[0].shape == (2, voice.size)  # kept as it came unless asked
     assert main(["render", str(one_sided), "-o", str(tmp_path / "mono.wav"), "--channels", "1", "-q"]) == 0
-    assert "mono from the left channel alone (the right is silent)" in capsys.readouterr().err
+    assert "mono from the left channel alone (the right channel is silent)" in capsys.readouterr().err
     assert main(["render", str(left_only), "-o", str(tmp_path / "left_clean.wav"), "-q"]) == 0
     mono, reference = read_audio(tmp_path / "mono.wav")[0], read_audio(tmp_path / "left_clean.wav")[0]
     assert mono.shape == reference.shape == (1, voice.size)
@@ -679,3 +679,13 @@ def test_a_dead_input_channel_is_named_and_left_out_of_a_mono_downmix(tmp_path, 
     assert ", 2 ch, " in capsys.readouterr().out
     assert main(["render", str(two), "-o", str(tmp_path / "two_mono.wav"), "--channels", "1", "-q"]) == 0
     assert "silent" not in capsys.readouterr().err
+    # a four-track recorder with one input unused: named by number; MP3 cannot hold four channels
+    four = write_audio(tmp_path / "four.wav", np.stack([voice, 0.5 * voice, hiss, 0.8 * voice]), bit_depth=24)
+    assert main(["render", str(four), "-o", str(tmp_path / "four_clean.wav"), "-q"]) == 0
+    assert "note " + str(four) + ": channel 3 is silent\n" in capsys.readouterr().err
+    assert read_audio(tmp_path / "four_clean.wav")[0].shape == (4, voice.size)
+    assert main(["render", str(four), "-o", str(tmp_path / "four.mp3"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"FAILED {tmp_path / 'four.mp3'}: MP3 holds at most 2 channels, and this one would have 4: write WAV, or a mono downmix (--channels 1)" in err
+    assert main(["render", str(four), "-o", str(tmp_path / "four_mono.wav"), "--channels", "1", "-q"]) == 0
+    assert "mono from channels 1, 2 and 4 alone (channel 3 is silent)" in capsys.readouterr().err
