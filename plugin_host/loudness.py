@@ -29,6 +29,8 @@ class LoudnessMeter:
 
     def add(self, chunk: np.ndarray) -> None:
         """chunk: (channels, n) float32."""
+        if chunk.shape[-1] == 0:  # scipy's lfilter returns a state of [1, 0, ...] for no samples, not the state it was given
+            return
         x = chunk.astype(np.float64)
         self._peak = max(self._peak, float(np.max(np.abs(x), initial=0.0)))
         if self._tp_stream is not None:
@@ -49,6 +51,11 @@ class LoudnessMeter:
                 self._segments.append(self._acc / self._step)
                 self._acc = np.zeros(self.channels)
                 self._fill = 0
+
+    @property
+    def measured_seconds(self) -> float:
+        """Audio in whole 100 ms segments so far; under 0.4 s there is no loudness to measure."""
+        return len(self._segments) * self._step / self.sample_rate
 
     @property
     def sample_peak_dbfs(self) -> float:

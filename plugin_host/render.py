@@ -161,7 +161,8 @@ def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: fl
         with SafeWriter(dst, rate, channels, bit_depth, quality) as final:
             _copy_with_gain(pass1, final, 0.0)
             final.commit(finish)
-        result.notes.append("silent output: loudness left unchanged")
+        short = meter.measured_seconds < 0.4  # BS.1770 measures 400 ms blocks
+        result.notes.append("shorter than 0.4 s, too short to measure: loudness left unchanged" if short else "silent output: loudness left unchanged")
         return
     gain_db, over = normalization_gain_db(measured, target, meter.true_peak_dbtp, ceiling)
     source, final_gain = pass1, gain_db

@@ -689,3 +689,18 @@ def test_a_dead_input_channel_is_named_and_left_out_of_a_mono_downmix(tmp_path, 
     assert f"FAILED {tmp_path / 'four.mp3'}: MP3 holds at most 2 channels, and this one would have 4: write WAV, or a mono downmix (--channels 1)" in err
     assert main(["render", str(four), "-o", str(tmp_path / "four_mono.wav"), "--channels", "1", "-q"]) == 0
     assert "mono from channels 1, 2 and 4 alone (channel 3 is silent)" in capsys.readouterr().err
+
+
+def test_loudness_target_on_a_clip_too_short_or_too_quiet_to_measure_says_which(tmp_path, capsys):
+    blip = write_audio(tmp_path / "blip.wav", 0.1 * noisy_signal(0.2))  # a 200 ms sting
+    silence = write_audio(tmp_path / "room.wav", np.zeros((1, 2 * RATE), np.float32))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # the K-weighting overflowed on the pipeline's empty first chunks
+        assert main(["render", str(blip), str(silence), "-o", str(tmp_path / "out"), "--loudness-lufs", "-16", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert f"note {blip}: shorter than 0.4 s, too short to measure: loudness left unchanged" in err
+    assert f"note {silence}: silent output: loudness left unchanged" in err
+    y, _ = read_audio(tmp_path / "out" / "blip.wav")
+    assert y.shape == (1, int(0.2 * RATE)) and np.max(np.abs(y)) < 0.2  # no gain applied

@@ -17,6 +17,19 @@ def test_streamed_loudness_equals_pyloudnorm(rate, channels):
     assert meter.integrated_lufs() == pytest.approx(pyloudnorm.Meter(rate).integrated_loudness(x.T), abs=0.01)
 
 
+def test_empty_chunks_change_nothing():
+    # a render's pipeline gives empty chunks while it fills its latency; scipy's lfilter turns a
+    # filter state into [1, 0] for them, which was a full-scale click in the K-weighting
+    rate, n = 48000, 48000 * 3
+    x = (0.003 * np.random.default_rng(5).standard_normal((1, n))).astype(np.float32)  # about -50 LUFS
+    meter = LoudnessMeter(rate, 1)
+    for i in range(0, n, 4800):
+        meter.add(np.zeros((1, 0), np.float32))
+        meter.add(x[:, i : i + 4800])
+    assert meter.integrated_lufs() == pytest.approx(pyloudnorm.Meter(rate).integrated_loudness(x.T), abs=0.01)
+    assert meter.measured_seconds == pytest.approx(3.0)
+
+
 def test_true_peak_sees_intersample_peaks():
     rate = 48000
     t = np.arange(rate) / rate
