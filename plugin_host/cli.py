@@ -114,16 +114,19 @@ def plan_jobs(inputs: list[str], out: str | None, fmt: str | None) -> tuple[list
 def _jobs(pairs: list[tuple[Path, Path]], fmt: str | None, bad: list[tuple[str, str]]) -> tuple[list[Job], list[tuple[str, str]]]:
     """Jobs for (source, destination) pairs, ``--format`` applied; a destination that is an input
     or another job's is a problem, not a job."""
-    jobs, seen = [], {}
+    jobs, seen, planned = [], {}, set()
     sources = {src.resolve() for src, _ in pairs}
     for src, dst in pairs:
+        if src.resolve() in planned:  # named twice (overlapping globs, a file and its folder): rendered once
+            continue
+        planned.add(src.resolve())
         if fmt:
             dst = dst.with_suffix("." + fmt.lstrip(".").lower())
         key = dst.resolve()
         if key in sources:
             bad.append((str(src), f"output {dst} would overwrite an input; choose another -o"))
         elif key in seen:
-            bad.append((str(src), f"output {dst} collides with the output of {seen[key]}"))
+            bad.append((str(src), f"output {dst} collides with the output of {seen[key]} (name the folder above both instead: its sub-folders are kept)"))
         else:
             seen[key] = src
             jobs.append(Job(src, dst))

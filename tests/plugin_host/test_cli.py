@@ -704,3 +704,22 @@ def test_loudness_target_on_a_clip_too_short_or_too_quiet_to_measure_says_which(
     assert f"note {silence}: silent output: loudness left unchanged" in err
     y, _ = read_audio(tmp_path / "out" / "blip.wav")
     assert y.shape == (1, int(0.2 * RATE)) and np.max(np.abs(y)) < 0.2  # no gain applied
+
+
+def test_a_file_named_twice_is_rendered_once_and_two_files_with_one_output_name_are_refused(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    (raw / "guest_a").mkdir(parents=True)
+    (raw / "guest_b").mkdir()
+    a = write_audio(raw / "guest_a" / "take.wav", noisy_signal(1.0))
+    b = write_audio(raw / "guest_b" / "take.wav", noisy_signal(1.0, seed=1))
+    # overlapping globs, and the same file by two spellings: one render, no failure
+    assert main(["render", str(raw / "guest_a" / "*.wav"), str(raw / "guest_a" / "t*.wav"), str(raw / "guest_a" / ".." / "guest_a" / "take.wav"), "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert "1 done, 0 skipped, 0 failed" in capsys.readouterr().out
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["take.wav"]
+    # two different takes that would land on one name: the second is refused, and told what to do
+    assert main(["render", str(a), str(b), "-o", str(tmp_path / "flat"), "-q"]) == 1
+    captured = capsys.readouterr()
+    assert "1 done, 0 skipped, 1 failed" in captured.out
+    assert f"FAILED {b}: output {tmp_path / 'flat' / 'take.wav'} collides with the output of {a} (name the folder above both instead: its sub-folders are kept)" in captured.err
+    assert main(["render", str(raw), "-o", str(tmp_path / "kept"), "-q"]) == 0
+    assert sorted(str(p.relative_to(tmp_path / "kept")) for p in (tmp_path / "kept").rglob("*.wav")) == ["guest_a/take.wav", "guest_b/take.wav"]
