@@ -69,7 +69,10 @@ def expand_inputs(inputs: list[str], exclude: Path | None = None) -> tuple[list[
                 found += [(f, p) for f in files]
             elif not (skip_outputs and _strictly_inside(p, exclude)):
                 found.append((p, root if magic else p.parent))  # a glob keeps the folders below its root, as a folder does
-    return found, bad
+    once = {}  # a file named twice (overlapping globs, two spellings of one path) is taken once, where first named
+    for p, base in found:
+        once.setdefault(p.resolve(), (p, base))
+    return list(once.values()), bad
 
 
 def plan_jobs(inputs: list[str], out: str | None, fmt: str | None) -> tuple[list[Job], list[tuple[str, str]]]:
@@ -87,9 +90,8 @@ def plan_jobs(inputs: list[str], out: str | None, fmt: str | None) -> tuple[list
     out_path = Path(out)
     found, bad = expand_inputs(inputs, exclude=out_path)
     single_file = (
-        len(found) == 1
-        and len(inputs) == 1
-        and not Path(inputs[0]).is_dir()
+        len(found) == 1  # one file, however often named
+        and not any(Path(text).is_dir() for text in inputs)
         and out_path.suffix.lower() in WRITE_EXTENSIONS
         and not out_path.is_dir()
     )
@@ -114,12 +116,9 @@ def plan_jobs(inputs: list[str], out: str | None, fmt: str | None) -> tuple[list
 def _jobs(pairs: list[tuple[Path, Path]], fmt: str | None, bad: list[tuple[str, str]]) -> tuple[list[Job], list[tuple[str, str]]]:
     """Jobs for (source, destination) pairs, ``--format`` applied; a destination that is an input
     or another job's is a problem, not a job."""
-    jobs, seen, planned = [], {}, set()
+    jobs, seen = [], {}
     sources = {src.resolve() for src, _ in pairs}
     for src, dst in pairs:
-        if src.resolve() in planned:  # named twice (overlapping globs, a file and its folder): rendered once
-            continue
-        planned.add(src.resolve())
         if fmt:
             dst = dst.with_suffix("." + fmt.lstrip(".").lower())
         key = dst.resolve()

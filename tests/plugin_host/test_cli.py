@@ -716,6 +716,9 @@ def test_a_file_named_twice_is_rendered_once_and_two_files_with_one_output_name_
     assert main(["render", str(raw / "guest_a" / "*.wav"), str(raw / "guest_a" / "t*.wav"), str(raw / "guest_a" / ".." / "guest_a" / "take.wav"), "-o", str(tmp_path / "out"), "-q"]) == 0
     assert "1 done, 0 skipped, 0 failed" in capsys.readouterr().out
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["take.wav"]
+    assert main(["render", str(a), str(a), "-o", str(tmp_path / "one.flac"), "-q"]) == 0  # still one file to one file
+    assert main(["info", str(a), str(raw / "guest_a")]) == 0
+    assert capsys.readouterr().out.count("take.wav: WAV") == 1
     # two different takes that would land on one name: the second is refused, and told what to do
     assert main(["render", str(a), str(b), "-o", str(tmp_path / "flat"), "-q"]) == 1
     captured = capsys.readouterr()
