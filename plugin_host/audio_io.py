@@ -78,6 +78,27 @@ def output_bit_depth(dst: Path, wanted: int, explicit: bool) -> tuple[int, str |
     return depth, f"{wanted}-bit input written as {depth}-bit {kind} (the deepest {kind} holds)"
 
 
+FORMAT_SAMPLE_RATES = {".mp3": (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)}  # others: any rate NoiseNil runs at
+
+
+def output_sample_rate(dst: Path, wanted: int, explicit: bool) -> tuple[int, str | None]:
+    """The sample rate to write ``dst`` at, and a note when it is not ``wanted``: a rate kept from
+    the input that the format cannot hold (a 96 kHz recording to MP3) becomes the lowest one it
+    holds at or above it, or its highest of the same family (96 kHz -> 48 kHz, 88.2 kHz -> 44.1 kHz);
+    one the user asked for (``explicit``) is an error instead."""
+    allowed = FORMAT_SAMPLE_RATES.get(Path(dst).suffix.lower())
+    if allowed is None or wanted in allowed:
+        return wanted, None
+    kind = Path(dst).suffix.lstrip(".").upper()
+    if explicit:
+        from .errors import ParameterError
+
+        raise ParameterError(f"sample rate {wanted} Hz: {kind} holds {', '.join(map(str, allowed))} Hz")
+    above = [r for r in allowed if r >= wanted]
+    rate = above[0] if above else (44100 if wanted % 44100 == 0 else 48000)
+    return rate, f"{wanted} Hz input written as {rate} Hz {kind} ({kind} holds at most 48000 Hz)" if not above else f"{wanted} Hz input written as {rate} Hz {kind}"
+
+
 @dataclass
 class InputInfo:
     path: Path

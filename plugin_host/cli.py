@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audio_io import AUDIO_LOOKING, WRITE_EXTENSIONS, audio_files_in, clean_name, output_bit_depth, output_suffix, probe, read_chunks
+from .audio_io import AUDIO_LOOKING, WRITE_EXTENSIONS, audio_files_in, clean_name, output_bit_depth, output_sample_rate, output_suffix, probe, read_chunks
 from .errors import AudioFileError, NoiseNilError, ParameterError
 from .live import DEFAULT_SAFETY_MS
 
@@ -175,9 +175,12 @@ def cmd_render(args) -> int:
         bitrate_kbps=args.bitrate_kbps,
     )
     options.build()  # bad model / preset / parameters: fail once, before any file
-    if args.format and args.bit_depth:
-        output_bit_depth(Path("out." + args.format.lstrip(".")), args.bit_depth, explicit=True)
     out_suffix = Path(args.output).suffix.lower() if args.output else ""
+    written_as = "." + args.format.lstrip(".") if args.format else out_suffix if out_suffix in WRITE_EXTENSIONS else None
+    if written_as and args.bit_depth:  # what the output format cannot hold: fail once, before any file
+        output_bit_depth(Path("out" + written_as), args.bit_depth, explicit=True)
+    if written_as and args.sample_rate:
+        output_sample_rate(Path("out" + written_as), args.sample_rate, explicit=True)
     if out_suffix in AUDIO_LOOKING and out_suffix not in WRITE_EXTENSIONS and not Path(args.output).is_dir():
         raise ParameterError(f"-o {args.output}: cannot write {out_suffix} files; choose one of {', '.join(WRITE_EXTENSIONS)}")
     jobs, failures = plan_jobs(args.inputs, args.output, args.format)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import pedalboard
 
-from .audio_io import SafeWriter, check_free_space, output_bit_depth, probe, read_chunks, remove_stale_partials
+from .audio_io import SafeWriter, check_free_space, output_bit_depth, output_sample_rate, probe, read_chunks, remove_stale_partials
 from .bitrate import BITRATE_RANGE_KBPS, LOSSY_OUT, output_quality, source_kbps
 from .chain import LOUDNESS_RANGE_LUFS, NATIVE_BUFFER_SIZE, TRUE_PEAK_RANGE_DBTP, Chain, load_preset, prime_native
 from .effects import Denoise
@@ -212,14 +212,14 @@ def render_file(
     info = probe(src)
     if dst.exists() and dst.resolve() == src.resolve():
         raise AudioFileError(dst, "refusing to write onto the input file")
-    rate = int(options.sample_rate or info.sample_rate)
+    rate, rate_change_note = output_sample_rate(dst, int(options.sample_rate or info.sample_rate), explicit=options.sample_rate is not None)
     channels = int(options.channels or info.channels)
     bit_depth = int(options.bit_depth or max(16, info.bit_depth))  # an 8-bit input is kept as 16
     if bit_depth not in (16, 24, 32):
         raise ParameterError(f"bit depth must be 16, 24 or 32, got {bit_depth!r}")
     bit_depth, depth_note = output_bit_depth(dst, bit_depth, explicit=options.bit_depth is not None)
     kept_kbps = source_kbps(info) if info.lossy and dst.suffix.lower() in LOSSY_OUT and options.bitrate_kbps is None else None
-    quality, rate_note = output_quality(dst, rate, channels, kept_kbps, options.bitrate_kbps)
+    quality, bitrate_note = output_quality(dst, rate, channels, kept_kbps, options.bitrate_kbps)
     _convert_channels(np.zeros((info.channels, 1), np.float32), channels)  # fail early on impossible layouts
     most = MAX_CHANNELS.get(dst.suffix.lower())
     if most and channels > most:
@@ -245,7 +245,7 @@ def render_file(
     check_free_space(dst.parent if dst.parent.exists() else Path("."), frames_out * channels * (bit_depth // 8) * (2 if target is not None else 1))
 
     result = RenderResult(src, dst, info.seconds, 0.0)
-    result.notes += [note for note in (auto_note, depth_note, rate_note, channel_note) if note]
+    result.notes += [note for note in (auto_note, rate_change_note, depth_note, bitrate_note, channel_note) if note]
     pass1 = dst.with_name(f"{dst.stem}.loudness-pass.wav")
     for name in (dst, pass1, dst.with_name(f"{dst.stem}.limiter-pass.wav")):
         remove_stale_partials(name)

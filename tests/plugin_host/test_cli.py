@@ -726,3 +726,28 @@ def test_a_file_named_twice_is_rendered_once_and_two_files_with_one_output_name_
     assert f"FAILED {b}: output {tmp_path / 'flat' / 'take.wav'} collides with the output of {a} (name the folder above both instead: its sub-folders are kept)" in captured.err
     assert main(["render", str(raw), "-o", str(tmp_path / "kept"), "-q"]) == 0
     assert sorted(str(p.relative_to(tmp_path / "kept")) for p in (tmp_path / "kept").rglob("*.wav")) == ["guest_a/take.wav", "guest_b/take.wav"]
+
+
+def test_a_rate_mp3_cannot_hold_becomes_the_nearest_it_can_and_an_asked_one_is_refused(tmp_path, capsys):
+    import soxr
+
+    x = noisy_signal(1.0)[0]
+    hi = write_audio(tmp_path / "hi.wav", soxr.resample(x, RATE, 96000)[None], 96000, bit_depth=24)
+    cd = write_audio(tmp_path / "cd.wav", soxr.resample(x, RATE, 88200)[None], 88200, bit_depth=24)
+    low = write_audio(tmp_path / "low.wav", soxr.resample(x, RATE, 22050)[None], 22050)
+    out = tmp_path / "out"
+    assert main(["render", str(hi), str(cd), str(low), "-o", str(out), "--format", "mp3", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert f"note {hi}: 96000 Hz input written as 48000 Hz MP3 (MP3 holds at most 48000 Hz)" in err
+    assert f"note {cd}: 88200 Hz input written as 44100 Hz MP3 (MP3 holds at most 48000 Hz)" in err
+    assert "low.wav: " not in err  # 22.05 kHz is an MP3 rate
+    from plugin_host.audio_io import probe
+
+    for name, rate in (("hi", 48000), ("cd", 44100), ("low", 22050)):
+        info = probe(out / f"{name}.mp3")  # the encoder's delay and padding left out, as a render reads it
+        assert info.sample_rate == rate and abs(info.frames - rate) <= 2  # one second, resampled
+    assert main(["render", str(hi), "-o", str(tmp_path / "asked.mp3"), "--sample-rate", "96000", "-q"]) == 2
+    assert "error: sample rate 96000 Hz: MP3 holds 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000 Hz" in capsys.readouterr().err
+    assert main(["render", str(hi), "-o", str(tmp_path / "asked.flac"), "--bit-depth", "32", "-q"]) == 2  # -o's format, as --format's
+    assert "error: bit depth 32: FLAC holds 16 or 24 bits" in capsys.readouterr().err
+    assert not list(tmp_path.glob("asked*"))
