@@ -38,7 +38,7 @@ from .worker import ExportJob, RenderJob, settings_key
 
 log = logging.getLogger("noisenil.gui")
 AUDIO_FILTER = "Audio (" + " ".join(f"*{e}" for e in READ_EXTENSIONS) + ")"
-EXPORT_FILTER = "Audio (" + " ".join(f"*{e}" for e in WRITE_EXTENSIONS) + ")"  # no .opus: it is read, not written
+EXPORT_FILTER = "Audio (" + " ".join(f"*{e}" for e in WRITE_EXTENSIONS) + ")"
 
 
 def _with_folders_opened(paths) -> list[Path]:

@@ -9,6 +9,7 @@ and never touches an input.
 from __future__ import annotations
 
 import contextlib
+import fractions
 import hashlib
 import os
 import shutil
@@ -34,12 +35,15 @@ AV_ONLY = (".aac", ".m4a", ".m4b", ".mka", ".mkv", ".mov", ".mp4", ".webm")
 READ_EXTENSIONS = tuple(sorted(set(get_supported_read_formats()) | set(SNDFILE_ONLY) | set(AV_ONLY)))
 # pedalboard lists .aiff and .wav only, yet writes .aif (AIFF, what Logic and GarageBand name it) and
 # .bwf (a RIFF WAV) by the same encoders; without them a folder of .aif takes failed file by file
-WRITE_EXTENSIONS = tuple(sorted(set(get_supported_write_formats()) | {".aif", ".bwf"}))
+# written through FFmpeg (PyAV): a phone's or Zoom's M4A comes back as M4A (AAC, or ALAC from ALAC),
+# a Discord or voice-note Opus as Opus; container (muxer) by extension
+AV_WRITE = {".m4a": "ipod", ".m4b": "ipod", ".opus": "opus"}
+WRITE_EXTENSIONS = tuple(sorted(set(get_supported_write_formats()) | {".aif", ".bwf"} | set(AV_WRITE)))
 # names that say "an audio file" even where NoiseNil cannot write them (``-o take.m4a`` is a file, not a folder)
 AUDIO_LOOKING = frozenset(READ_EXTENSIONS) | {".alac", ".wma", ".rf64"}
-# an input format NoiseNil cannot write becomes this by default (pedalboard writes Ogg Vorbis, not
-# Opus; Wave64 and CAF hold PCM as WAV does; an M4A or a video's sound goes on to an editor: WAV)
-OUTPUT_SUFFIX = {".opus": ".ogg", ".w64": ".wav", ".caf": ".wav"} | dict.fromkeys(AV_ONLY, ".wav")
+# an input format NoiseNil cannot write becomes this by default (Wave64 and CAF hold PCM as WAV does;
+# raw AAC goes into an M4A; a video's sound goes on to an editor: WAV)
+OUTPUT_SUFFIX = {".w64": ".wav", ".caf": ".wav", ".aac": ".m4a"} | dict.fromkeys(set(AV_ONLY) - {".aac", ".m4a", ".m4b"}, ".wav")
 MP4_LIKE = (".m4a", ".m4b", ".mov", ".mp4")
 AV_SHORT_FRAMES = 2048  # decoding this many samples fewer than announced is a truncated file, not rounding
 AV_DTYPES = {"s16": "int16", "s16p": "int16", "s32": "int32", "s32p": "int32", "flt": "float32", "fltp": "float32", "dbl": "float64", "dblp": "float64", "u8": "int8", "u8p": "int8"}
@@ -47,6 +51,7 @@ SNDFILE_DTYPES = {"PCM_S8": "int8", "PCM_U8": "int8", "PCM_16": "int16", "PCM_24
 PARTIAL_TAG = ".noisenil-partial"
 BIT_DEPTHS = {"int8": 8, "int16": 16, "int24": 24, "int32": 32, "float32": 32, "float64": 32}
 LOSSY = (".mp3", ".ogg")
+LOSSY_WRITE = LOSSY + (".m4a", ".m4b", ".opus")  # outputs with no bit depth (an ALAC M4A has one: SafeWriter's codec says so)
 FORMAT_BIT_DEPTHS = {".flac": (16, 24), ".aiff": (16, 24), ".aif": (16, 24)}  # others: 16, 24 or 32
 
 
@@ -78,7 +83,13 @@ def output_bit_depth(dst: Path, wanted: int, explicit: bool) -> tuple[int, str |
     return depth, f"{wanted}-bit input written as {depth}-bit {kind} (the deepest {kind} holds)"
 
 
-FORMAT_SAMPLE_RATES = {".mp3": (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)}  # others: any rate NoiseNil runs at
+AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
+FORMAT_SAMPLE_RATES = {  # others: any rate NoiseNil runs at
+    ".mp3": (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000),
+    ".m4a": AAC_RATES,
+    ".m4b": AAC_RATES,
+    ".opus": (8000, 12000, 16000, 24000, 48000),
+}
 
 
 def output_sample_rate(dst: Path, wanted: int, explicit: bool) -> tuple[int, str | None]:
@@ -95,8 +106,9 @@ def output_sample_rate(dst: Path, wanted: int, explicit: bool) -> tuple[int, str
 
         raise ParameterError(f"sample rate {wanted} Hz: {kind} holds {', '.join(map(str, allowed))} Hz")
     above = [r for r in allowed if r >= wanted]
-    rate = above[0] if above else (44100 if wanted % 44100 == 0 else 48000)
-    return rate, f"{wanted} Hz input written as {rate} Hz {kind} ({kind} holds at most 48000 Hz)" if not above else f"{wanted} Hz input written as {rate} Hz {kind}"
+    top = max(allowed)
+    rate = above[0] if above else (44100 if wanted % 44100 == 0 and 44100 in allowed else top)
+    return rate, f"{wanted} Hz input written as {rate} Hz {kind} ({kind} holds at most {top} Hz)" if not above else f"{wanted} Hz input written as {rate} Hz {kind}"
 
 
 @dataclass
@@ -469,10 +481,70 @@ def check_free_space(folder: Path, needed_bytes: int) -> None:
         raise AudioFileError(folder, f"not enough disk space (need about {needed_bytes / 1e6:.1f} MB, {free / 1e6:.1f} MB free)")
 
 
+class AvWriter:
+    """pedalboard's writer interface (``write``, ``close``) over FFmpeg (PyAV): AAC or ALAC in an
+    M4A, Opus in Ogg. ``kbps``: the lossy codecs' bit rate. Frame pts count samples, so the MP4
+    muxer writes an edit list for the encoder's priming and a reader gets back exactly what was
+    written, sample for sample."""
+
+    def __init__(self, path: Path, sample_rate: int, channels: int, codec: str, kbps: float | None, bit_depth: int):
+        import av
+
+        self._av = av
+        self._layout = {1: "mono", 2: "stereo"}[channels]
+        self._codec = codec
+        self._container = av.open(str(path), "w", format=AV_WRITE[path.suffix.lower()])
+        try:
+            self._stream = self._container.add_stream({"opus": "libopus"}.get(codec, codec), rate=sample_rate, layout=self._layout)
+            self._format = {"aac": "fltp", "opus": "flt", "alac": "s16p" if bit_depth <= 16 else "s32p"}[codec]
+            self._stream.codec_context.format = self._format  # FFmpeg's ALAC stores s32p as 24 bits
+            if kbps and codec != "alac":
+                self._stream.bit_rate = int(kbps * 1000)
+            self._fifo = av.AudioFifo()
+            self._rate, self._pts = sample_rate, 0
+        except BaseException:
+            self._container.close()
+            raise
+
+    def _frame(self, x: np.ndarray):
+        if self._format == "flt":  # packed: one row of interleaved samples
+            data = np.ascontiguousarray(x.T).reshape(1, -1)
+        elif self._format == "fltp":
+            data = np.ascontiguousarray(x)
+        else:
+            scale = 32767 if self._format == "s16p" else 8388607 * 256  # 24-bit ALAC: the top 24 of 32 bits
+            data = np.ascontiguousarray(np.round(np.clip(x, -1.0, 1.0) * scale).astype(np.int16 if self._format == "s16p" else np.int32))
+        frame = self._av.AudioFrame.from_ndarray(data, format=self._format, layout=self._layout)
+        frame.sample_rate, frame.pts = self._rate, self._pts
+        frame.time_base = fractions.Fraction(1, self._rate)
+        self._pts += x.shape[1]
+        return frame
+
+    def _mux(self, frames) -> None:
+        for frame in frames:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+
+    def write(self, x: np.ndarray) -> None:
+        self._fifo.write(self._frame(x))
+        size = self._stream.codec_context.frame_size or 4096
+        self._mux(self._fifo.read_many(size))
+
+    def close(self) -> None:
+        if self._container is None:
+            return
+        try:
+            rest = self._fifo.read()
+            self._mux(([rest] if rest is not None else []) + [None])
+        finally:
+            container, self._container = self._container, None
+            container.close()
+
+
 class SafeWriter:
     """Writes to a temporary file next to ``dst``; ``commit()`` verifies and renames it into place."""
 
-    def __init__(self, dst: Path, sample_rate: int, channels: int, bit_depth: int = 16, quality=None):
+    def __init__(self, dst: Path, sample_rate: int, channels: int, bit_depth: int = 16, quality=None, codec: str | None = None):
         self.dst = dst
         if dst.suffix.lower() not in WRITE_EXTENSIONS:
             raise AudioFileError(dst, f"cannot write {dst.suffix or '(no extension)'!r} files; choose one of {', '.join(WRITE_EXTENSIONS)}")
@@ -483,15 +555,21 @@ class SafeWriter:
         self.tmp = partial_path(dst)
         self.frames = 0
         self.clipped = 0
-        self._integer = dst.suffix.lower() not in LOSSY and bit_depth < 32 or dst.suffix.lower() == ".flac"
-        kwargs = {} if dst.suffix.lower() in LOSSY else {"bit_depth": bit_depth}
+        suffix = dst.suffix.lower()
+        self._lossy = suffix in LOSSY_WRITE and codec != "alac"
+        self._integer = not self._lossy and bit_depth < 32 or suffix == ".flac" or codec == "alac"
+        kwargs = {} if suffix in LOSSY else {"bit_depth": bit_depth}
         if quality is not None:
             kwargs["quality"] = quality
         try:
-            self._file = AudioFile(str(self.tmp), "w", sample_rate, channels, **kwargs)
-        except (ValueError, RuntimeError, OSError) as exc:
+            if suffix in AV_WRITE:
+                kbps = float(quality.split()[0]) if quality else None
+                self._file = AvWriter(self.tmp, sample_rate, channels, codec or ("opus" if suffix == ".opus" else "aac"), kbps, bit_depth)
+            else:
+                self._file = AudioFile(str(self.tmp), "w", sample_rate, channels, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - pedalboard's ValueError/RuntimeError, FFmpeg's through PyAV: one line either way
             self.tmp.unlink(missing_ok=True)
-            raise AudioFileError(dst, f"cannot create output ({str(exc).splitlines()[0]})") from None
+            raise AudioFileError(dst, f"cannot create output ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
         except BaseException:  # Ctrl-C / SIGTERM right here: leave nothing behind
             self.tmp.unlink(missing_ok=True)
             raise
@@ -546,11 +624,14 @@ class SafeWriter:
             self.abort()
             raise AudioFileError(self.dst, f"write failed ({exc.strerror or exc})") from None
         try:
-            with AudioFile(str(self.tmp)) as f:
-                written = f.frames
-        except (ValueError, RuntimeError, OSError):
+            if self.dst.suffix.lower() in AV_WRITE:
+                written = probe(self.tmp).frames  # its own reader: the edit list's length, the Opus pre-skip left out
+            else:
+                with AudioFile(str(self.tmp)) as f:
+                    written = f.frames
+        except (ValueError, RuntimeError, OSError, AudioFileError):
             written = -1
-        slack = 4096 if self.dst.suffix.lower() in LOSSY else 0
+        slack = 4096 if self._lossy else 0
         if not (self.frames - slack <= written <= self.frames + (slack and 8192)):
             self.abort()
             raise AudioFileError(self.dst, f"output incomplete ({written} of {self.frames} frames written; disk full?)")

@@ -31,6 +31,7 @@ RIFF_CARRIED = (b"bext", b"iXML", b"axml", b"cart", b"LIST", b"cue ")
 RIFF_LIST_KINDS = (b"INFO", b"adtl")
 MAX_CHUNK = 64 << 20  # a chunk this big is not metadata
 ID3_CONTAINERS = (".mp3", ".wav", ".bwf", ".aif", ".aiff")
+MP4_CONTAINERS = (".m4a", ".m4b")
 VORBIS_CONTAINERS = (".flac", ".ogg", ".opus")
 WAV_LIKE = (".wav", ".bwf")
 # RIFF INFO ids <-> the common text keys (mutagen's EasyID3 names, Vorbis comment names in lower case)
@@ -262,6 +263,32 @@ def _write_vorbis(tmp: Path, src_tags, pictures: list, common: dict[str, list[st
     target.save()
 
 
+def _write_mp4(tmp: Path, src_tags, pictures: list, common: dict[str, list[str]]) -> None:
+    """iTunes atoms into an M4A output: every atom of an MP4 source (not its encoder's name, which
+    the output has its own of, nor its loudness), else the common text, track and disc numbers and the cover."""
+    from mutagen.mp4 import MP4, MP4Cover, MP4Tags
+
+    target = MP4(str(tmp))
+    if target.tags is None:
+        target.add_tags()
+    if isinstance(src_tags, MP4Tags):
+        for atom, value in src_tags.items():
+            if atom != "\xa9too" and not _loudness_tag(atom.rsplit(":", 1)[-1]):
+                target.tags[atom] = value
+    else:
+        atoms = {key: atom for atom, key in MP4_KEYS.items() if atom != "\xa9too"}
+        for key, values in common.items():
+            if key in atoms:
+                target.tags[atoms[key]] = values
+            elif key in ("tracknumber", "discnumber"):
+                with contextlib.suppress(ValueError):
+                    number, _, total = values[0].partition("/")
+                    target.tags["trkn" if key == "tracknumber" else "disk"] = [(int(number), int(total or 0))]
+        if pictures:
+            target.tags["covr"] = [MP4Cover(p.data, MP4Cover.FORMAT_PNG if p.mime == "image/png" else MP4Cover.FORMAT_JPEG) for p in pictures]
+    target.save()
+
+
 # --------------------------------------------------------------------------- what a file carries
 def _timecode(samples: int, sample_rate: int) -> str:
     seconds, rest = divmod(samples, sample_rate)
@@ -357,4 +384,6 @@ def _carry(src: Path, tmp: Path, dst: Path, ratio: float) -> list[str]:
         _write_id3(tmp, src_tags, pictures, common)
     elif dst_suffix in VORBIS_CONTAINERS:
         _write_vorbis(tmp, src_tags, pictures, common)
+    elif dst_suffix in MP4_CONTAINERS:
+        _write_mp4(tmp, src_tags, pictures, common)
     return notes

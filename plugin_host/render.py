@@ -94,7 +94,7 @@ class RenderResult:
 
 SILENT_CHANNEL_DB = 40.0  # a channel this far below the loudest (RMS over the file) is a dead input, not a voice
 CHANNEL_NAMES = {2: ("left", "right")}
-MAX_CHANNELS = {".mp3": 2, ".flac": 8}  # what the encoders pedalboard writes with hold; WAV, AIFF and Ogg take more
+MAX_CHANNELS = {".mp3": 2, ".flac": 8, ".m4a": 2, ".m4b": 2, ".opus": 2}  # what the encoders pedalboard writes with hold; WAV, AIFF and Ogg take more
 
 
 def _convert_channels(x: np.ndarray, channels: int | None, live: list[int] | None = None) -> np.ndarray:
@@ -148,7 +148,7 @@ def _copy_with_gain(src: Path, writer: SafeWriter, gain_db: float, effect=None, 
         writer.write(y)
 
 
-def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: float, ceiling: float, bit_depth: int, result, temps: list, finish=None, quality=None) -> None:
+def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: float, ceiling: float, bit_depth: int, result, temps: list, finish=None, quality=None, codec=None) -> None:
     """Gain to the target loudness; if that would push the true peak over the ceiling, limit first.
 
     pedalboard's Limiter (JUCE) adds make-up gain so that its output peaks at 0 dBFS; it is
@@ -158,7 +158,7 @@ def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: fl
     rate, channels = meter.sample_rate, meter.channels
     measured = meter.integrated_lufs()
     if not np.isfinite(measured):  # silence: nothing to normalise
-        with SafeWriter(dst, rate, channels, bit_depth, quality) as final:
+        with SafeWriter(dst, rate, channels, bit_depth, quality, codec) as final:
             _copy_with_gain(pass1, final, 0.0)
             final.commit(finish)
         short = meter.measured_seconds < 0.4  # BS.1770 measures 400 ms blocks
@@ -187,7 +187,7 @@ def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: fl
         measured = meter.integrated_lufs()
         if held:
             result.notes.append(f"loudness {measured + final_gain:.1f} LUFS: held below the {ceiling:g} dBTP ceiling")
-    with SafeWriter(dst, rate, channels, bit_depth, quality) as final:
+    with SafeWriter(dst, rate, channels, bit_depth, quality, codec) as final:
         _copy_with_gain(source, final, final_gain)
         final.commit(finish)
     result.gain_db = gain_db
@@ -218,8 +218,9 @@ def render_file(
     if bit_depth not in (16, 24, 32):
         raise ParameterError(f"bit depth must be 16, 24 or 32, got {bit_depth!r}")
     bit_depth, depth_note = output_bit_depth(dst, bit_depth, explicit=options.bit_depth is not None)
+    codec = "alac" if dst.suffix.lower() in (".m4a", ".m4b") and info.codec == "alac" else None  # an ALAC M4A stays lossless; others get AAC
     kept_kbps = source_kbps(info) if info.lossy and dst.suffix.lower() in LOSSY_OUT and options.bitrate_kbps is None else None
-    quality, bitrate_note = output_quality(dst, rate, channels, kept_kbps, options.bitrate_kbps)
+    quality, bitrate_note = output_quality(dst if codec is None else dst.with_suffix(".alac"), rate, channels, kept_kbps, options.bitrate_kbps)
     _convert_channels(np.zeros((info.channels, 1), np.float32), channels)  # fail early on impossible layouts
     most = MAX_CHANNELS.get(dst.suffix.lower())
     if most and channels > most:
@@ -254,7 +255,7 @@ def render_file(
     def finish(tmp: Path) -> None:  # the input's tags, timecode and markers, into the finished output
         result.notes.extend(carry_metadata(src, tmp, dst, rate / info.sample_rate))
 
-    stage1 = SafeWriter(pass1, rate, channels, 32) if target is not None else SafeWriter(dst, rate, channels, bit_depth, quality)
+    stage1 = SafeWriter(pass1, rate, channels, 32) if target is not None else SafeWriter(dst, rate, channels, bit_depth, quality, codec)
     try:
         pipe = chain.offline_pipeline(rate, channels)
         meter = LoudnessMeter(rate, channels) if target is not None else None
@@ -287,7 +288,7 @@ def render_file(
         else:
             stage1.close()
             temps.append(stage1.tmp)
-            _normalize_loudness(stage1.tmp, dst, meter, float(target), ceiling, bit_depth, result, temps, finish, quality)
+            _normalize_loudness(stage1.tmp, dst, meter, float(target), ceiling, bit_depth, result, temps, finish, quality, codec)
     except BaseException:
         stage1.abort()
         raise

@@ -47,6 +47,14 @@ def test_mp3_rates_round_up_to_one_the_format_offers_and_cap_at_what_the_sample_
     assert output_quality(Path("x.wav"), 48000, 1, 64.0) == (None, None)
 
 
+def test_aac_and_opus_take_any_rate_in_their_range_and_a_speech_default_per_channel():
+    assert output_quality(Path("x.m4a"), 48000, 1, None) == ("64 kbps", None)  # a WAV made into an M4A
+    assert output_quality(Path("x.m4a"), 44100, 2, 69.4) == ("69 kbps", None)  # a phone's M4A keeps its rate
+    assert output_quality(Path("x.opus"), 48000, 2, None) == ("96 kbps", None)
+    assert output_quality(Path("x.opus"), 48000, 1, None, wanted_kbps=4) == ("6 kbps", "Opus holds 6-510 kbps: written at 6 kbps")
+    assert output_quality(Path("x.alac"), 48000, 1, None, wanted_kbps=64) == (None, "bit rate 64 kbps not used: ALAC is lossless")
+
+
 def test_ogg_steps_are_chosen_by_the_nominal_rate_of_the_output_layout():
     mono, stereo = ogg_nominal_kbps(48000, 1), ogg_nominal_kbps(48000, 2)
     assert list(stereo[:10]) == [64, 80, 96, 112, 128, 160, 192, 224, 256, 320]  # the steps are named by stereo rates

@@ -186,7 +186,15 @@ def pause_reduction_db(x, y):
     return 10 * np.log10(np.mean(x[:, pauses] ** 2) / np.mean(y[:, pauses] ** 2))
 
 
-def test_ogg_opus_inputs_are_read_and_written_as_ogg(tmp_path, capsys):
+def decoded(path) -> tuple[np.ndarray, int]:
+    """A file as a render reads it (Opus, M4A: through soundfile or FFmpeg, priming and padding left out)."""
+    from plugin_host.audio_io import probe
+
+    info = probe(path)
+    return np.concatenate(list(read_chunks(info, info.sample_rate * 5)), axis=1), info.sample_rate
+
+
+def test_ogg_opus_inputs_are_read_and_written_as_opus(tmp_path, capsys):
     # Discord recorders and voice notes give Ogg Opus; pedalboard decodes Ogg Vorbis only
     import soundfile as sf
 
@@ -199,11 +207,14 @@ def test_ogg_opus_inputs_are_read_and_written_as_ogg(tmp_path, capsys):
     assert main(["render", str(d), "-o", str(tmp_path / "out")]) == 1
     captured = capsys.readouterr()
     assert f"FAILED {d / 'broken.opus'}: not a valid audio file" in captured.out + captured.err
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["craig.ogg", "note.ogg"]
-    for name, channels in (("craig.ogg", 2), ("note.ogg", 1)):
-        y, rate = read_audio(tmp_path / "out" / name)
-        assert rate == RATE and y.shape == (channels, 2 * RATE)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["craig.opus", "note.ogg"]
+    assert sf.info(str(tmp_path / "out" / "craig.opus")).subtype == "OPUS"  # Opus back (through FFmpeg's libopus)
+    assert sf.info(str(tmp_path / "out" / "note.ogg")).subtype == "VORBIS"  # an .ogg is written as Ogg Vorbis
+    for name, channels in (("craig.opus", 2), ("note.ogg", 1)):
+        y, rate = decoded(tmp_path / "out" / name)
+        assert rate == RATE and y.shape == (channels, 2 * RATE)  # sample for sample: the Opus pre-skip left out
         assert pause_reduction_db(x[:channels], y) > 10.0
+    assert lag(decoded(tmp_path / "out" / "craig.opus")[0][0], x[0]) == 0
 
 
 def test_wave64_and_caf_inputs_are_read_and_written_as_wav_with_their_depth(tmp_path, capsys):
@@ -224,7 +235,8 @@ def test_wave64_and_caf_inputs_are_read_and_written_as_wav_with_their_depth(tmp_
 
 def test_phone_zoom_and_video_recordings_are_read_through_ffmpeg(tmp_path, capsys):
     """M4A (AAC from iPhone voice memos and Zoom, ALAC from Apple's apps), the sound of an MP4
-    video, Opus in WebM: read sample-aligned and whole, written as WAV (24 bits from a lossy codec)."""
+    video, Opus in WebM: read sample-aligned and whole; an M4A written back as M4A (AAC at its bit
+    rate, ALAC lossless), a video's sound as WAV (24 bits from a lossy codec)."""
     pytest.importorskip("av", reason="M4A/MP4 need PyAV (a core dependency)")
     import soundfile as sf
     from conftest import write_av
@@ -246,10 +258,27 @@ def test_phone_zoom_and_video_recordings_are_read_through_ffmpeg(tmp_path, capsy
         snr_db = 10 * np.log10(np.sum(ref**2) / np.sum((y[0] - ref) ** 2))
         assert snr_db > (80.0 if "alac" in name else 14.0), (name, snr_db)  # ALAC is lossless (16 bits); AAC/Opus at their default rates: 16 dB here, 12 dB one sample off
     assert main(["render", str(d), "-o", str(tmp_path / "out"), "-q"]) == 0
-    for name, channels, subtype in (("zoom.wav", 2, "PCM_24"), ("memo_alac.wav", 1, "PCM_16"), ("episode.wav", 2, "PCM_24"), ("call.wav", 1, "PCM_24")):
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["call.wav", "episode.wav", "memo_alac.m4a", "zoom.m4a"]
+    for name, channels, subtype in (("episode.wav", 2, "PCM_24"), ("call.wav", 1, "PCM_24")):
         out = sf.info(str(tmp_path / "out" / name))
         assert (out.format, out.subtype, out.channels, out.frames) == ("WAV", subtype, channels, 2 * RATE), name
         assert pause_reduction_db(x[:channels], read_audio(tmp_path / "out" / name)[0]) > 10.0, name
+    for name, channels, codec in (("zoom.m4a", 2, "aac"), ("memo_alac.m4a", 1, "alac")):
+        info = probe(tmp_path / "out" / name)
+        assert (info.codec, info.channels, info.frames) == (codec, channels, 2 * RATE), name  # priming and padding left out
+        y = decoded(tmp_path / "out" / name)[0]
+        assert pause_reduction_db(x[:channels], y) > 10.0, name
+        assert lag(y[0], x[0]) == 0, name
+    # ALAC is lossless: the M4A holds what a WAV render of the same take holds, to the 16-bit step
+    assert main(["render", str(d / "memo_alac.m4a"), "-o", str(tmp_path / "memo.wav"), "-q"]) == 0
+    assert np.max(np.abs(decoded(tmp_path / "out" / "memo_alac.m4a")[0] - read_audio(tmp_path / "memo.wav")[0])) <= 1.5 / 32768
+    deep = write_av(tmp_path / "deep.m4a", 0.5 * x[:1], codec="alac", sample_format="s32p")  # 24-bit ALAC
+    assert main(["render", str(deep), "-q"]) == 0 and main(["render", str(deep), "-o", str(tmp_path / "deep.wav"), "--bit-depth", "32", "-q"]) == 0
+    assert np.max(np.abs(decoded(tmp_path / "deep_clean.m4a")[0] - read_audio(tmp_path / "deep.wav")[0])) <= 1.5 / 2**23
+    from plugin_host.bitrate import source_kbps
+
+    kept, given = source_kbps(probe(tmp_path / "out" / "zoom.m4a")), source_kbps(probe(d / "zoom.m4a"))
+    assert abs(kept / given - 1) < 0.15, (kept, given)  # AAC at the input's rate (FFmpeg's default here), not another
     (d / "broken.m4a").write_bytes(b"\x00\x00\x00\x18ftypM4A " + os.urandom(2000))
     write_av(d / "silent_film.mp4", None, video=True)  # a video with no sound at all
     capsys.readouterr()
@@ -275,13 +304,13 @@ def test_phone_zoom_and_video_recordings_are_read_through_ffmpeg(tmp_path, capsy
 
 
 def test_an_output_named_as_an_unwritable_audio_format_is_refused_up_front(tmp_path, src, capsys):
-    assert main(["render", str(src), "-o", str(tmp_path / "talk.m4a")]) == 2
+    assert main(["render", str(src), "-o", str(tmp_path / "talk.wma")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"error: -o {tmp_path / 'talk.m4a'}: cannot write .m4a files; choose one of .aif, .aiff, .bwf, .flac, .mp3, .ogg, .wav"
-    assert not (tmp_path / "talk.m4a").exists()  # it was made as a folder before
-    (tmp_path / "old.m4a").mkdir()  # an existing folder of that name is a folder
-    assert main(["render", str(src), "-o", str(tmp_path / "old.m4a"), "-q"]) == 0
-    assert (tmp_path / "old.m4a" / "talk.wav").is_file()
+    assert err == f"error: -o {tmp_path / 'talk.wma'}: cannot write .wma files; choose one of .aif, .aiff, .bwf, .flac, .m4a, .m4b, .mp3, .ogg, .opus, .wav"
+    assert not (tmp_path / "talk.wma").exists()  # it was made as a folder before
+    (tmp_path / "old.wma").mkdir()  # an existing folder of that name is a folder
+    assert main(["render", str(src), "-o", str(tmp_path / "old.wma"), "-q"]) == 0
+    assert (tmp_path / "old.wma" / "talk.wav").is_file()
 
 
 @pytest.mark.parametrize("rate", [44100, 48000])
@@ -631,7 +660,7 @@ def test_models_names_each_broken_manifest_and_why(tmp_path, capsys, monkeypatch
         (["a.wav", "b.wav"], "exists.wav", "is a file; 2 input files need an output folder"),
         (["a.wav", "b.wav"], "new.wav", "names an audio file, but 2 input files need an output folder"),
         (["one"], "one.flac", "names an audio file, but a folder or pattern input needs an output folder"),
-        (["a.wav"], "notes.md", "is a file NoiseNil cannot write (.md); name a .aif, .aiff, .bwf, .flac, .mp3, .ogg, .wav file or a folder"),
+        (["a.wav"], "notes.md", "is a file NoiseNil cannot write (.md); name a .aif, .aiff, .bwf, .flac, .m4a, .m4b, .mp3, .ogg, .opus, .wav file or a folder"),
     ],
 )
 def test_an_output_that_cannot_be_the_folder_it_must_be_is_refused_up_front(tmp_path, capsys, monkeypatch, inputs, out, message):
@@ -751,3 +780,29 @@ def test_a_rate_mp3_cannot_hold_becomes_the_nearest_it_can_and_an_asked_one_is_r
     assert main(["render", str(hi), "-o", str(tmp_path / "asked.flac"), "--bit-depth", "32", "-q"]) == 2  # -o's format, as --format's
     assert "error: bit depth 32: FLAC holds 16 or 24 bits" in capsys.readouterr().err
     assert not list(tmp_path.glob("asked*"))
+
+
+@pytest.mark.parametrize("name", ["zoom.m4a", "discord.opus"])
+def test_an_m4a_or_opus_keeps_its_length_and_timing_generation_after_generation(tmp_path, name):
+    """The M4A and Opus files NoiseNil writes record their priming (an MP4 edit list, Opus's
+    pre-skip), so a cleaned file is not late against its original, however often it is cleaned."""
+    pytest.importorskip("av", reason="M4A and Opus outputs need PyAV (a core dependency)")
+    import soundfile as sf
+    from conftest import write_av
+    from plugin_host.audio_io import probe
+
+    x = noisy_signal(2.0)
+    src = tmp_path / name
+    if name.endswith(".opus"):
+        sf.write(str(src), x.T, RATE, format="OGG", subtype="OPUS")
+    else:
+        write_av(src, x)
+    first = probe(src).frames
+    current = src
+    for generation in range(3):
+        out = tmp_path / f"gen{generation}{src.suffix}"
+        assert main(["render", str(current), "-o", str(out), "--model", "wiener", "-q"]) == 0
+        y, rate = decoded(out)
+        assert rate == RATE and y.shape[1] == first, generation
+        assert lag(y[0], x[0]) == 0, generation
+        current = out

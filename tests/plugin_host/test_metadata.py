@@ -210,13 +210,16 @@ def test_flac_comments_and_picture_are_kept_and_replaygain_is_dropped(tmp_path):
     assert [(a.type, a.mime, a.data) for a in tags.getall("APIC")] == [(3, "image/jpeg", b"\xff\xd8jpeg")]
 
 
-def test_opus_tags_go_into_the_ogg_vorbis_output(tmp_path):
+def test_opus_tags_go_into_the_opus_and_ogg_vorbis_outputs(tmp_path):
     src = tmp_path / "call.opus"
     sf.write(str(src), noisy().T, RATE, format="OGG", subtype="OPUS")
     m = mutagen.File(src)
     m["title"], m["r128_track_gain"] = "Discord call", "-512"
     m.save()
     assert main(["render", str(src), "-q"]) == 0
+    out = mutagen.File(tmp_path / "call_clean.opus")
+    assert type(out).__name__ == "OggOpus" and out["title"] == ["Discord call"] and "r128_track_gain" not in out
+    assert main(["render", str(src), "--format", "ogg", "-q"]) == 0
     out = mutagen.File(tmp_path / "call_clean.ogg")
     assert type(out).__name__ == "OggVorbis" and out["title"] == ["Discord call"] and "r128_track_gain" not in out
 
@@ -236,7 +239,7 @@ def test_untagged_inputs_get_no_tags_and_broken_tags_never_fail_a_render(tmp_pat
     assert carry(src, tmp_path / "plain_clean.mp3", tmp_path / "x.mp3") == [f"tags not carried (FileNotFoundError: [Errno 2] No such file or directory: '{src}')"]
 
 
-def test_a_zoom_or_phone_m4as_tags_and_cover_go_into_its_wav_and_flac(tmp_path):
+def test_a_zoom_or_phone_m4as_tags_and_cover_go_into_its_m4a_wav_and_flac(tmp_path):
     pytest.importorskip("av", reason="M4A needs PyAV (a core dependency)")
     from conftest import write_av
     from mutagen.mp4 import MP4, MP4Cover
@@ -245,8 +248,13 @@ def test_a_zoom_or_phone_m4as_tags_and_cover_go_into_its_wav_and_flac(tmp_path):
     m = MP4(src)
     m["\xa9nam"], m["\xa9ART"], m["trkn"] = ["Guest interview"], ["Sam Guest"], [(3, 10)]
     m["covr"] = [MP4Cover(b"\x89PNG m4a cover", imageformat=MP4Cover.FORMAT_PNG)]
+    m["----:com.apple.iTunes:iTunNORM"] = [b" 00000A00 00000A00"]  # Apple's loudness: it measured the input
     m.save()
     assert main(["render", str(src), "-q"]) == 0
+    back = MP4(tmp_path / "memo_clean.m4a")  # M4A to M4A: every atom but the loudness
+    assert back["\xa9nam"] == ["Guest interview"] and back["trkn"] == [(3, 10)] and bytes(back["covr"][0]) == b"\x89PNG m4a cover"
+    assert "----:com.apple.iTunes:iTunNORM" not in back
+    assert main(["render", str(src), "--format", "wav", "-q"]) == 0
     out = tmp_path / "memo_clean.wav"
     assert b"INAM\x10\x00\x00\x00Guest interview\x00" in payload(riff(out), b"LIST", b"INFO")
     tags = mutagen.File(out).tags
@@ -266,3 +274,15 @@ def test_info_says_what_a_file_carries(tmp_path, capsys):
     assert lines[1] == "  tags: title 'Interview take 3', artist 'Jane Host', timecode 01:00:00.000 (bext), iXML, 2 markers"
     assert lines[3] == "  tags: title 'Episode 12: Noise', artist 'Jane Host', album 'The Show', 3 other tags, cover, 2 chapters"
     assert len(lines) == 5 and lines[4].startswith(f"{plain}: FLAC")  # nothing to say: no line
+
+
+def test_an_mp3s_tags_and_cover_go_into_an_m4a_made_for_publishing(tmp_path):
+    from mutagen.mp4 import MP4
+
+    mp3 = tmp_path / "ep12.mp3"
+    tagged_mp3(mp3)
+    assert main(["render", str(mp3), "-o", str(tmp_path / "ep12.m4a"), "-q"]) == 0
+    m = MP4(tmp_path / "ep12.m4a")
+    assert m["\xa9nam"] == ["Episode 12: Noise"] and m["\xa9alb"] == ["The Show"] and m["\xa9cmt"] == ["show notes"]
+    assert m["trkn"] == [(12, 0)] and bytes(m["covr"][0]) == b"\x89PNG cover bytes"
+    assert m.info.codec.startswith("mp4a")  # AAC
