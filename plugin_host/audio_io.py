@@ -555,6 +555,7 @@ class SafeWriter:
         self.tmp = partial_path(dst)
         self.frames = 0
         self.clipped = 0
+        self._closed = False
         suffix = dst.suffix.lower()
         self._lossy = suffix in LOSSY_WRITE and codec != "alac"
         self._integer = not self._lossy and bit_depth < 32 or suffix == ".flac" or codec == "alac"
@@ -596,21 +597,21 @@ class SafeWriter:
         self.frames += chunk.shape[1]
 
     def close(self) -> None:
-        """Finish the temporary file without moving it into place (for intermediate passes)."""
+        """Finish the temporary file without moving it into place (for intermediate passes, or to
+        check it before ``commit``)."""
+        if self._closed:
+            return
         try:
             self._file.close()
         except (ValueError, RuntimeError, OSError) as exc:
             self.abort()
             raise AudioFileError(self.dst, f"write failed, disk full? ({str(exc).splitlines()[0]})") from None
+        self._closed = True
 
     def commit(self, finish: Callable[[Path], None] | None = None) -> Path:
         """Close, verify and rename into place; ``finish(tmp)`` runs on the closed temporary file
         before it is synced and verified (render uses it to copy the input's tags)."""
-        try:
-            self._file.close()
-        except OSError as exc:
-            self.abort()
-            raise AudioFileError(self.dst, f"write failed ({exc.strerror or exc})") from None
+        self.close()
         if finish is not None:  # before the fsync: what it writes is made durable with the audio
             try:
                 finish(self.tmp)

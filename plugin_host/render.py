@@ -148,8 +148,11 @@ def _copy_with_gain(src: Path, writer: SafeWriter, gain_db: float, effect=None, 
         writer.write(y)
 
 
-def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: float, ceiling: float, bit_depth: int, result, temps: list, finish=None, quality=None, codec=None) -> None:
+def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: float, ceiling: float, bit_depth: int, result, temps: list, finish=None, quality=None, codec=None, check=None) -> float:
     """Gain to the target loudness; if that would push the true peak over the ceiling, limit first.
+    With ``check`` (a lossy output), ``check(tmp)`` gives the encoded file's decoded overshoot of the
+    true-peak ceiling and whether to keep it anyway; over it and not kept, nothing is written. Returns
+    the overshoot (dB).
 
     pedalboard's Limiter (JUCE) adds make-up gain so that its output peaks at 0 dBFS; it is
     driven at ``ceiling - LIMITER_HEADROOM_DB`` and scaled back by that amount, then a final
@@ -163,7 +166,7 @@ def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: fl
             final.commit(finish)
         short = meter.measured_seconds < 0.4  # BS.1770 measures 400 ms blocks
         result.notes.append("shorter than 0.4 s, too short to measure: loudness left unchanged" if short else "silent output: loudness left unchanged")
-        return
+        return 0.0
     gain_db, over = normalization_gain_db(measured, target, meter.true_peak_dbtp, ceiling)
     source, final_gain = pass1, gain_db
     if over:
@@ -189,10 +192,49 @@ def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: fl
             result.notes.append(f"loudness {measured + final_gain:.1f} LUFS: held below the {ceiling:g} dBTP ceiling")
     with SafeWriter(dst, rate, channels, bit_depth, quality, codec) as final:
         _copy_with_gain(source, final, final_gain)
+        overshoot = 0.0
+        if check is not None:  # a lossy codec can push peaks up by a few dB: look before it is committed
+            final.close()
+            overshoot, keep = check(final.tmp)
+            if overshoot > 0.05 and not keep:
+                final.abort()
+                return overshoot
         final.commit(finish)
     result.gain_db = gain_db
     result.loudness_lufs = measured + final_gain
     result.clipped_samples = final.clipped
+    return overshoot
+
+
+def _normalize_with_codec_headroom(pass1, dst, meter, target, ceiling, bit_depth, result, temps, finish, quality, codec) -> None:
+    """``_normalize_loudness``; for a lossy output whose decoded true peak the encoder pushed over
+    the ceiling (AAC at 70 kbps: +1.7 dB on a podcast here), again with the limiter that much lower,
+    so the loudness target is still met and the file as players decode it stays under the ceiling."""
+    lossy = dst.suffix.lower() in LOSSY_OUT and codec != "alac"
+    notes, effective, attempts = list(result.notes), ceiling, 4
+    for attempt in range(attempts):
+        result.notes = list(notes)
+        last = attempt == attempts - 1
+        check = (lambda tmp, last=last: (_decoded_true_peak(tmp) - ceiling, last)) if lossy else None
+        overshoot = _normalize_loudness(pass1, dst, meter, target, effective, bit_depth, result, temps, finish, quality, codec, check)
+        if overshoot <= 0.05:
+            break
+        if not last:
+            effective = round(effective - overshoot - 0.2, 1)
+    kind = dst.suffix.lstrip(".").upper()
+    if overshoot > 0.05:
+        result.notes.append(f"decoded true peak {ceiling + overshoot:.1f} dBTP, over the {ceiling:g} dBTP ceiling: {kind} at this bit rate overshoots peaks; a higher --bitrate-kbps or a lower --true-peak-dbtp helps")
+    elif effective < ceiling:
+        result.notes.append(f"{kind} encoding overshoots peaks: limited to {effective:.1f} dBTP before encoding, so the decoded file stays under {ceiling:g} dBTP")
+
+
+def _decoded_true_peak(path: Path) -> float:
+    """The true peak of a file as a player decodes it, dBTP."""
+    info = probe(path)
+    meter = LoudnessMeter(info.sample_rate, info.channels)
+    for chunk in read_chunks(info, int(CHUNK_SECONDS * info.sample_rate)):
+        meter.add(chunk)
+    return meter.true_peak_dbtp
 
 
 def render_file(
@@ -288,7 +330,7 @@ def render_file(
         else:
             stage1.close()
             temps.append(stage1.tmp)
-            _normalize_loudness(stage1.tmp, dst, meter, float(target), ceiling, bit_depth, result, temps, finish, quality, codec)
+            _normalize_with_codec_headroom(stage1.tmp, dst, meter, float(target), ceiling, bit_depth, result, temps, finish, quality, codec)
     except BaseException:
         stage1.abort()
         raise

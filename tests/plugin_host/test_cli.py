@@ -806,3 +806,22 @@ def test_an_m4a_or_opus_keeps_its_length_and_timing_generation_after_generation(
         assert rate == RATE and y.shape[1] == first, generation
         assert lag(y[0], x[0]) == 0, generation
         current = out
+
+
+def test_a_loudness_target_holds_its_true_peak_ceiling_in_the_decoded_lossy_file(tmp_path, capsys, noisy_example):
+    # low-rate AAC pushes peaks up by a dB or two: the file as players decode it must stay under the ceiling
+    pytest.importorskip("av", reason="M4A outputs need PyAV (a core dependency)")
+    src = write_audio(tmp_path / "take.wav", noisy_example[..., : 4 * RATE])  # espeak-ng speech in hum and hiss
+    for name, extra in (("ep.m4a", ["--bitrate-kbps", "96"]), ("ep.mp3", ["--bitrate-kbps", "64"]), ("ep.opus", []), ("low.m4a", ["--bitrate-kbps", "32"])):
+        assert main(["render", str(src), "-o", str(tmp_path / name), "--loudness-lufs", "-16", "--true-peak-dbtp", "-1", "-q", *extra]) == 0
+        y, rate = decoded(tmp_path / name)
+        meter = LoudnessMeter(rate, 1)
+        meter.add(y)
+        err = capsys.readouterr().err
+        if name == "low.m4a" and "over the -1 dBTP ceiling" in err:  # 32 kbps AAC may overshoot whatever the limiter does: then it says so
+            assert f"decoded true peak {meter.true_peak_dbtp:.1f} dBTP, over the -1 dBTP ceiling: M4A at this bit rate overshoots peaks" in err
+            continue
+        assert meter.true_peak_dbtp <= -0.95, (name, meter.true_peak_dbtp)
+        assert abs(meter.integrated_lufs() + 16) < 0.6, (name, meter.integrated_lufs())
+        if name == "ep.m4a":  # decoded at -1 dBTP it went over (+0.3 here): the limiter went lower
+            assert "M4A encoding overshoots peaks: limited to -" in err
