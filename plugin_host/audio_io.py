@@ -493,7 +493,8 @@ class AvWriter:
         self._av = av
         self._layout = {1: "mono", 2: "stereo"}[channels]
         self._codec = codec
-        self._container = av.open(str(path), "w", format=AV_WRITE[path.suffix.lower()])
+        mp4 = AV_WRITE[path.suffix.lower()] == "ipod"  # the edit list counts in the movie's timescale: samples, not FFmpeg's milliseconds
+        self._container = av.open(str(path), "w", format=AV_WRITE[path.suffix.lower()], options={"movie_timescale": str(sample_rate)} if mp4 else {})
         try:
             self._stream = self._container.add_stream({"opus": "libopus"}.get(codec, codec), rate=sample_rate, layout=self._layout)
             self._format = {"aac": "fltp", "opus": "flt", "alac": "s16p" if bit_depth <= 16 else "s32p"}[codec]

@@ -806,6 +806,9 @@ def test_an_m4a_or_opus_keeps_its_length_and_timing_generation_after_generation(
         assert rate == RATE and y.shape[1] == first, generation
         assert lag(y[0], x[0]) == 0, generation
         current = out
+    odd = write_audio(tmp_path / "odd.wav", noisy_signal(1.0)[:, :44101], 44100)  # not a whole number of codec frames or milliseconds
+    assert main(["render", str(odd), "-o", str(tmp_path / f"odd{src.suffix}"), "--model", "wiener", "-q"]) == 0
+    assert decoded(tmp_path / f"odd{src.suffix}")[0].shape[1] == (44101 if name.endswith(".m4a") else round(44101 * 48000 / 44100))  # Opus runs at 48 kHz
 
 
 def test_a_loudness_target_holds_its_true_peak_ceiling_in_the_decoded_lossy_file(tmp_path, capsys, noisy_example):
