@@ -307,7 +307,8 @@ def _probe_sndfile(p: Path, opus_only: bool = False) -> InputInfo | None:
         return None
     if opus_only and (i.format != "OGG" or i.subtype != "OPUS"):
         return None
-    return InputInfo(p, int(i.samplerate), int(i.channels), int(i.frames), SNDFILE_DTYPES.get(i.subtype, "float32"), reader="soundfile")
+    codec = "opus" if i.subtype == "OPUS" else ""  # an Opus .ogg (Craig, Discord) is written back as Opus, not Vorbis
+    return InputInfo(p, int(i.samplerate), int(i.channels), int(i.frames), SNDFILE_DTYPES.get(i.subtype, "float32"), reader="soundfile", codec=codec)
 
 
 _DECODED_FRAMES: dict[tuple, int] = {}  # (path, size, mtime) -> samples, for files whose length is found by decoding
@@ -493,8 +494,9 @@ class AvWriter:
         self._av = av
         self._layout = {1: "mono", 2: "stereo"}[channels]
         self._codec = codec
-        mp4 = AV_WRITE[path.suffix.lower()] == "ipod"  # the edit list counts in the movie's timescale: samples, not FFmpeg's milliseconds
-        self._container = av.open(str(path), "w", format=AV_WRITE[path.suffix.lower()], options={"movie_timescale": str(sample_rate)} if mp4 else {})
+        muxer = AV_WRITE.get(path.suffix.lower(), "ogg")  # Opus into an .ogg: the Ogg muxer
+        mp4 = muxer == "ipod"  # the edit list counts in the movie's timescale: samples, not FFmpeg's milliseconds
+        self._container = av.open(str(path), "w", format=muxer, options={"movie_timescale": str(sample_rate)} if mp4 else {})
         try:
             self._stream = self._container.add_stream({"opus": "libopus"}.get(codec, codec), rate=sample_rate, layout=self._layout)
             self._format = {"aac": "fltp", "opus": "flt", "alac": "s16p" if bit_depth <= 16 else "s32p"}[codec]
@@ -559,12 +561,13 @@ class SafeWriter:
         self._closed = False
         suffix = dst.suffix.lower()
         self._lossy = suffix in LOSSY_WRITE and codec != "alac"
+        self._av = suffix in AV_WRITE or codec == "opus"  # FFmpeg writes it (Opus into an .ogg too)
         self._integer = not self._lossy and bit_depth < 32 or suffix == ".flac" or codec == "alac"
         kwargs = {} if suffix in LOSSY else {"bit_depth": bit_depth}
         if quality is not None:
             kwargs["quality"] = quality
         try:
-            if suffix in AV_WRITE:
+            if suffix in AV_WRITE or codec == "opus":
                 kbps = float(quality.split()[0]) if quality else None
                 self._file = AvWriter(self.tmp, sample_rate, channels, codec or ("opus" if suffix == ".opus" else "aac"), kbps, bit_depth)
             else:
@@ -626,7 +629,7 @@ class SafeWriter:
             self.abort()
             raise AudioFileError(self.dst, f"write failed ({exc.strerror or exc})") from None
         try:
-            if self.dst.suffix.lower() in AV_WRITE:
+            if self._av:
                 written = probe(self.tmp).frames  # its own reader: the edit list's length, the Opus pre-skip left out
             else:
                 with AudioFile(str(self.tmp)) as f:

@@ -373,7 +373,7 @@ def cmd_info(args) -> int:
             dead = silent_channels(10 * np.log10(power / info.frames + 1e-20))
             silent = f" ({channel_names(dead, info.channels).removeprefix('the ')} silent)" if dead else ""
             print(
-                f"{info.path}: {info.path.suffix.lstrip('.').upper()} {(info.codec.upper() + ' ') if info.codec else ''}{info.file_dtype}, {info.sample_rate} Hz, "
+                f"{info.path}: {info.path.suffix.lstrip('.').upper()} {(info.codec.upper() + ' ') if info.codec and info.codec != info.path.suffix.lower().lstrip('.') else ''}{info.file_dtype}, {info.sample_rate} Hz, "
                 f"{info.channels} ch{silent}, {f'{kbps:.0f} kbps, ' if kbps else ''}{_fmt_time(info.seconds)} ({info.seconds:.2f} s), "
                 f"loudness {lufs:.1f} LUFS, peak {meter.sample_peak_dbfs:.1f} dBFS, true peak {meter.true_peak_dbtp:.1f} dBTP"
             )

@@ -254,15 +254,20 @@ def render_file(
     info = probe(src)
     if dst.exists() and dst.resolve() == src.resolve():
         raise AudioFileError(dst, "refusing to write onto the input file")
-    rate, rate_change_note = output_sample_rate(dst, int(options.sample_rate or info.sample_rate), explicit=options.sample_rate is not None)
+    opus_ogg = dst.suffix.lower() == ".ogg" and info.codec == "opus"  # written as Opus: Opus's rates
+    rate, rate_change_note = output_sample_rate(dst.with_suffix(".opus") if opus_ogg else dst, int(options.sample_rate or info.sample_rate), explicit=options.sample_rate is not None)
     channels = int(options.channels or info.channels)
     bit_depth = int(options.bit_depth or max(16, info.bit_depth))  # an 8-bit input is kept as 16
     if bit_depth not in (16, 24, 32):
         raise ParameterError(f"bit depth must be 16, 24 or 32, got {bit_depth!r}")
     bit_depth, depth_note = output_bit_depth(dst, bit_depth, explicit=options.bit_depth is not None)
-    codec = "alac" if dst.suffix.lower() in (".m4a", ".m4b") and info.codec == "alac" else None  # an ALAC M4A stays lossless; others get AAC
+    codec = None  # the format's own: AAC in an M4A, Vorbis in an .ogg
+    if dst.suffix.lower() in (".m4a", ".m4b") and info.codec == "alac":
+        codec = "alac"  # an ALAC M4A stays lossless
+    elif dst.suffix.lower() == ".ogg" and info.codec == "opus":
+        codec = "opus"  # a Craig or Discord Opus .ogg stays Opus
     kept_kbps = source_kbps(info) if info.lossy and dst.suffix.lower() in LOSSY_OUT and options.bitrate_kbps is None else None
-    quality, bitrate_note = output_quality(dst if codec is None else dst.with_suffix(".alac"), rate, channels, kept_kbps, options.bitrate_kbps)
+    quality, bitrate_note = output_quality(dst if codec is None else dst.with_suffix("." + codec), rate, channels, kept_kbps, options.bitrate_kbps)
     _convert_channels(np.zeros((info.channels, 1), np.float32), channels)  # fail early on impossible layouts
     most = MAX_CHANNELS.get(dst.suffix.lower())
     if most and channels > most:

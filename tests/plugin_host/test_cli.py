@@ -209,7 +209,7 @@ def test_ogg_opus_inputs_are_read_and_written_as_opus(tmp_path, capsys):
     assert f"FAILED {d / 'broken.opus'}: not a valid audio file" in captured.out + captured.err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["craig.opus", "note.ogg"]
     assert sf.info(str(tmp_path / "out" / "craig.opus")).subtype == "OPUS"  # Opus back (through FFmpeg's libopus)
-    assert sf.info(str(tmp_path / "out" / "note.ogg")).subtype == "VORBIS"  # an .ogg is written as Ogg Vorbis
+    assert sf.info(str(tmp_path / "out" / "note.ogg")).subtype == "OPUS"  # Opus in an .ogg (Craig) stays Opus in an .ogg
     for name, channels in (("craig.opus", 2), ("note.ogg", 1)):
         y, rate = decoded(tmp_path / "out" / name)
         assert rate == RATE and y.shape == (channels, 2 * RATE)  # sample for sample: the Opus pre-skip left out
