@@ -597,7 +597,7 @@ class SafeWriter:
         try:
             self._file.write(np.ascontiguousarray(chunk, dtype=np.float32))
         except (ValueError, RuntimeError, OSError) as exc:
-            raise AudioFileError(self.dst, f"write failed, disk full? ({str(exc).splitlines()[0]})") from None
+            raise AudioFileError(self.dst, f"write failed, disk full? ({getattr(exc, 'strerror', None) or str(exc).splitlines()[0]})") from None
         self.frames += chunk.shape[1]
 
     def close(self) -> None:
@@ -609,7 +609,7 @@ class SafeWriter:
             self._file.close()
         except (ValueError, RuntimeError, OSError) as exc:
             self.abort()
-            raise AudioFileError(self.dst, f"write failed, disk full? ({str(exc).splitlines()[0]})") from None
+            raise AudioFileError(self.dst, f"write failed, disk full? ({getattr(exc, 'strerror', None) or str(exc).splitlines()[0]})") from None
         self._closed = True
 
     def commit(self, finish: Callable[[Path], None] | None = None) -> Path:

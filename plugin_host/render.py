@@ -228,6 +228,18 @@ def _normalize_with_codec_headroom(pass1, dst, meter, target, ceiling, bit_depth
         result.notes.append(f"{kind} encoding overshoots peaks: limited to {effective:.1f} dBTP before encoding, so the decoded file stays under {ceiling:g} dBTP")
 
 
+def _bytes_needed(dst: Path, frames: int, rate: int, channels: int, bit_depth: int, quality: str | None, codec: str | None, loudness: bool) -> int:
+    """Disk a render takes at its peak: the output (a lossy one by its bit rate, PCM by its depth;
+    FLAC and ALAC counted as PCM) and, normalising loudness, the 32-bit float passes beside it
+    (the first and the limiter's exist at once)."""
+    if dst.suffix.lower() in LOSSY_OUT and codec != "alac":
+        kbps = float(quality.split()[0]) if quality else 500.0  # no rate set: the encoder's best, at most 500 kbps
+        out = int(frames / rate * kbps * 125 * 1.1) + (1 << 16)
+    else:
+        out = frames * channels * (bit_depth // 8)
+    return out + (2 * frames * channels * 4 if loudness else 0)
+
+
 def _decoded_true_peak(path: Path) -> float:
     """The true peak of a file as a player decodes it, dBTP."""
     info = probe(path)
@@ -290,7 +302,7 @@ def render_file(
         auto_note = f"auto: {heard} -> {options.model}, attenuation limit {options.attenuation_limit_db:g} dB"
     chain, target, ceiling = options.build()
     frames_out = int(round(info.frames * rate / info.sample_rate))
-    check_free_space(dst.parent if dst.parent.exists() else Path("."), frames_out * channels * (bit_depth // 8) * (2 if target is not None else 1))
+    check_free_space(dst.parent if dst.parent.exists() else Path("."), _bytes_needed(dst, frames_out, rate, channels, bit_depth, quality, codec, target is not None))
 
     result = RenderResult(src, dst, info.seconds, 0.0)
     result.notes += [note for note in (auto_note, rate_change_note, depth_note, bitrate_note, channel_note) if note]

@@ -828,3 +828,32 @@ def test_a_loudness_target_holds_its_true_peak_ceiling_in_the_decoded_lossy_file
         assert abs(meter.integrated_lufs() + 16) < 0.6, (name, meter.integrated_lufs())
         if name == "ep.m4a":  # decoded at -1 dBTP it went over (+0.3 here): the limiter went lower
             assert "M4A encoding overshoots peaks: limited to -" in err
+
+
+def test_the_free_space_check_counts_a_lossy_output_by_its_bit_rate(tmp_path, monkeypatch, capsys):
+    # 60 s of mono: 5.8 MB as 16-bit WAV, 0.5 MB as a 64 kbps MP3; with 3 MB free the MP3 fits
+    import collections
+    import shutil
+
+    take = write_audio(tmp_path / "take.wav", np.tile(noisy_signal(2.0), (1, 30)))
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 3_000_000, 3_000_000))
+    assert main(["render", str(take), "-o", str(tmp_path / "take.mp3"), "--bitrate-kbps", "64", "--model", "wiener", "-q"]) == 0
+    assert main(["render", str(take), "-o", str(tmp_path / "take.m4a"), "--model", "wiener", "-q"]) == 0  # AAC at 64 kbps
+    assert main(["render", str(take), "-o", str(tmp_path / "take_clean.wav"), "--model", "wiener", "-q"]) == 1
+    assert f"FAILED {tmp_path}: not enough disk space (need about 5.8 MB, 3.0 MB free)" in capsys.readouterr().err
+
+
+def test_a_full_disk_while_writing_an_m4a_or_opus_is_one_line_and_leaves_nothing(tmp_path, src):
+    out = tmp_path / "o"
+    out.mkdir()
+
+    def small_disk():  # writes past 20 kB fail as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    for name in ("talk.m4a", "talk.opus"):
+        r = run_cli("render", src, "-o", out / name, "--bitrate-kbps", "256", "-q", preexec_fn=small_disk)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert f"FAILED {out / name}: write failed, disk full? (File too large)" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert list(out.iterdir()) == []
