@@ -17,7 +17,7 @@ DEFAULT_ATTENUATION_LIMIT_DB = MAX_ATTENUATION_DB
 DEFAULT_LOUDNESS_LUFS = -16.0
 LOUDNESS_CHOICES_LUFS = (-40.0, -6.0)  # the app's loudness targets
 BLOCK_CHOICES = (0, 64, 128, 256, 480, 512, 1024, 2048)  # live block sizes; 0 = 10 ms
-BITRATE_CHOICES_KBPS = (0, 64, 96, 128, 192, 256, 320)  # an MP3/Ogg export's bit rate; 0 = the input's (the format's best for a lossless one)
+BITRATE_CHOICES_KBPS = (0, 64, 96, 128, 192, 256, 320)  # a lossy export's bit rate (MP3, M4A, Opus, Ogg); 0 = the input's
 RATE_CHOICES = (0, 16000, 44100, 48000, 96000)  # live sample rates; 0 = the device's own
 SAFETY_RANGE_MS = (0.0, 1000.0)
 
@@ -59,7 +59,7 @@ class Settings:
     preset: str = ""  # "" = no preset, the model alone
     loudness_enabled: bool = False
     loudness_lufs: float = DEFAULT_LOUDNESS_LUFS
-    bitrate_kbps: int = 0  # MP3/Ogg exports; 0 = as the input
+    bitrate_kbps: int = 0  # lossy exports (MP3, M4A, Opus, Ogg); 0 = as the input
     last_open_dir: str = ""
     last_export_dir: str = ""
     # the Live page

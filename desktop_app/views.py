@@ -180,10 +180,10 @@ class ControlsPanel(QGroupBox):
         for kbps in BITRATE_CHOICES_KBPS:
             self.bitrate.addItem(f"{kbps} kbps" if kbps else "As the input", kbps)
         self.bitrate.setToolTip(
-            "The bit rate of an MP3 or Ogg export. 'As the input' keeps an MP3, Ogg or Opus recording's own rate; "
-            "a WAV or FLAC recording exported as MP3 gets the format's best, 320 kbps. Lossless exports are not affected."
+            "The bit rate of an MP3, M4A (AAC), Opus or Ogg export. 'As the input' keeps a lossy recording's own rate; "
+            "a WAV or FLAC recording exported as MP3 gets 320 kbps, as M4A or Opus 64 or 48 kbps per channel. Lossless exports are not affected."
         )
-        form.addRow("MP3/Ogg bit rate", self.bitrate)
+        form.addRow("Lossy bit rate", self.bitrate)
         self.apply(settings)
         self.model.currentIndexChanged.connect(self._changed)
         self.strength.valueChanged.connect(self._changed)
