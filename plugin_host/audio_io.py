@@ -37,13 +37,14 @@ READ_EXTENSIONS = tuple(sorted(set(get_supported_read_formats()) | set(SNDFILE_O
 # .bwf (a RIFF WAV) by the same encoders; without them a folder of .aif takes failed file by file
 # written through FFmpeg (PyAV): a phone's or Zoom's M4A comes back as M4A (AAC, or ALAC from ALAC),
 # a Discord or voice-note Opus as Opus; container (muxer) by extension
-AV_WRITE = {".m4a": "ipod", ".m4b": "ipod", ".opus": "opus"}
+AV_WRITE = {".m4a": "ipod", ".m4b": "ipod", ".opus": "opus", ".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
+VIDEO_OUT = (".mkv", ".mov", ".mp4", ".webm")  # a video's picture is copied into its cleaned file as it is (no re-encoding)
 WRITE_EXTENSIONS = tuple(sorted(set(get_supported_write_formats()) | {".aif", ".bwf"} | set(AV_WRITE)))
 # names that say "an audio file" even where NoiseNil cannot write them (``-o take.m4a`` is a file, not a folder)
 AUDIO_LOOKING = frozenset(READ_EXTENSIONS) | {".alac", ".wma", ".rf64"}
 # an input format NoiseNil cannot write becomes this by default (Wave64 and CAF hold PCM as WAV does;
-# raw AAC goes into an M4A; a video's sound goes on to an editor: WAV)
-OUTPUT_SUFFIX = {".w64": ".wav", ".caf": ".wav", ".aac": ".m4a"} | dict.fromkeys(set(AV_ONLY) - {".aac", ".m4a", ".m4b"}, ".wav")
+# raw AAC goes into an M4A, Matroska audio into a WAV)
+OUTPUT_SUFFIX = {".w64": ".wav", ".caf": ".wav", ".aac": ".m4a", ".mka": ".wav"}
 MP4_LIKE = (".m4a", ".m4b", ".mov", ".mp4")
 AV_SHORT_FRAMES = 2048  # decoding this many samples fewer than announced is a truncated file, not rounding
 AV_DTYPES = {"s16": "int16", "s16p": "int16", "s32": "int32", "s32p": "int32", "flt": "float32", "fltp": "float32", "dbl": "float64", "dblp": "float64", "u8": "int8", "u8p": "int8"}
@@ -51,7 +52,7 @@ SNDFILE_DTYPES = {"PCM_S8": "int8", "PCM_U8": "int8", "PCM_16": "int16", "PCM_24
 PARTIAL_TAG = ".noisenil-partial"
 BIT_DEPTHS = {"int8": 8, "int16": 16, "int24": 24, "int32": 32, "float32": 32, "float64": 32}
 LOSSY = (".mp3", ".ogg")
-LOSSY_WRITE = LOSSY + (".m4a", ".m4b", ".opus")  # outputs with no bit depth (an ALAC M4A has one: SafeWriter's codec says so)
+LOSSY_WRITE = LOSSY + (".m4a", ".m4b", ".opus", ".mkv", ".mov", ".mp4", ".webm")  # outputs with no bit depth (an ALAC M4A has one: SafeWriter's codec says so)
 FORMAT_BIT_DEPTHS = {".flac": (16, 24), ".aiff": (16, 24), ".aif": (16, 24)}  # others: 16, 24 or 32
 
 
@@ -88,8 +89,13 @@ FORMAT_SAMPLE_RATES = {  # others: any rate NoiseNil runs at
     ".mp3": (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000),
     ".m4a": AAC_RATES,
     ".m4b": AAC_RATES,
+    ".mp4": AAC_RATES,
+    ".mov": AAC_RATES,
+    ".mkv": AAC_RATES,
+    ".webm": (8000, 12000, 16000, 24000, 48000),
     ".opus": (8000, 12000, 16000, 24000, 48000),
 }
+CODEC_RATES_SUFFIX = {"aac": ".m4a", "opus": ".opus", "alac": ".alac"}  # whose rates and bit rates a codec has, in any container
 
 
 def output_sample_rate(dst: Path, wanted: int, explicit: bool) -> tuple[int, str | None]:
@@ -122,6 +128,8 @@ class InputInfo:
     skip: int = 0  # decoded frames before the audio (an MP3's encoder delay), left out like its padding
     codec_lossy: bool = False  # AAC and the like in a container that may also hold lossless audio (ALAC)
     codec: str = ""  # what FFmpeg decodes (aac, alac, opus), where the container does not say
+    video: bool = False  # it has a picture stream (a video podcast), which a video output copies
+    start: float = 0.0  # seconds from the container's start to its first audio sample (audio that starts after the picture)
 
     @property
     def seconds(self) -> float:
@@ -335,6 +343,8 @@ def _probe_av(p: Path) -> InputInfo:
                 frames = _DECODED_FRAMES.get(stat_key) or sum(frame.samples for frame in container.decode(stream))
                 _DECODED_FRAMES[stat_key] = frames  # a render probes a file two or three times
             codec, sample_format = ctx.name, ctx.format.name if ctx.format else "fltp"
+            video = bool(container.streams.video)
+            late = bool(video and stream.start_time)
     except AudioFileError:
         raise
     except av.error.InvalidDataError:
@@ -342,11 +352,16 @@ def _probe_av(p: Path) -> InputInfo:
     except Exception as exc:  # noqa: BLE001 - FFmpeg's other errors and PyAV's vary; they quote the path, which the message already names
         why = getattr(exc, "strerror", None) or type(exc).__name__
         raise AudioFileError(p, f"cannot decode it ({why})") from None
+    start = 0.0
+    if late:  # where its first decoded sample plays against the picture (the priming already skipped), from a fresh read
+        with contextlib.suppress(Exception), av.open(str(p)) as container:
+            first = next(container.decode(container.streams.audio[0]), None)
+            start = float(first.time) if first is not None and first.time else 0.0
     lossless = codec in ("alac", "flac", "wavpack", "tta") or codec.startswith("pcm_")
     dtype = AV_DTYPES.get(sample_format, "float32")
     if dtype == "int32" and getattr(ctx, "bits_per_raw_sample", 0) == 24:  # 24-bit ALAC decodes to 32-bit ints
         dtype = "int24"
-    return InputInfo(p, rate, channels, frames, dtype if lossless else "float32", reader="av", codec_lossy=not lossless, codec=codec)
+    return InputInfo(p, rate, channels, frames, dtype if lossless else "float32", reader="av", codec_lossy=not lossless, codec=codec, video=video, start=max(0.0, start))
 
 
 def _av_chunks(info: InputInfo, chunk_frames: int):
@@ -488,26 +503,53 @@ class AvWriter:
     muxer writes an edit list for the encoder's priming and a reader gets back exactly what was
     written, sample for sample."""
 
-    def __init__(self, path: Path, sample_rate: int, channels: int, codec: str, kbps: float | None, bit_depth: int):
+    def __init__(self, path: Path, sample_rate: int, channels: int, codec: str, kbps: float | None, bit_depth: int, video_from: Path | None = None, start: float = 0.0):
         import av
 
         self._av = av
+        self._source = self._packets = None
         self._layout = {1: "mono", 2: "stereo"}[channels]
         self._codec = codec
         muxer = AV_WRITE.get(path.suffix.lower(), "ogg")  # Opus into an .ogg: the Ogg muxer
-        mp4 = muxer == "ipod"  # the edit list counts in the movie's timescale: samples, not FFmpeg's milliseconds
+        mp4 = muxer in ("ipod", "mp4", "mov")  # the edit list counts in the movie's timescale: samples, not FFmpeg's milliseconds
         self._container = av.open(str(path), "w", format=muxer, options={"movie_timescale": str(sample_rate)} if mp4 else {})
         try:
+            if video_from is not None:  # the picture (and a cover) first, as the source has it, stream-copied packet for packet
+                self._source = av.open(str(video_from))
+                pictures = list(self._source.streams.video)
+                self._copy_to = {s.index: self._container.add_stream_from_template(s) for s in pictures}
+                self._packets = self._source.demux(*pictures)
             self._stream = self._container.add_stream({"opus": "libopus"}.get(codec, codec), rate=sample_rate, layout=self._layout)
             self._format = {"aac": "fltp", "opus": "flt", "alac": "s16p" if bit_depth <= 16 else "s32p"}[codec]
             self._stream.codec_context.format = self._format  # FFmpeg's ALAC stores s32p as 24 bits
             if kbps and codec != "alac":
                 self._stream.bit_rate = int(kbps * 1000)
             self._fifo = av.AudioFifo()
-            self._rate, self._pts = sample_rate, 0
+            self._rate, self._pts = sample_rate, round(start * sample_rate)
         except BaseException:
+            self._close_source()
             self._container.close()
             raise
+
+    def _close_source(self) -> None:
+        if self._source is not None:
+            source, self._source, self._packets = self._source, None, None
+            source.close()
+
+    def _copy_pictures(self, until: float | None) -> None:
+        """Mux the source's picture packets up to ``until`` seconds (all with None), interleaved
+        with the audio so the muxer buffers little."""
+        if self._packets is None:
+            return
+        for packet in self._packets:
+            if packet.size == 0:  # the demuxer's flush packet (a Matroska packet may have no dts: it is still a picture)
+                continue
+            when = packet.dts if packet.dts is not None else packet.pts
+            packet.stream = self._container.streams[self._copy_to[packet.stream.index].index]
+            self._container.mux(packet)
+            if until is not None and when is not None and when * packet.time_base > until:
+                return
+        self._packets = None
 
     def _frame(self, x: np.ndarray):
         if self._format == "flt":  # packed: one row of interleaved samples
@@ -518,13 +560,14 @@ class AvWriter:
             scale = 32767 if self._format == "s16p" else 8388607 * 256  # 24-bit ALAC: the top 24 of 32 bits
             data = np.ascontiguousarray(np.round(np.clip(x, -1.0, 1.0) * scale).astype(np.int16 if self._format == "s16p" else np.int32))
         frame = self._av.AudioFrame.from_ndarray(data, format=self._format, layout=self._layout)
-        frame.sample_rate, frame.pts = self._rate, self._pts
-        frame.time_base = fractions.Fraction(1, self._rate)
-        self._pts += x.shape[1]
+        frame.sample_rate, frame.pts = self._rate, None  # the fifo's frames are stamped on the way out
         return frame
 
     def _mux(self, frames) -> None:
         for frame in frames:
+            if frame is not None:  # samples since the container's start: the muxer writes the priming's edit list from them
+                frame.pts, frame.time_base = self._pts, fractions.Fraction(1, self._rate)
+                self._pts += frame.samples
             for packet in self._stream.encode(frame):
                 self._container.mux(packet)
 
@@ -532,6 +575,7 @@ class AvWriter:
         self._fifo.write(self._frame(x))
         size = self._stream.codec_context.frame_size or 4096
         self._mux(self._fifo.read_many(size))
+        self._copy_pictures(self._pts / self._rate)
 
     def close(self) -> None:
         if self._container is None:
@@ -539,7 +583,9 @@ class AvWriter:
         try:
             rest = self._fifo.read()
             self._mux(([rest] if rest is not None else []) + [None])
+            self._copy_pictures(None)
         finally:
+            self._close_source()
             container, self._container = self._container, None
             container.close()
 
@@ -547,7 +593,7 @@ class AvWriter:
 class SafeWriter:
     """Writes to a temporary file next to ``dst``; ``commit()`` verifies and renames it into place."""
 
-    def __init__(self, dst: Path, sample_rate: int, channels: int, bit_depth: int = 16, quality=None, codec: str | None = None):
+    def __init__(self, dst: Path, sample_rate: int, channels: int, bit_depth: int = 16, quality=None, codec: str | None = None, video_from: Path | None = None, start: float = 0.0):
         self.dst = dst
         if dst.suffix.lower() not in WRITE_EXTENSIONS:
             raise AudioFileError(dst, f"cannot write {dst.suffix or '(no extension)'!r} files; choose one of {', '.join(WRITE_EXTENSIONS)}")
@@ -569,7 +615,8 @@ class SafeWriter:
         try:
             if suffix in AV_WRITE or codec == "opus":
                 kbps = float(quality.split()[0]) if quality else None
-                self._file = AvWriter(self.tmp, sample_rate, channels, codec or ("opus" if suffix == ".opus" else "aac"), kbps, bit_depth)
+                default = "opus" if suffix in (".opus", ".webm") else "aac"
+                self._file = AvWriter(self.tmp, sample_rate, channels, codec or default, kbps, bit_depth, video_from, start)
             else:
                 self._file = AudioFile(str(self.tmp), "w", sample_rate, channels, **kwargs)
         except Exception as exc:  # noqa: BLE001 - pedalboard's ValueError/RuntimeError, FFmpeg's through PyAV: one line either way

@@ -16,8 +16,9 @@ import numpy as np
 
 MP3_KBPS = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)  # pedalboard's LAME: constant bit rates
 OGG_STEPS = (64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 500)  # its Vorbis quality steps, named by their stereo 44.1 kHz rate
-LOSSY_OUT = (".mp3", ".ogg", ".m4a", ".m4b", ".opus")
-AV_KBPS = {".m4a": (16, 512, 64), ".m4b": (16, 512, 64), ".opus": (6, 510, 48)}  # FFmpeg's AAC and libopus: lowest, highest, default per channel
+LOSSY_OUT = (".mp3", ".ogg", ".m4a", ".m4b", ".opus", ".mkv", ".mov", ".mp4", ".webm")
+AAC_KBPS, OPUS_KBPS = (16, 512, 64), (6, 510, 48)  # FFmpeg's AAC and libopus: lowest, highest, default per channel
+AV_KBPS = {".m4a": AAC_KBPS, ".m4b": AAC_KBPS, ".mp4": AAC_KBPS, ".mov": AAC_KBPS, ".mkv": AAC_KBPS, ".opus": OPUS_KBPS, ".webm": OPUS_KBPS}  # FFmpeg's AAC and libopus: lowest, highest, default per channel
 BITRATE_RANGE_KBPS = (8.0, 500.0)
 KEEP_TOLERANCE = 0.98  # a measured 128.7 kbps (headers included) is still a 128 kbps file
 
@@ -105,7 +106,7 @@ def output_quality(dst: Path, sample_rate: int, channels: int, kept_kbps: float 
     if suffix in AV_KBPS:  # any rate in range; a lossless input gets a speech-transparent default, not the codec's top
         low, high, per_channel = AV_KBPS[suffix]
         pick = round(min(max(target or per_channel * channels, low), high))
-        name = "Opus" if suffix == ".opus" else "AAC"
+        name = "Opus" if AV_KBPS[suffix] is OPUS_KBPS else "AAC"
         note = f"{name} holds {low}-{high} kbps: written at {pick} kbps" if target and abs(pick - target) > 1 else None
         return f"{pick} kbps", note
     if not target:

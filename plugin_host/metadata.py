@@ -31,7 +31,7 @@ RIFF_CARRIED = (b"bext", b"iXML", b"axml", b"cart", b"LIST", b"cue ")
 RIFF_LIST_KINDS = (b"INFO", b"adtl")
 MAX_CHUNK = 64 << 20  # a chunk this big is not metadata
 ID3_CONTAINERS = (".mp3", ".wav", ".bwf", ".aif", ".aiff")
-MP4_CONTAINERS = (".m4a", ".m4b")
+MP4_CONTAINERS = (".m4a", ".m4b", ".mp4", ".mov")
 VORBIS_CONTAINERS = (".flac", ".ogg", ".opus")
 WAV_LIKE = (".wav", ".bwf")
 # RIFF INFO ids <-> the common text keys (mutagen's EasyID3 names, Vorbis comment names in lower case)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import pedalboard
 
-from .audio_io import SafeWriter, check_free_space, output_bit_depth, output_sample_rate, probe, read_chunks, remove_stale_partials
+from .audio_io import CODEC_RATES_SUFFIX, VIDEO_OUT, SafeWriter, check_free_space, output_bit_depth, output_sample_rate, probe, read_chunks, remove_stale_partials
 from .bitrate import BITRATE_RANGE_KBPS, LOSSY_OUT, output_quality, source_kbps
 from .chain import LOUDNESS_RANGE_LUFS, NATIVE_BUFFER_SIZE, TRUE_PEAK_RANGE_DBTP, Chain, load_preset, prime_native
 from .effects import Denoise
@@ -94,7 +94,7 @@ class RenderResult:
 
 SILENT_CHANNEL_DB = 40.0  # a channel this far below the loudest (RMS over the file) is a dead input, not a voice
 CHANNEL_NAMES = {2: ("left", "right")}
-MAX_CHANNELS = {".mp3": 2, ".flac": 8, ".m4a": 2, ".m4b": 2, ".opus": 2}  # what the encoders pedalboard writes with hold; WAV, AIFF and Ogg take more
+MAX_CHANNELS = {".mp3": 2, ".flac": 8, ".m4a": 2, ".m4b": 2, ".opus": 2, ".mp4": 2, ".mov": 2, ".mkv": 2, ".webm": 2}  # what the encoders pedalboard writes with hold; WAV, AIFF and Ogg take more
 
 
 def _convert_channels(x: np.ndarray, channels: int | None, live: list[int] | None = None) -> np.ndarray:
@@ -148,7 +148,7 @@ def _copy_with_gain(src: Path, writer: SafeWriter, gain_db: float, effect=None, 
         writer.write(y)
 
 
-def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: float, ceiling: float, bit_depth: int, result, temps: list, finish=None, quality=None, codec=None, check=None) -> float:
+def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: float, ceiling: float, bit_depth: int, result, temps: list, finish=None, quality=None, codec=None, check=None, video_from=None, start=0.0) -> float:
     """Gain to the target loudness; if that would push the true peak over the ceiling, limit first.
     With ``check`` (a lossy output), ``check(tmp)`` gives the encoded file's decoded overshoot of the
     true-peak ceiling and whether to keep it anyway; over it and not kept, nothing is written. Returns
@@ -161,7 +161,7 @@ def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: fl
     rate, channels = meter.sample_rate, meter.channels
     measured = meter.integrated_lufs()
     if not np.isfinite(measured):  # silence: nothing to normalise
-        with SafeWriter(dst, rate, channels, bit_depth, quality, codec) as final:
+        with SafeWriter(dst, rate, channels, bit_depth, quality, codec, video_from, start) as final:
             _copy_with_gain(pass1, final, 0.0)
             final.commit(finish)
         short = meter.measured_seconds < 0.4  # BS.1770 measures 400 ms blocks
@@ -190,7 +190,7 @@ def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: fl
         measured = meter.integrated_lufs()
         if held:
             result.notes.append(f"loudness {measured + final_gain:.1f} LUFS: held below the {ceiling:g} dBTP ceiling")
-    with SafeWriter(dst, rate, channels, bit_depth, quality, codec) as final:
+    with SafeWriter(dst, rate, channels, bit_depth, quality, codec, video_from, start) as final:
         _copy_with_gain(source, final, final_gain)
         overshoot = 0.0
         if check is not None:  # a lossy codec can push peaks up by a few dB: look before it is committed
@@ -206,7 +206,7 @@ def _normalize_loudness(pass1: Path, dst: Path, meter: LoudnessMeter, target: fl
     return overshoot
 
 
-def _normalize_with_codec_headroom(pass1, dst, meter, target, ceiling, bit_depth, result, temps, finish, quality, codec) -> None:
+def _normalize_with_codec_headroom(pass1, dst, meter, target, ceiling, bit_depth, result, temps, finish, quality, codec, video_from=None, start=0.0) -> None:
     """``_normalize_loudness``; for a lossy output whose decoded true peak the encoder pushed over
     the ceiling (AAC at 70 kbps: +1.7 dB on a podcast here), again with the limiter that much lower,
     so the loudness target is still met and the file as players decode it stays under the ceiling."""
@@ -216,7 +216,7 @@ def _normalize_with_codec_headroom(pass1, dst, meter, target, ceiling, bit_depth
         result.notes = list(notes)
         last = attempt == attempts - 1
         check = (lambda tmp, last=last: (_decoded_true_peak(tmp) - ceiling, last)) if lossy else None
-        overshoot = _normalize_loudness(pass1, dst, meter, target, effective, bit_depth, result, temps, finish, quality, codec, check)
+        overshoot = _normalize_loudness(pass1, dst, meter, target, effective, bit_depth, result, temps, finish, quality, codec, check, video_from, start)
         if overshoot <= 0.05:
             break
         if not last:
@@ -266,20 +266,23 @@ def render_file(
     info = probe(src)
     if dst.exists() and dst.resolve() == src.resolve():
         raise AudioFileError(dst, "refusing to write onto the input file")
-    opus_ogg = dst.suffix.lower() == ".ogg" and info.codec == "opus"  # written as Opus: Opus's rates
-    rate, rate_change_note = output_sample_rate(dst.with_suffix(".opus") if opus_ogg else dst, int(options.sample_rate or info.sample_rate), explicit=options.sample_rate is not None)
+    suffix = dst.suffix.lower()
+    codec = None  # the format's own: AAC in an M4A or MP4, Vorbis in an .ogg, Opus in a WebM
+    if suffix in (".m4a", ".m4b") and info.codec == "alac":
+        codec = "alac"  # an ALAC M4A stays lossless
+    elif suffix in (".ogg", ".mkv") and info.codec == "opus":
+        codec = "opus"  # a Craig or Discord Opus .ogg stays Opus, and so does a Matroska video's
+    like = dst.with_suffix(CODEC_RATES_SUFFIX[codec]) if codec else dst  # whose sample rates and bit rates apply
+    video_from = src if info.video and suffix in VIDEO_OUT else None  # a video podcast: its picture copied, its sound cleaned
+    start = info.start if video_from is not None else 0.0  # the cleaned sound starts where the original did against the picture
+    rate, rate_change_note = output_sample_rate(like, int(options.sample_rate or info.sample_rate), explicit=options.sample_rate is not None)
     channels = int(options.channels or info.channels)
     bit_depth = int(options.bit_depth or max(16, info.bit_depth))  # an 8-bit input is kept as 16
     if bit_depth not in (16, 24, 32):
         raise ParameterError(f"bit depth must be 16, 24 or 32, got {bit_depth!r}")
     bit_depth, depth_note = output_bit_depth(dst, bit_depth, explicit=options.bit_depth is not None)
-    codec = None  # the format's own: AAC in an M4A, Vorbis in an .ogg
-    if dst.suffix.lower() in (".m4a", ".m4b") and info.codec == "alac":
-        codec = "alac"  # an ALAC M4A stays lossless
-    elif dst.suffix.lower() == ".ogg" and info.codec == "opus":
-        codec = "opus"  # a Craig or Discord Opus .ogg stays Opus
-    kept_kbps = source_kbps(info) if info.lossy and dst.suffix.lower() in LOSSY_OUT and options.bitrate_kbps is None else None
-    quality, bitrate_note = output_quality(dst if codec is None else dst.with_suffix("." + codec), rate, channels, kept_kbps, options.bitrate_kbps)
+    kept_kbps = source_kbps(info) if info.lossy and suffix in LOSSY_OUT and options.bitrate_kbps is None else None
+    quality, bitrate_note = output_quality(like, rate, channels, kept_kbps, options.bitrate_kbps)
     _convert_channels(np.zeros((info.channels, 1), np.float32), channels)  # fail early on impossible layouts
     most = MAX_CHANNELS.get(dst.suffix.lower())
     if most and channels > most:
@@ -314,7 +317,7 @@ def render_file(
     def finish(tmp: Path) -> None:  # the input's tags, timecode and markers, into the finished output
         result.notes.extend(carry_metadata(src, tmp, dst, rate / info.sample_rate))
 
-    stage1 = SafeWriter(pass1, rate, channels, 32) if target is not None else SafeWriter(dst, rate, channels, bit_depth, quality, codec)
+    stage1 = SafeWriter(pass1, rate, channels, 32) if target is not None else SafeWriter(dst, rate, channels, bit_depth, quality, codec, video_from, start)
     try:
         pipe = chain.offline_pipeline(rate, channels)
         meter = LoudnessMeter(rate, channels) if target is not None else None
@@ -347,7 +350,7 @@ def render_file(
         else:
             stage1.close()
             temps.append(stage1.tmp)
-            _normalize_with_codec_headroom(stage1.tmp, dst, meter, float(target), ceiling, bit_depth, result, temps, finish, quality, codec)
+            _normalize_with_codec_headroom(stage1.tmp, dst, meter, float(target), ceiling, bit_depth, result, temps, finish, quality, codec, video_from, start)
     except BaseException:
         stage1.abort()
         raise

@@ -29,11 +29,11 @@ def write_audio(path, x, sample_rate=48000, bit_depth=16) -> Path:
     return Path(path)
 
 
-def write_av(path, x, sample_rate=48000, codec="aac", sample_format="fltp", video=False, faststart=False) -> Path:
+def write_av(path, x, sample_rate=48000, codec="aac", sample_format="fltp", video=False, faststart=False, audio_start=0) -> Path:
     """An M4A/MP4/WebM/... file through FFmpeg (PyAV): AAC as phones and Zoom write it, ALAC
     (``sample_format="s16p"``/``"s32p"``), Opus in WebM; with ``video``, beside a small H.264
     picture (``x=None``: a video without sound, one second long); ``faststart``: the index before
-    the audio, as phones write an M4A."""
+    the audio, as phones write an M4A; ``audio_start``: samples of picture before the sound starts."""
     import av
 
     with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as container:
@@ -50,7 +50,7 @@ def write_av(path, x, sample_rate=48000, codec="aac", sample_format="fltp", vide
                 block = x[:, i : i + 1024]
                 block = np.round(block * scale).astype(np.int16 if sample_format == "s16p" else np.int32) if scale else block
                 frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block), format=sample_format, layout=layout)
-                frame.sample_rate, frame.pts = sample_rate, i
+                frame.sample_rate, frame.pts = sample_rate, audio_start + i
                 for packet in stream.encode(frame):
                     container.mux(packet)
             for packet in stream.encode(None):

@@ -236,7 +236,7 @@ def test_wave64_and_caf_inputs_are_read_and_written_as_wav_with_their_depth(tmp_
 def test_phone_zoom_and_video_recordings_are_read_through_ffmpeg(tmp_path, capsys):
     """M4A (AAC from iPhone voice memos and Zoom, ALAC from Apple's apps), the sound of an MP4
     video, Opus in WebM: read sample-aligned and whole; an M4A written back as M4A (AAC at its bit
-    rate, ALAC lossless), a video's sound as WAV (24 bits from a lossy codec)."""
+    rate, ALAC lossless), a video as the video, a WebM as WebM."""
     pytest.importorskip("av", reason="M4A/MP4 need PyAV (a core dependency)")
     import soundfile as sf
     from conftest import write_av
@@ -258,12 +258,12 @@ def test_phone_zoom_and_video_recordings_are_read_through_ffmpeg(tmp_path, capsy
         snr_db = 10 * np.log10(np.sum(ref**2) / np.sum((y[0] - ref) ** 2))
         assert snr_db > (80.0 if "alac" in name else 14.0), (name, snr_db)  # ALAC is lossless (16 bits); AAC/Opus at their default rates: 16 dB here, 12 dB one sample off
     assert main(["render", str(d), "-o", str(tmp_path / "out"), "-q"]) == 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["call.wav", "episode.wav", "memo_alac.m4a", "zoom.m4a"]
-    for name, channels, subtype in (("episode.wav", 2, "PCM_24"), ("call.wav", 1, "PCM_24")):
-        out = sf.info(str(tmp_path / "out" / name))
-        assert (out.format, out.subtype, out.channels, out.frames) == ("WAV", subtype, channels, 2 * RATE), name
-        assert pause_reduction_db(x[:channels], read_audio(tmp_path / "out" / name)[0]) > 10.0, name
-    for name, channels, codec in (("zoom.m4a", 2, "aac"), ("memo_alac.m4a", 1, "alac")):
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["call.webm", "episode.mp4", "memo_alac.m4a", "zoom.m4a"]
+    assert main(["render", str(d / "episode.mp4"), "-o", str(tmp_path / "episode.wav"), "-q"]) == 0  # its sound alone, for an editor
+    out = sf.info(str(tmp_path / "episode.wav"))
+    assert (out.format, out.subtype, out.channels, out.frames) == ("WAV", "PCM_24", 2, 2 * RATE)  # 24 bits from a lossy codec
+    assert pause_reduction_db(x, read_audio(tmp_path / "episode.wav")[0]) > 10.0
+    for name, channels, codec in (("zoom.m4a", 2, "aac"), ("memo_alac.m4a", 1, "alac"), ("episode.mp4", 2, "aac"), ("call.webm", 1, "opus")):
         info = probe(tmp_path / "out" / name)
         assert (info.codec, info.channels, info.frames) == (codec, channels, 2 * RATE), name  # priming and padding left out
         y = decoded(tmp_path / "out" / name)[0]
@@ -306,7 +306,7 @@ def test_phone_zoom_and_video_recordings_are_read_through_ffmpeg(tmp_path, capsy
 def test_an_output_named_as_an_unwritable_audio_format_is_refused_up_front(tmp_path, src, capsys):
     assert main(["render", str(src), "-o", str(tmp_path / "talk.wma")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"error: -o {tmp_path / 'talk.wma'}: cannot write .wma files; choose one of .aif, .aiff, .bwf, .flac, .m4a, .m4b, .mp3, .ogg, .opus, .wav"
+    assert err == f"error: -o {tmp_path / 'talk.wma'}: cannot write .wma files; choose one of .aif, .aiff, .bwf, .flac, .m4a, .m4b, .mkv, .mov, .mp3, .mp4, .ogg, .opus, .wav, .webm"
     assert not (tmp_path / "talk.wma").exists()  # it was made as a folder before
     (tmp_path / "old.wma").mkdir()  # an existing folder of that name is a folder
     assert main(["render", str(src), "-o", str(tmp_path / "old.wma"), "-q"]) == 0
@@ -660,7 +660,7 @@ def test_models_names_each_broken_manifest_and_why(tmp_path, capsys, monkeypatch
         (["a.wav", "b.wav"], "exists.wav", "is a file; 2 input files need an output folder"),
         (["a.wav", "b.wav"], "new.wav", "names an audio file, but 2 input files need an output folder"),
         (["one"], "one.flac", "names an audio file, but a folder or pattern input needs an output folder"),
-        (["a.wav"], "notes.md", "is a file NoiseNil cannot write (.md); name a .aif, .aiff, .bwf, .flac, .m4a, .m4b, .mp3, .ogg, .opus, .wav file or a folder"),
+        (["a.wav"], "notes.md", "is a file NoiseNil cannot write (.md); name a .aif, .aiff, .bwf, .flac, .m4a, .m4b, .mkv, .mov, .mp3, .mp4, .ogg, .opus, .wav, .webm file or a folder"),
     ],
 )
 def test_an_output_that_cannot_be_the_folder_it_must_be_is_refused_up_front(tmp_path, capsys, monkeypatch, inputs, out, message):
@@ -857,3 +857,36 @@ def test_a_full_disk_while_writing_an_m4a_or_opus_is_one_line_and_leaves_nothing
         assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
         assert f"FAILED {out / name}: write failed, disk full? (File too large)" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("name, codec, audio_start", [("episode.mp4", "aac", 0), ("talk.mkv", "libopus", 0), ("late.mov", "aac", 24000)])
+def test_a_video_podcast_comes_back_as_the_same_picture_with_its_sound_cleaned(tmp_path, name, codec, audio_start):
+    """The picture is stream-copied packet for packet (no re-encoding, nothing lost), the sound
+    replaced by the cleaned one, in sync with the picture where it was (a sound that starts half a
+    second late too)."""
+    av = pytest.importorskip("av", reason="videos need PyAV (a core dependency)")
+    from conftest import write_av
+    from plugin_host.audio_io import probe
+
+    x = noisy_signal(2.0)
+    src = write_av(tmp_path / name, x, codec=codec, video=True, audio_start=audio_start)
+    assert main(["render", str(src), "-q"]) == 0
+    out = tmp_path / f"{src.stem}_clean{src.suffix}"
+
+    def streams(path):
+        with av.open(str(path)) as c:
+            kinds = [s.type for s in c.streams]
+            pictures = [bytes(p) for p in c.demux(c.streams.video[0]) if p.size]
+        with av.open(str(path)) as c:
+            sound = list(c.decode(c.streams.audio[0]))
+        start = round(sound[0].time * RATE)
+        return kinds, pictures, start, np.concatenate([f.to_ndarray().reshape(-1, f.samples)[:1] for f in sound], axis=1)[0]
+
+    kinds_in, pictures_in, start_in, sound_in = streams(src)
+    kinds_out, pictures_out, start_out, sound_out = streams(out)
+    assert kinds_out == kinds_in == ["video", "audio"]
+    assert len(pictures_out) == len(pictures_in) > 40 and pictures_out == pictures_in  # the picture, byte for byte
+    assert probe(out).codec == {"libopus": "opus"}.get(codec, codec)
+    shift = start_out + lag(sound_out, sound_in) - start_in  # where the sound plays against the picture, out minus in
+    assert abs(shift) <= 2, shift
+    assert pause_reduction_db(x, decoded(out)[0][:, -2 * RATE :]) > 10.0
