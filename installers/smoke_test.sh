@@ -36,8 +36,8 @@ dur_out=$(sed -n 2p "$work/info.log" | grep -o '([0-9.]* s)')
 .venv/bin/python -c "import sys, soundfile as sf, mutagen; x, r = sf.read(sys.argv[1], frames=96000); sf.write(sys.argv[2], x, r, format='OGG', subtype='OPUS'); m = mutagen.File(sys.argv[2]); m['title'] = 'Smoke'; m.save()" "$example" "$work/voice.opus"
 "$app/noisenil" render "$work/voice.opus" -o "$work/voice.ogg" -q > "$work/opus.log" 2>&1 || fail "CLI render of Ogg Opus"
 "$app/noisenil" info "$work/voice.ogg" >> "$work/opus.log" 2>&1 && grep -q "(2.00 s)" "$work/opus.log" || fail "Ogg Opus output length"
-# M4A (a Zoom or phone recording) through the bundled FFmpeg (PyAV), written as WAV
-.venv/bin/python - "$example" "$work/zoom.m4a" <<'PY'
+# M4A (a Zoom or phone recording) and an MP4 video through the bundled FFmpeg (PyAV), written back as such
+.venv/bin/python - "$example" "$work/zoom.m4a" "$work/show.mp4" <<'PY'
 import sys
 
 import av
@@ -45,6 +45,23 @@ import numpy as np
 import soundfile as sf
 
 x, rate = sf.read(sys.argv[1], frames=96000, dtype="float32", always_2d=True)
+with av.open(sys.argv[3], "w") as container:  # 2 s of a 64x64 picture, no sound to speak of
+    picture = container.add_stream("libx264", rate=25)
+    picture.width, picture.height, picture.pix_fmt = 64, 64, "yuv420p"
+    sound = container.add_stream("aac", rate=rate, layout="mono")
+    for k in range(50):
+        image = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 4 * k, np.uint8), format="rgb24")
+        image.pts = k
+        for packet in picture.encode(image):
+            container.mux(packet)
+    for i in range(0, len(x), 1024):
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[i : i + 1024, :1].T), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = rate, i
+        for packet in sound.encode(frame):
+            container.mux(packet)
+    for stream in (picture, sound):
+        for packet in stream.encode(None):
+            container.mux(packet)
 with av.open(sys.argv[2], "w") as container:
     stream = container.add_stream("aac", rate=rate, layout="mono")
     for i in range(0, len(x), 1024):
@@ -57,6 +74,8 @@ with av.open(sys.argv[2], "w") as container:
 PY
 "$app/noisenil" render "$work/zoom.m4a" -q > "$work/m4a.log" 2>&1 || fail "CLI render of M4A"
 "$app/noisenil" info "$work/zoom_clean.m4a" >> "$work/m4a.log" 2>&1 && grep -q "M4A AAC float32, 48000 Hz, 1 ch, .* kbps, 0:02 (2.00 s)" "$work/m4a.log" || fail "M4A output (AAC through the bundled FFmpeg)"
+"$app/noisenil" render "$work/show.mp4" -q > "$work/mp4.log" 2>&1 || fail "CLI render of an MP4 video"
+.venv/bin/python -c "import sys, av; c = av.open(sys.argv[1]); assert [s.type for s in c.streams] == ['video', 'audio'] and c.streams.video[0].frames == 50" "$work/show_clean.mp4" || fail "MP4 video output (picture copied, sound cleaned)"
 # its tags go through the bundled mutagen
 .venv/bin/python -c "import sys, mutagen; assert mutagen.File(sys.argv[1])['title'] == ['Smoke']" "$work/voice.ogg" || fail "the Opus file's title did not reach its output"
 "$app/noisenil" models > "$work/models.log" 2>&1 || fail "CLI models"
