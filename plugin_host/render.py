@@ -34,7 +34,7 @@ class RenderOptions:
     sample_rate: int | None = None
     bit_depth: int | None = None
     channels: int | None = None
-    bitrate_kbps: float | None = None  # MP3/Ogg outputs; None: the input's (a lossy one's), else the encoder's best
+    bitrate_kbps: float | None = None  # lossy outputs (MP3, M4A, Opus, Ogg, video); None: a lossy input's own, else the format's default
 
     def resolved(self, label: str | None) -> RenderOptions:
         """With ``model="auto"``: the options the classifier's ``label`` calls for (see auto_policy.json)."""
@@ -94,7 +94,7 @@ class RenderResult:
 
 SILENT_CHANNEL_DB = 40.0  # a channel this far below the loudest (RMS over the file) is a dead input, not a voice
 CHANNEL_NAMES = {2: ("left", "right")}
-MAX_CHANNELS = {".mp3": 2, ".flac": 8, ".m4a": 2, ".m4b": 2, ".opus": 2, ".mp4": 2, ".mov": 2, ".mkv": 2, ".webm": 2}  # what the encoders pedalboard writes with hold; WAV, AIFF and Ogg take more
+MAX_CHANNELS = {".mp3": 2, ".flac": 8, ".m4a": 2, ".m4b": 2, ".opus": 2, ".mp4": 2, ".mov": 2, ".mkv": 2, ".webm": 2}  # what their encoders hold; WAV, AIFF and Ogg Vorbis take more
 
 
 def _convert_channels(x: np.ndarray, channels: int | None, live: list[int] | None = None) -> np.ndarray:
