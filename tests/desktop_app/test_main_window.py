@@ -279,9 +279,9 @@ def test_export_all_never_overwrites_one_export_with_another_and_asks_before_rep
     assert window.status.text() == f"Nothing to export: every file is already in {folder}."
 
 
-@pytest.mark.parametrize("name, exported", [("discord.opus", "discord_clean.opus"), ("zoom.m4a", "zoom_clean.m4a")])
-def test_opus_and_m4a_recordings_open_and_export(qtbot, window, short_example, tmp_path, name, exported):
-    """Opus goes out as Opus, a Zoom or phone M4A as M4A (both through FFmpeg)."""
+@pytest.mark.parametrize("name, exported", [("discord.opus", "discord_clean.opus"), ("zoom.m4a", "zoom_clean.m4a"), ("show.mp4", "show_clean.mp4")])
+def test_opus_m4a_and_video_recordings_open_and_export(qtbot, window, short_example, tmp_path, name, exported):
+    """Opus goes out as Opus, a Zoom or phone M4A as M4A, a video as the video (through FFmpeg)."""
     import soundfile as sf
 
     x, rate = read_audio(short_example)
@@ -291,7 +291,7 @@ def test_opus_and_m4a_recordings_open_and_export(qtbot, window, short_example, t
         pytest.importorskip("av")
         from conftest import write_av
 
-        write_av(tmp_path / name, x[:, : 2 * RATE], rate)
+        write_av(tmp_path / name, x[:, : 2 * RATE], rate, video=name.endswith(".mp4"))
     window.open_files([tmp_path / name])
     wait_rendered(qtbot, window)
     assert not window.error_boxes and window.session.selected.status == Status.DONE
@@ -304,6 +304,7 @@ def test_opus_and_m4a_recordings_open_and_export(qtbot, window, short_example, t
     from plugin_host.audio_io import probe
 
     assert probe(folder / exported).frames == 2 * RATE
+    assert probe(folder / exported).video == name.endswith(".mp4")  # the picture came along
 
 
 def test_cancel_stops_an_export_and_leaves_no_partial_file(qtbot, window, short_example, tmp_path):
