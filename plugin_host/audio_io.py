@@ -130,6 +130,7 @@ class InputInfo:
     codec: str = ""  # what FFmpeg decodes (aac, alac, opus), where the container does not say
     video: bool = False  # it has a picture stream (a video podcast), which a video output copies
     start: float = 0.0  # seconds from the container's start to its first audio sample (audio that starts after the picture)
+    tracks: int = 1  # sound tracks (an OBS recording may have several); the first is the one cleaned
 
     @property
     def seconds(self) -> float:
@@ -345,6 +346,7 @@ def _probe_av(p: Path) -> InputInfo:
             codec, sample_format = ctx.name, ctx.format.name if ctx.format else "fltp"
             video = bool(container.streams.video)
             late = bool(video and stream.start_time)
+            tracks = len(container.streams.audio)
     except AudioFileError:
         raise
     except av.error.InvalidDataError:
@@ -361,7 +363,7 @@ def _probe_av(p: Path) -> InputInfo:
     dtype = AV_DTYPES.get(sample_format, "float32")
     if dtype == "int32" and getattr(ctx, "bits_per_raw_sample", 0) == 24:  # 24-bit ALAC decodes to 32-bit ints
         dtype = "int24"
-    return InputInfo(p, rate, channels, frames, dtype if lossless else "float32", reader="av", codec_lossy=not lossless, codec=codec, video=video, start=max(0.0, start))
+    return InputInfo(p, rate, channels, frames, dtype if lossless else "float32", reader="av", codec_lossy=not lossless, codec=codec, video=video, start=max(0.0, start), tracks=tracks)
 
 
 def _av_chunks(info: InputInfo, chunk_frames: int):
@@ -514,12 +516,18 @@ class AvWriter:
         mp4 = muxer in ("ipod", "mp4", "mov")  # the edit list counts in the movie's timescale: samples, not FFmpeg's milliseconds
         self._container = av.open(str(path), "w", format=muxer, options={"movie_timescale": str(sample_rate)} if mp4 else {})
         try:
-            if video_from is not None:  # the picture (and a cover) first, as the source has it, stream-copied packet for packet
+            self._copy_to = {}
+            if video_from is not None:  # the picture, and sound tracks after the first (OBS writes several), stream-copied in the source's order
                 self._source = av.open(str(video_from))
-                pictures = list(self._source.streams.video)
-                self._copy_to = {s.index: self._container.add_stream_from_template(s) for s in pictures}
-                self._packets = self._source.demux(*pictures)
-            self._stream = self._container.add_stream({"opus": "libopus"}.get(codec, codec), rate=sample_rate, layout=self._layout)
+                cleaned = self._source.streams.audio[0].index
+                for s in self._source.streams:
+                    if s.index == cleaned:
+                        self._stream = self._container.add_stream({"opus": "libopus"}.get(codec, codec), rate=sample_rate, layout=self._layout)
+                    elif s.type in ("video", "audio"):
+                        self._copy_to[s.index] = self._container.add_stream_from_template(s)
+                self._packets = self._source.demux(*[self._source.streams[i] for i in self._copy_to])
+            else:
+                self._stream = self._container.add_stream({"opus": "libopus"}.get(codec, codec), rate=sample_rate, layout=self._layout)
             self._format = {"aac": "fltp", "opus": "flt", "alac": "s16p" if bit_depth <= 16 else "s32p"}[codec]
             self._stream.codec_context.format = self._format  # FFmpeg's ALAC stores s32p as 24 bits
             if kbps and codec != "alac":

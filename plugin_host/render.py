@@ -308,7 +308,12 @@ def render_file(
     check_free_space(dst.parent if dst.parent.exists() else Path("."), _bytes_needed(dst, frames_out, rate, channels, bit_depth, quality, codec, target is not None))
 
     result = RenderResult(src, dst, info.seconds, 0.0)
-    result.notes += [note for note in (auto_note, rate_change_note, depth_note, bitrate_note, channel_note) if note]
+    tracks_note = None
+    if info.tracks > 1:  # OBS and the like: a mix and each mic on tracks of their own
+        others = info.tracks - 1
+        rest = "the other one" if others == 1 else f"the other {others}"
+        tracks_note = f"the first of {info.tracks} sound tracks cleaned; " + (f"{rest} copied as {'it was' if others == 1 else 'they were'}" if video_from is not None else f"{rest} left out (the {suffix} written holds one)")
+    result.notes += [note for note in (auto_note, rate_change_note, depth_note, bitrate_note, channel_note, tracks_note) if note]
     pass1 = dst.with_name(f"{dst.stem}.loudness-pass.wav")
     for name in (dst, pass1, dst.with_name(f"{dst.stem}.limiter-pass.wav")):
         remove_stale_partials(name)

@@ -890,3 +890,45 @@ def test_a_video_podcast_comes_back_as_the_same_picture_with_its_sound_cleaned(t
     shift = start_out + lag(sound_out, sound_in) - start_in  # where the sound plays against the picture, out minus in
     assert abs(shift) <= 2, shift
     assert pause_reduction_db(x, decoded(out)[0][:, -2 * RATE :]) > 10.0
+
+
+def test_an_obs_recording_with_several_sound_tracks_keeps_them_all(tmp_path, capsys):
+    """OBS records a mix and each mic on tracks of their own: the first is cleaned, the others
+    are copied as they were (a WAV of the sound alone holds the first, and says so)."""
+    av = pytest.importorskip("av", reason="videos need PyAV (a core dependency)")
+    x = noisy_signal(2.0)
+    src = tmp_path / "obs.mkv"
+    with av.open(str(src), "w") as c:
+        picture = c.add_stream("libx264", rate=25)
+        picture.width, picture.height, picture.pix_fmt = 64, 64, "yuv420p"
+        tracks = [c.add_stream("aac", rate=RATE, layout="mono") for _ in range(3)]
+        for k in range(50):
+            image = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 4 * k, np.uint8), format="rgb24")
+            image.pts = k
+            for packet in picture.encode(image):
+                c.mux(packet)
+        for n, track in enumerate(tracks):
+            for i in range(0, x.shape[1], 1024):
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[:, i : i + 1024] / (n + 1)), format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = RATE, i
+                for packet in track.encode(frame):
+                    c.mux(packet)
+        for stream in (picture, *tracks):
+            for packet in stream.encode(None):
+                c.mux(packet)
+    assert main(["render", str(src), "-q"]) == 0
+    assert f"note {src}: the first of 3 sound tracks cleaned; the other 2 copied as they were" in capsys.readouterr().err
+
+    def packets(path, index):
+        with av.open(str(path)) as c:
+            return [bytes(p) for p in c.demux(c.streams[index]) if p.size]
+
+    out = tmp_path / "obs_clean.mkv"
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio", "audio", "audio"]
+    for index in (0, 2, 3):  # the picture and the second and third tracks, byte for byte
+        assert packets(out, index) == packets(src, index) and len(packets(src, index)) > 40
+    assert packets(out, 1) != packets(src, 1)
+    assert pause_reduction_db(x, decoded(out)[0][:, -2 * RATE :]) > 10.0  # the first track, cleaned (Matroska keeps AAC's priming: its tail lines up)
+    assert main(["render", str(src), "-o", str(tmp_path / "obs.wav"), "-q"]) == 0
+    assert "the first of 3 sound tracks cleaned; the other 2 left out (the .wav written holds one)" in capsys.readouterr().err
