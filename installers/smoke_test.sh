@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of the built bundle (run installers/build.sh first). Exit 0 only if:
 #  - the frozen GUI starts offscreen, renders the bundled example and writes its --screenshot PNG,
-#  - the frozen CLI renders a file and the output has the input's length, and reads Ogg Opus
-#    (its title carried into the output) and M4A,
+#  - the frozen CLI renders a file and the output has the input's length, reads and writes Ogg Opus
+#    (its title carried into the output), M4A and an MP4 video (the picture copied),
 #  - the bundled PortAudio (not the system's) is what sounddevice loads,
 #  - no log mentions an import error or a traceback.
 # Prints the bundle size and the start-up times.
@@ -45,7 +45,7 @@ import numpy as np
 import soundfile as sf
 
 x, rate = sf.read(sys.argv[1], frames=96000, dtype="float32", always_2d=True)
-with av.open(sys.argv[3], "w") as container:  # 2 s of a 64x64 picture, no sound to speak of
+with av.open(sys.argv[3], "w") as container:  # 2 s of a 64x64 picture with the example's sound
     picture = container.add_stream("libx264", rate=25)
     picture.width, picture.height, picture.pix_fmt = 64, 64, "yuv420p"
     sound = container.add_stream("aac", rate=rate, layout="mono")

@@ -56,6 +56,11 @@ LOSSY_WRITE = LOSSY + (".m4a", ".m4b", ".opus", ".mkv", ".mov", ".mp4", ".webm")
 FORMAT_BIT_DEPTHS = {".flac": (16, 24), ".aiff": (16, 24), ".aif": (16, 24)}  # others: 16, 24 or 32
 
 
+def lossy_output(dst: Path, codec: str | None = None) -> bool:
+    """Whether ``dst`` is written by a lossy encoder (an M4A holding ``codec="alac"`` is not)."""
+    return Path(dst).suffix.lower() in LOSSY_WRITE and codec != "alac"
+
+
 def audio_files_in(folder: Path) -> list[Path]:
     """The audio files under ``folder``, recursively, sorted (hidden files and folders, such as a
     Mac's ``._take.wav`` and ``.Trashes/`` on a recorder's card, and our temporaries left out): what
@@ -85,6 +90,7 @@ def output_bit_depth(dst: Path, wanted: int, explicit: bool) -> tuple[int, str |
 
 
 AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 FORMAT_SAMPLE_RATES = {  # others: any rate NoiseNil runs at
     ".mp3": (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000),
     ".m4a": AAC_RATES,
@@ -92,8 +98,8 @@ FORMAT_SAMPLE_RATES = {  # others: any rate NoiseNil runs at
     ".mp4": AAC_RATES,
     ".mov": AAC_RATES,
     ".mkv": AAC_RATES,
-    ".webm": (8000, 12000, 16000, 24000, 48000),
-    ".opus": (8000, 12000, 16000, 24000, 48000),
+    ".webm": OPUS_RATES,
+    ".opus": OPUS_RATES,
 }
 CODEC_RATES_SUFFIX = {"aac": ".m4a", "opus": ".opus", "alac": ".alac"}  # whose rates and bit rates a codec has, in any container
 
@@ -114,7 +120,7 @@ def output_sample_rate(dst: Path, wanted: int, explicit: bool) -> tuple[int, str
     above = [r for r in allowed if r >= wanted]
     top = max(allowed)
     rate = above[0] if above else (44100 if wanted % 44100 == 0 and 44100 in allowed else top)
-    return rate, f"{wanted} Hz input written as {rate} Hz {kind} ({kind} holds at most {top} Hz)" if not above else f"{wanted} Hz input written as {rate} Hz {kind}"
+    return rate, f"{wanted} Hz input written as {rate} Hz {kind}" + ("" if above else f" ({kind} holds at most {top} Hz)")
 
 
 @dataclass
@@ -501,9 +507,9 @@ def check_free_space(folder: Path, needed_bytes: int) -> None:
 
 class AvWriter:
     """pedalboard's writer interface (``write``, ``close``) over FFmpeg (PyAV): AAC or ALAC in an
-    M4A, Opus in Ogg. ``kbps``: the lossy codecs' bit rate. Frame pts count samples, so the MP4
-    muxer writes an edit list for the encoder's priming and a reader gets back exactly what was
-    written, sample for sample."""
+    M4A, Opus in Ogg, and the sound of a video (``video_from``: its other streams are copied in).
+    ``kbps``: the lossy codecs' bit rate. Frame pts count samples, so the MP4 muxer writes an edit
+    list for the encoder's priming and a reader gets back exactly what was written, sample for sample."""
 
     def __init__(self, path: Path, sample_rate: int, channels: int, codec: str, kbps: float | None, bit_depth: int, video_from: Path | None = None, start: float = 0.0):
         import av
@@ -511,23 +517,23 @@ class AvWriter:
         self._av = av
         self._source = self._packets = None
         self._layout = {1: "mono", 2: "stereo"}[channels]
-        self._codec = codec
         muxer = AV_WRITE.get(path.suffix.lower(), "ogg")  # Opus into an .ogg: the Ogg muxer
         mp4 = muxer in ("ipod", "mp4", "mov")  # the edit list counts in the movie's timescale: samples, not FFmpeg's milliseconds
         self._container = av.open(str(path), "w", format=muxer, options={"movie_timescale": str(sample_rate)} if mp4 else {})
         try:
             self._copy_to = {}
-            if video_from is not None:  # the picture, and sound tracks after the first (OBS writes several), stream-copied in the source's order
+            encoder = {"opus": "libopus"}.get(codec, codec)
+            if video_from is None:
+                self._stream = self._container.add_stream(encoder, rate=sample_rate, layout=self._layout)
+            else:  # the picture, and sound tracks after the first (OBS writes several), stream-copied in the source's order
                 self._source = av.open(str(video_from))
                 cleaned = self._source.streams.audio[0].index
                 for s in self._source.streams:
                     if s.index == cleaned:
-                        self._stream = self._container.add_stream({"opus": "libopus"}.get(codec, codec), rate=sample_rate, layout=self._layout)
+                        self._stream = self._container.add_stream(encoder, rate=sample_rate, layout=self._layout)
                     elif s.type in ("video", "audio"):
                         self._copy_to[s.index] = self._container.add_stream_from_template(s)
                 self._packets = self._source.demux(*[self._source.streams[i] for i in self._copy_to])
-            else:
-                self._stream = self._container.add_stream({"opus": "libopus"}.get(codec, codec), rate=sample_rate, layout=self._layout)
             self._format = {"aac": "fltp", "opus": "flt", "alac": "s16p" if bit_depth <= 16 else "s32p"}[codec]
             self._stream.codec_context.format = self._format  # FFmpeg's ALAC stores s32p as 24 bits
             if kbps and codec != "alac":
@@ -545,8 +551,8 @@ class AvWriter:
             source.close()
 
     def _copy_pictures(self, until: float | None) -> None:
-        """Mux the source's picture packets up to ``until`` seconds (all with None), interleaved
-        with the audio so the muxer buffers little."""
+        """Mux the source's copied packets (picture, further sound tracks) up to ``until`` seconds
+        (all with None), interleaved with the cleaned sound so the muxer buffers little."""
         if self._packets is None:
             return
         for packet in self._packets:
@@ -614,14 +620,14 @@ class SafeWriter:
         self.clipped = 0
         self._closed = False
         suffix = dst.suffix.lower()
-        self._lossy = suffix in LOSSY_WRITE and codec != "alac"
+        self._lossy = lossy_output(dst, codec)
         self._av = suffix in AV_WRITE or codec == "opus"  # FFmpeg writes it (Opus into an .ogg too)
         self._integer = not self._lossy and bit_depth < 32 or suffix == ".flac" or codec == "alac"
         kwargs = {} if suffix in LOSSY else {"bit_depth": bit_depth}
         if quality is not None:
             kwargs["quality"] = quality
         try:
-            if suffix in AV_WRITE or codec == "opus":
+            if self._av:
                 kbps = float(quality.split()[0]) if quality else None
                 default = "opus" if suffix in (".opus", ".webm") else "aac"
                 self._file = AvWriter(self.tmp, sample_rate, channels, codec or default, kbps, bit_depth, video_from, start)

@@ -1,4 +1,5 @@
-"""Bit rates of lossy files: what an input was encoded at, and what its MP3 or Ogg output is written at.
+"""Bit rates of lossy files: what an input was encoded at, and what its lossy output (MP3, Ogg,
+M4A, Opus, a video's sound) is written at.
 
 A cleaned MP3 keeps its input's bit rate (pedalboard's encoder would otherwise write 320 kbps, five
 times a 64 kbps podcast's size, with nothing gained); ``--bitrate-kbps`` chooses one. Rates are
@@ -14,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio_io import LOSSY_WRITE
+
 MP3_KBPS = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)  # pedalboard's LAME: constant bit rates
 OGG_STEPS = (64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 500)  # its Vorbis quality steps, named by their stereo 44.1 kHz rate
-LOSSY_OUT = (".mp3", ".ogg", ".m4a", ".m4b", ".opus", ".mkv", ".mov", ".mp4", ".webm")
 AAC_KBPS, OPUS_KBPS = (16, 512, 64), (6, 510, 48)  # FFmpeg's AAC and libopus: lowest, highest, default per channel
-AV_KBPS = {".m4a": AAC_KBPS, ".m4b": AAC_KBPS, ".mp4": AAC_KBPS, ".mov": AAC_KBPS, ".mkv": AAC_KBPS, ".opus": OPUS_KBPS, ".webm": OPUS_KBPS}  # FFmpeg's AAC and libopus: lowest, highest, default per channel
+AV_KBPS = {".m4a": AAC_KBPS, ".m4b": AAC_KBPS, ".mp4": AAC_KBPS, ".mov": AAC_KBPS, ".mkv": AAC_KBPS, ".opus": OPUS_KBPS, ".webm": OPUS_KBPS}
 BITRATE_RANGE_KBPS = (8.0, 500.0)
 KEEP_TOLERANCE = 0.98  # a measured 128.7 kbps (headers included) is still a 128 kbps file
 
@@ -100,7 +102,7 @@ def output_quality(dst: Path, sample_rate: int, channels: int, kept_kbps: float 
     for the render's summary where the rate had to change. ``wanted_kbps`` (the user's) wins over
     ``kept_kbps`` (the input's)."""
     suffix = dst.suffix.lower()
-    if suffix not in LOSSY_OUT:
+    if suffix not in LOSSY_WRITE:
         return None, (f"bit rate {wanted_kbps:g} kbps not used: {suffix.lstrip('.').upper()} is lossless" if wanted_kbps else None)
     target = wanted_kbps or kept_kbps
     if suffix in AV_KBPS:  # any rate in range; a lossless input gets a speech-transparent default, not the codec's top

@@ -109,7 +109,7 @@ def plan_jobs(inputs: list[str], out: str | None, fmt: str | None) -> tuple[list
             pairs.append((src, out_path))
         else:
             dst = out_path / src.relative_to(base)
-            pairs.append((src, dst.with_suffix(output_suffix(dst))))  # .opus in, .ogg out
+            pairs.append((src, dst.with_suffix(output_suffix(dst))))  # .w64 in, .wav out; .aac in, .m4a out
     return _jobs(pairs, fmt, bad)
 
 
@@ -356,7 +356,7 @@ def cmd_info(args) -> int:
 
     from .bitrate import source_kbps
     from .loudness import LoudnessMeter
-    from .render import channel_names, silent_channels
+    from .render import channel_names, rms_db, silent_channels
     from .metadata import describe
 
     found, status = _inputs_or_errors(args.files)
@@ -370,7 +370,7 @@ def cmd_info(args) -> int:
                 power += np.sum(np.square(chunk, dtype=np.float64), axis=1)
             lufs = meter.integrated_lufs()
             kbps = source_kbps(info) if info.lossy else None
-            dead = silent_channels(10 * np.log10(power / info.frames + 1e-20))
+            dead = silent_channels(rms_db(power, info.frames))
             silent = f" ({channel_names(dead, info.channels).removeprefix('the ')} silent)" if dead else ""
             print(
                 f"{info.path}: {info.path.suffix.lstrip('.').upper()} {(info.codec.upper() + ' ') if info.codec and info.codec != info.path.suffix.lower().lstrip('.') else ''}{info.file_dtype}, {info.sample_rate} Hz, "
@@ -539,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--sample-rate", type=int, help="output sample rate in Hz (default: the input's)")
     r.add_argument("--bit-depth", type=int, choices=[16, 24, 32], help="output bit depth (default: the input's)")
     r.add_argument("--channels", type=int, choices=[1, 2], help="output channels (default: the input's)")
-    r.add_argument("--bitrate-kbps", type=float, help="MP3/Ogg output bit rate, e.g. 64 or 128 (default: the input's, for an MP3, Ogg or Opus input; else the format's best)")
+    r.add_argument("--bitrate-kbps", type=float, help="lossy output bit rate (MP3, M4A, Opus, Ogg, a video's sound), e.g. 64 or 128 (default: a lossy input's own; else 320 for MP3, 64/48 per channel for AAC/Opus)")
     r.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default 1)")
     r.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

@@ -7,8 +7,8 @@ finished temporary output before it is renamed into place:
 
 - the same family of container (ID3 in MP3/WAV/AIFF, Vorbis comments in FLAC/Ogg, RIFF chunks
   WAV to WAV): everything, cover art and chapters included;
-- across families (and from MP4/M4A atoms, which NoiseNil does not write): the common text tags
-  (title, artist, album, date, genre, track, ...) and the cover;
+- iTunes atoms M4A/MP4 to M4A/MP4: all but the encoder's name and loudness;
+- across families: the common text tags (title, artist, album, date, genre, track, ...) and the cover;
 - sample positions (``bext`` time reference, ``cue `` points, ``ltxt`` lengths) are rescaled when
   the sample rate changes;
 - loudness tags (ReplayGain, ID3 RVA2) are dropped: they describe the input's level, not ours.

@@ -11,8 +11,8 @@ from collections.abc import Callable
 import numpy as np
 import pedalboard
 
-from .audio_io import CODEC_RATES_SUFFIX, VIDEO_OUT, SafeWriter, check_free_space, output_bit_depth, output_sample_rate, probe, read_chunks, remove_stale_partials
-from .bitrate import BITRATE_RANGE_KBPS, LOSSY_OUT, output_quality, source_kbps
+from .audio_io import CODEC_RATES_SUFFIX, LOSSY_WRITE, VIDEO_OUT, lossy_output, SafeWriter, check_free_space, output_bit_depth, output_sample_rate, probe, read_chunks, remove_stale_partials
+from .bitrate import BITRATE_RANGE_KBPS, output_quality, source_kbps
 from .chain import LOUDNESS_RANGE_LUFS, NATIVE_BUFFER_SIZE, TRUE_PEAK_RANGE_DBTP, Chain, load_preset, prime_native
 from .effects import Denoise
 from .engine import Resampler, check_sample_rate
@@ -125,12 +125,17 @@ def silent_channels(rms_db: np.ndarray) -> list[int]:
     return [i for i, level in enumerate(rms_db) if level < loudest - SILENT_CHANNEL_DB]
 
 
+def rms_db(power: np.ndarray, frames: int) -> np.ndarray:
+    """Each channel's RMS level, dBFS, from its summed squares over ``frames`` samples."""
+    return 10 * np.log10(power / max(1, frames) + 1e-20)
+
+
 def channel_rms_db(info) -> np.ndarray:
     """Each channel's RMS level over the whole file, dBFS (one read)."""
     power = np.zeros(info.channels)
     for x in read_chunks(info, int(CHUNK_SECONDS * info.sample_rate)):
         power += np.sum(np.square(x, dtype=np.float64), axis=1)
-    return 10 * np.log10(power / max(1, info.frames) + 1e-20)
+    return rms_db(power, info.frames)
 
 
 LIMITER_HEADROOM_DB = 1.5  # the limiter aims this far below the true-peak ceiling (inter-sample overs)
@@ -210,7 +215,7 @@ def _normalize_with_codec_headroom(pass1, dst, meter, target, ceiling, bit_depth
     """``_normalize_loudness``; for a lossy output whose decoded true peak the encoder pushed over
     the ceiling (AAC at 70 kbps: +1.7 dB on a podcast here), again with the limiter that much lower,
     so the loudness target is still met and the file as players decode it stays under the ceiling."""
-    lossy = dst.suffix.lower() in LOSSY_OUT and codec != "alac"
+    lossy = lossy_output(dst, codec)
     notes, effective, attempts = list(result.notes), ceiling, 4
     for attempt in range(attempts):
         result.notes = list(notes)
@@ -232,7 +237,7 @@ def _bytes_needed(dst: Path, frames: int, rate: int, channels: int, bit_depth: i
     """Disk a render takes at its peak: the output (a lossy one by its bit rate, PCM by its depth;
     FLAC and ALAC counted as PCM) and, normalising loudness, the 32-bit float passes beside it
     (the first and the limiter's exist at once)."""
-    if dst.suffix.lower() in LOSSY_OUT and codec != "alac":
+    if lossy_output(dst, codec):
         kbps = float(quality.split()[0]) if quality else 500.0  # no rate set: the encoder's best, at most 500 kbps
         out = int(frames / rate * kbps * 125 * 1.1) + (1 << 16)
     else:
@@ -281,7 +286,7 @@ def render_file(
     if bit_depth not in (16, 24, 32):
         raise ParameterError(f"bit depth must be 16, 24 or 32, got {bit_depth!r}")
     bit_depth, depth_note = output_bit_depth(dst, bit_depth, explicit=options.bit_depth is not None)
-    kept_kbps = source_kbps(info) if info.lossy and suffix in LOSSY_OUT and options.bitrate_kbps is None else None
+    kept_kbps = source_kbps(info) if info.lossy and suffix in LOSSY_WRITE and options.bitrate_kbps is None else None
     quality, bitrate_note = output_quality(like, rate, channels, kept_kbps, options.bitrate_kbps)
     _convert_channels(np.zeros((info.channels, 1), np.float32), channels)  # fail early on impossible layouts
     most = MAX_CHANNELS.get(dst.suffix.lower())
@@ -362,7 +367,7 @@ def render_file(
     finally:
         for tmp in temps:  # intermediate float files of the loudness passes
             tmp.unlink(missing_ok=True)
-    dead = silent_channels(10 * np.log10(power / max(1, info.frames) + 1e-20)) if channels > 1 else []
+    dead = silent_channels(rms_db(power, info.frames)) if channels > 1 else []
     if dead and info.channels == 2:  # kept as it came: say so, as a listener would hear the voice in one ear only
         kept = [i for i in range(2) if i not in dead]
         result.notes.append(f"{channel_names(dead, 2)} is silent (heard in one ear): --channels 1 makes a mono file of {channel_names(kept, 2)}")
