@@ -51,9 +51,10 @@ def dominant_label(x: np.ndarray, sample_rate: int) -> str | None:
 
 
 class AutoDenoise:
-    """A Denoise whose model and strength follow the noise classifier."""
+    """A Denoise whose model and strength follow the noise classifier (``remove_dc`` as Denoise's)."""
 
-    def __init__(self):
+    def __init__(self, remove_dc: bool = True):
+        self.remove_dc = remove_dc
         self.policy = load_policy()
         self.last_label: str | None = None
         self.last_choice: tuple[str, float] | None = None
@@ -72,9 +73,9 @@ class AutoDenoise:
             self.last_label = dominant_label(x, rate)
             self.last_choice = choice_for(self.last_label, self.policy)
             model, limit = self.last_choice
-            return Denoise(model, attenuation_limit_db=limit).process(input_array, rate, buffer_size=buffer_size, reset=True)
+            return Denoise(model, attenuation_limit_db=limit, remove_dc=self.remove_dc).process(input_array, rate, buffer_size=buffer_size, reset=True)
         if self._stream_effect is None:
-            self._stream_effect = Denoise(self.policy["default"]["model"])
+            self._stream_effect = Denoise(self.policy["default"]["model"], remove_dc=self.remove_dc)
             self._classifier = NoiseClassifierStream(None, rate, x.shape[0])
         if self._classifier.push(x) and self._classifier.smoothed is not None:
             label = self._classifier.labels[int(np.argmax(self._classifier.smoothed))]

@@ -355,7 +355,7 @@ def cmd_info(args) -> int:
     import numpy as np
 
     from .bitrate import source_kbps
-    from .loudness import LoudnessMeter
+    from .loudness import ClipCounter, LoudnessMeter
     from .render import channel_names, rms_db, silent_channels
     from .metadata import describe
 
@@ -364,9 +364,10 @@ def cmd_info(args) -> int:
         try:
             info = probe(path)
             meter = LoudnessMeter(info.sample_rate, info.channels)
-            power = np.zeros(info.channels)
+            power, clips = np.zeros(info.channels), ClipCounter(info.sample_rate)
             for chunk in read_chunks(info, info.sample_rate * 10):
                 meter.add(chunk)
+                clips.add(chunk)
                 power += np.sum(np.square(chunk, dtype=np.float64), axis=1)
             lufs = meter.integrated_lufs()
             kbps = source_kbps(info) if info.lossy else None
@@ -377,6 +378,9 @@ def cmd_info(args) -> int:
                 f"{info.channels} ch{silent}, {f'{kbps:.0f} kbps, ' if kbps else ''}{_fmt_time(info.seconds)} ({info.seconds:.2f} s), "
                 f"loudness {lufs:.1f} LUFS, peak {meter.sample_peak_dbfs:.1f} dBFS, true peak {meter.true_peak_dbtp:.1f} dBTP"
             )
+            clipped = clips.finish().describe()
+            if clipped:
+                print(f"  {clipped}")
             carried = describe(info.path, info.sample_rate)
             if carried:
                 print(f"  tags: {carried}")
@@ -410,14 +414,14 @@ def cmd_classify(args) -> int:
     return status
 
 
-def _effect_factory(name: str):
+def _effect_factory(name: str, remove_dc: bool = True):
     """What ``eval`` scores for a name: a baseline, ``auto``, or a registered denoiser (a fresh one per clip)."""
     from .auto import AUTO, AutoDenoise
     from .effects import Denoise
     from .evaluation import BANDLIMIT, RNNOISE, BandLimitBaseline, RNNoiseBaseline
 
-    baselines = {RNNOISE: RNNoiseBaseline, BANDLIMIT: BandLimitBaseline, AUTO: AutoDenoise}
-    return baselines.get(name) or (lambda: Denoise(name))
+    baselines = {RNNOISE: RNNoiseBaseline, BANDLIMIT: BandLimitBaseline, AUTO: lambda: AutoDenoise(remove_dc=remove_dc)}
+    return baselines.get(name) or (lambda: Denoise(name, remove_dc=remove_dc))
 
 
 def cmd_eval(args) -> int:
@@ -471,7 +475,7 @@ def cmd_eval(args) -> int:
     metrics = not args.fast
     results = {NOISY: evaluate(lambda: None, pairs, metrics, description)}
     for name in names:
-        results[name] = evaluate(_effect_factory(name), pairs, metrics, description)
+        results[name] = evaluate(_effect_factory(name, not args.keep_dc), pairs, metrics, description)
         if name in manifests:
             m = manifests[name]
             results[name]["latency_ms"] = round(m.latency_ms, 1)
@@ -504,7 +508,7 @@ def _eval_clean_fullband(args, names: list[str]) -> int:
     clips = build_clean_fullband_set(args.data, n_speech=args.n_speech or 26)
     results = {"clean (input)": clean_speech_check(lambda: None, clips)}
     for name in names:
-        results[name] = clean_speech_check(_effect_factory(name), clips)
+        results[name] = clean_speech_check(_effect_factory(name, not args.keep_dc), clips)
     table = clean_speech_table(results, clips)
     text = table + f"\n\nclean full-band speech: {len(clips)} dev-split voices (44.1 kHz and up), no noise, 48 kHz\n"
     print(text, end="")
@@ -578,6 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--fast", action="store_true", help="SI-SDR and pause noise only (skip PESQ, STOI, DNSMOS)")
     e.add_argument("--by-noise", action="store_true", help="also a table per noise label of the dev set (babble, office, music_tv...): where each model wins and loses")
     e.add_argument("--paired", metavar="MODEL", help="also compare every other model with this one pair by pair: mean differences and their 95%% intervals ('noisy (input)' compares with the input)")
+    e.add_argument("--keep-dc", action="store_true", help="score the models without the DC blocker in front of them (as the tables dated before 2026-12-07 were)")
     e.set_defaults(func=cmd_eval)
 
     lv = sub.add_parser("live", help="monitor a mic through the denoiser in real time (and record it)")

@@ -17,7 +17,7 @@ import numpy as np
 from .engine import OfflinePipeline, RealtimePipeline, check_sample_rate
 from .errors import ParameterError, check_range
 from .adapters import make_processor
-from .processor import MAX_ATTENUATION_DB
+from .processor import DC_CUTOFF_HZ, MAX_ATTENUATION_DB
 from .registry import DEFAULT_DENOISER, DENOISERS
 
 
@@ -57,6 +57,9 @@ class StreamingEffect:
     """Shared plumbing: layout handling, buffer splitting, offline vs. streaming pipelines."""
 
     model_rate: int
+    #: corner of the DC blocker in front of the frame processors; None: none
+    dc_cutoff_hz: float | None = None
+    remove_dc = False
 
     def __init__(self):
         self._stream: RealtimePipeline | None = None
@@ -64,8 +67,11 @@ class StreamingEffect:
     def _make_processors(self, channels: int) -> list:
         raise NotImplementedError
 
-    def _make(self, cls, sample_rate: int, channels: int):
-        return cls(self._make_processors, sample_rate, self.model_rate, channels)
+    def _make(self, cls, sample_rate: int, channels: int, **kwargs):
+        pipeline = cls(self._make_processors, sample_rate, self.model_rate, channels, dc_cutoff_hz=self.dc_cutoff_hz, **kwargs)
+        if self.dc_cutoff_hz:
+            pipeline.adapter.remove_dc = self.remove_dc
+        return pipeline
 
     def reset(self) -> None:
         """Forget all streaming state (the next ``reset=False`` call starts from silence)."""
@@ -90,7 +96,7 @@ class StreamingEffect:
         Settings changed on the effect reach this stream at its next frame.
         """
         rate = check_sample_rate(sample_rate)
-        self._stream = RealtimePipeline(self._make_processors, rate, self.model_rate, channels, block_size)
+        self._stream = self._make(RealtimePipeline, rate, channels, block_size=block_size)
         return self._stream
 
     def process(self, input_array, sample_rate: float, buffer_size: int = 8192, reset: bool = True) -> np.ndarray:
@@ -121,15 +127,20 @@ class Denoise(StreamingEffect):
     one; None = the default.
     attenuation_limit_db: how far noise may be pushed down, 0..100 dB (100 = no limit).
     mix: dry/wet, 0 (input only) .. 1 (fully denoised).
+    remove_dc: take a DC offset (and drift below 1 Hz) out of the input first, so the model's
+    gains cannot turn it into thumps; the dry share of ``mix`` is without it too.
     """
 
-    def __init__(self, model: str | None = None, attenuation_limit_db: float = MAX_ATTENUATION_DB, mix: float = 1.0):
+    dc_cutoff_hz = DC_CUTOFF_HZ
+
+    def __init__(self, model: str | None = None, attenuation_limit_db: float = MAX_ATTENUATION_DB, mix: float = 1.0, remove_dc: bool = True):
         super().__init__()
         self._model = DENOISERS.load(model or DEFAULT_DENOISER)
         self.manifest = self._model.manifest
         self.model_rate = self.manifest.sample_rate
         self.attenuation_limit_db = attenuation_limit_db
         self.mix = mix
+        self.remove_dc = remove_dc
 
     @property
     def model(self) -> str:
@@ -159,6 +170,18 @@ class Denoise(StreamingEffect):
         self._mix = check_range("mix", value, 0.0, 1.0)
         self._apply("mix", self._mix)
 
+    @property
+    def remove_dc(self) -> bool:
+        return self._remove_dc
+
+    @remove_dc.setter
+    def remove_dc(self, value: bool) -> None:
+        if not isinstance(value, (bool, np.bool_)):
+            raise ParameterError(f"remove_dc must be True or False, got {value!r}")
+        self._remove_dc = bool(value)
+        if self._stream is not None:
+            self._stream.adapter.remove_dc = self._remove_dc
+
     def _apply(self, name: str, value: float) -> None:
         """Settings changed while streaming take effect at the next frame (smoothly, via overlap-add)."""
         if self._stream is not None:
@@ -180,10 +203,10 @@ class Denoise(StreamingEffect):
     def __reduce__(self):
         """Pickling and copying carry the model and the settings, not a stream in progress (a copy
         starts from silence), so an effect can go to a worker process or be copied per track."""
-        return (type(self), (str(self.manifest.path), self._attenuation_limit_db, self._mix))
+        return (type(self), (str(self.manifest.path), self._attenuation_limit_db, self._mix, self._remove_dc))
 
     def __repr__(self) -> str:
         return (
             f"<plugin_host.Denoise model={self.model!r} attenuation_limit_db={self._attenuation_limit_db:g} "
-            f"mix={self._mix:g}>"
+            f"mix={self._mix:g}" + ("" if self._remove_dc else " remove_dc=False") + ">"
         )

@@ -1,6 +1,7 @@
 """Rate conversion and latency handling around the per-channel frame processors.
 
-Two ways through the same parts (input resampler -> HopAdapter -> output resampler):
+Two ways through the same parts (input resampler -> HopAdapter (DC blocker, frame processors) ->
+output resampler):
 
 * ``OfflinePipeline``: drops the model's latency at the model rate and flushes the tail, so the
   output has exactly the input's length and lines up with it sample for sample, at any rate.
@@ -76,9 +77,9 @@ def max_holdback(in_rate: int, out_rate: int) -> int:
 class OfflinePipeline:
     """Aligned rendering: ``push`` chunks, then ``finish``; total output length == total input length."""
 
-    def __init__(self, make_processors: Callable[[int], list], host_rate: int, model_rate: int, channels: int):
+    def __init__(self, make_processors: Callable[[int], list], host_rate: int, model_rate: int, channels: int, dc_cutoff_hz: float | None = None):
         self.host_rate, self.model_rate, self.channels = host_rate, model_rate, channels
-        self.adapter = HopAdapter(make_processors(channels))
+        self.adapter = HopAdapter(make_processors(channels), dc_cutoff_hz, model_rate)
         self._in = Resampler(host_rate, model_rate, channels)
         self._out = Resampler(model_rate, host_rate, channels)
         self.reset()
@@ -142,9 +143,10 @@ class RealtimePipeline:
         model_rate: int,
         channels: int,
         block_size: int | None = None,
+        dc_cutoff_hz: float | None = None,
     ):
         self.host_rate, self.model_rate, self.channels = host_rate, model_rate, channels
-        self.adapter = HopAdapter(make_processors(channels))
+        self.adapter = HopAdapter(make_processors(channels), dc_cutoff_hz, model_rate)
         self._in = Resampler(host_rate, model_rate, channels)
         self._out = Resampler(model_rate, host_rate, channels)
         ratio = host_rate / model_rate

@@ -17,7 +17,7 @@ from .chain import LOUDNESS_RANGE_LUFS, NATIVE_BUFFER_SIZE, TRUE_PEAK_RANGE_DBTP
 from .effects import Denoise
 from .engine import Resampler, check_sample_rate
 from .errors import AudioFileError, ParameterError, check_range
-from .loudness import LoudnessMeter, normalization_gain_db
+from .loudness import ClipCounter, LoudnessMeter, normalization_gain_db
 from .metadata import carry as carry_metadata
 from .processor import MAX_ATTENUATION_DB
 
@@ -89,6 +89,7 @@ class RenderResult:
     gain_db: float = 0.0
     peak_limited: bool = False
     clipped_samples: int = 0
+    input_clips: int = 0  # places where the input clipped (flat tops at full scale)
     notes: list[str] = field(default_factory=list)
 
 
@@ -342,9 +343,10 @@ def render_file(
             stage1.write(y)
             written += y.shape[1]
 
-        done, power = 0, np.zeros(info.channels)
+        done, power, clips = 0, np.zeros(info.channels), ClipCounter(info.sample_rate)
         for x in read_chunks(info, int(CHUNK_SECONDS * info.sample_rate)):
             power += np.sum(np.square(x, dtype=np.float64), axis=1)
+            clips.add(x)
             emit(pipe.push(to_rate(_convert_channels(x, channels, live))))
             done += x.shape[1]
             if progress:
@@ -373,6 +375,9 @@ def render_file(
         result.notes.append(f"{channel_names(dead, 2)} is silent (heard in one ear): --channels 1 makes a mono file of {channel_names(kept, 2)}")
     elif dead:  # a multitrack recorder's unused input
         result.notes.append(f"{channel_names(dead, info.channels)} {'are' if len(dead) > 1 else 'is'} silent")
+    result.input_clips = clips.finish().count
+    if result.input_clips:  # a podcaster wants to know which guest's track clipped, and where
+        result.notes.append(f"the input {clips.describe()}: a denoiser cannot bring back what was cut off")
     if result.clipped_samples:
         result.notes.append(f"{result.clipped_samples} samples clipped at full scale")
     result.elapsed = time.perf_counter() - t0

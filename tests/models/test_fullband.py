@@ -142,7 +142,7 @@ def _engine_and_graph(manifest, net, seed):
     from plugin_host.effects import Denoise
 
     x = (np.random.default_rng(seed).standard_normal(24000) * 0.05).astype(np.float32)
-    y = Denoise(str(manifest))(x[None], 48000)[0]
+    y = Denoise(str(manifest), remove_dc=False)(x[None], 48000)[0]  # the graph alone: no DC blocker
     spec = fullband.stft(torch.from_numpy(x)[None])
     with torch.no_grad():
         o_re, o_im, _ = net.forward_sequence(spec.real.contiguous(), spec.imag.contiguous())

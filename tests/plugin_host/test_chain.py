@@ -124,7 +124,7 @@ def test_preset_from_path_and_errors(tmp_path):
         (json.dumps({"steps": [{"plugin": "Gain", "gain": 3}]}), f"{path}: Gain has no parameter gain; valid: gain_db"),
         (json.dumps({"steps": [{"plugin": "Compressor", "threshold_db": "x"}]}), f"{path}: Compressor: bad value in threshold_db='x'; expected threshold_db: float = 0, ratio: float = 1, attack_ms: float = 1.0, release_ms: float = 100"),
         (json.dumps({"steps": [{"plugin": "Denoise", "attenuation_limit_db": -4}]}), f"{path}: Denoise: attenuation_limit_db must be in [0, 100], got -4"),
-        (json.dumps({"steps": [{"plugin": "Denoise", "nope_db": 1}]}), f"{path}: Denoise has no parameter nope_db; valid: model, attenuation_limit_db, mix"),
+        (json.dumps({"steps": [{"plugin": "Denoise", "nope_db": 1}]}), f"{path}: Denoise has no parameter nope_db; valid: model, attenuation_limit_db, mix, remove_dc"),
         (json.dumps({"steps": [{"plugin": "Denoise", "model": "gone"}]}), f"{path}: Denoise: unknown denoiser 'gone'; valid: {', '.join(DENOISERS.names())}"),
         (json.dumps({"steps": [{"plugin": "Invert", "mix": 1}]}), f"{path}: Invert has no parameter mix; valid: (none)"),
         (json.dumps({"steps": [{"plugin": "LadderFilter", "LPF12": 1}]}), f"{path}: LadderFilter has no parameter LPF12; valid: mode, cutoff_hz, resonance, drive"),

@@ -932,3 +932,24 @@ def test_an_obs_recording_with_several_sound_tracks_keeps_them_all(tmp_path, cap
     assert pause_reduction_db(x, decoded(out)[0][:, -2 * RATE :]) > 10.0  # the first track, cleaned (Matroska keeps AAC's priming: its tail lines up)
     assert main(["render", str(src), "-o", str(tmp_path / "obs.wav"), "-q"]) == 0
     assert "the first of 3 sound tracks cleaned; the other 2 left out (the .wav written holds one)" in capsys.readouterr().err
+
+
+def test_a_clipped_recording_is_named_by_info_and_render(tmp_path, capsys):
+    """A guest too hot into the interface: info and render say where it clipped, a clean take says nothing."""
+    loud = np.clip(4.0 * speechlike(2.0, seed=3), -1.0, 1.0)
+    hot = write_audio(tmp_path / "guest.wav", loud, bit_depth=16)
+    calm = write_audio(tmp_path / "host.wav", 0.5 * speechlike(2.0, seed=3), bit_depth=16)
+    from plugin_host.loudness import ClipCounter
+
+    expected = ClipCounter(RATE)
+    expected.add(read_audio(hot)[0])
+    expected = expected.finish()
+    assert expected.count > 10
+    assert main(["info", str(hot), str(calm)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == f"  {expected.describe()}" and lines[2].startswith(f"{calm}: WAV")
+    assert len(lines) == 3  # nothing about clipping for the calm take
+    assert main(["render", str(hot), str(calm), "-o", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert f"note {hot}: the input {expected.describe()}: a denoiser cannot bring back what was cut off" in err
+    assert "host.wav: the input clipped" not in err

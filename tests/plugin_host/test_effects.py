@@ -1,9 +1,13 @@
+import pickle
+
 import numpy as np
 import pytest
 from conftest import speechlike
 
 from plugin_host import Denoise, ParameterError
 from plugin_host.evaluation import si_sdr
+from plugin_host.processor import DCBlocker
+from scipy.signal import butter, sosfilt
 
 RATE = 48000
 BUFFER_SIZES = [1, 64, 65, 480, 8192, 8193]
@@ -49,7 +53,7 @@ def test_streaming_is_offline_delayed_by_the_reported_latency(noisy):
 def test_offline_impulse_lines_up_sample_exactly(rate):
     x = np.zeros(rate // 2, np.float32)
     x[rate // 5] = 1.0
-    y = Denoise(mix=0.0).process(x, rate)  # the whole path, resampling included, without the mask
+    y = Denoise(mix=0.0, remove_dc=False).process(x, rate)  # the whole path, resampling included, without the mask
     assert y.shape == x.shape
     p = rate // 5
     assert int(np.argmax(np.abs(y))) == p
@@ -62,7 +66,7 @@ def test_offline_impulse_lines_up_sample_exactly(rate):
 def test_resampled_rates_pass_band_limited_audio(rate):
     t = np.arange(rate) / rate
     x = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1234 * t)).astype(np.float32)
-    y = Denoise(mix=0.0).process(x, rate)
+    y = Denoise(mix=0.0, remove_dc=False).process(x, rate)
     inner = slice(rate // 10, -rate // 10)
     assert np.max(np.abs(y[inner] - x[inner])) < 2e-3
 
@@ -121,11 +125,62 @@ def test_attenuation_limit_bounds_the_noise_reduction(limit_db):
 
 
 def test_mix_zero_is_transparent_and_half_mix_is_between(noisy):
-    dry = Denoise(mix=0.0).process(noisy, RATE)
+    dry = Denoise(mix=0.0, remove_dc=False).process(noisy, RATE)
     assert np.max(np.abs(dry - noisy)) < 1e-5
-    wet = Denoise(mix=1.0).process(noisy, RATE)
-    half = Denoise(mix=0.5).process(noisy, RATE)
+    wet = Denoise(mix=1.0, remove_dc=False).process(noisy, RATE)
+    half = Denoise(mix=0.5, remove_dc=False).process(noisy, RATE)
     assert np.max(np.abs(half - 0.5 * (wet + noisy))) < 1e-5  # the mix is linear in the spectrum
+    # the DC blocker comes before the mix: the dry share is the input without its offset
+    offset = noisy + 0.05
+    blocked = DCBlocker(1, RATE)(offset[None])[0]
+    dry = Denoise(mix=0.0).process(offset, RATE)
+    assert np.max(np.abs(dry - blocked)) < 1e-5
+    assert abs(dry[RATE // 2 :].mean()) < 1e-3 < 0.05 - 1e-3 < abs(Denoise(mix=0.0, remove_dc=False).process(offset, RATE).mean())
+
+
+def _window_means(y, rate=RATE, seconds=0.1):
+    n = int(rate * seconds)
+    return y[: len(y) // n * n].reshape(-1, n).mean(axis=1)
+
+
+def _below_20_hz_db(y, start):
+    low = sosfilt(butter(4, 20, "low", fs=RATE, output="sos"), y - y.mean())[start:]
+    return 10 * np.log10(np.mean(low**2))
+
+
+@pytest.mark.parametrize("model", ["noisenil_fb", "wiener"])
+def test_a_dc_offset_is_removed_not_pumped_by_the_gains(model):
+    """A mic's offset: without the blocker the model's gains rise and fall with the voice and so
+    does the offset (a thump at each phrase); with it the output has no offset, and the default
+    model's output has no more below 20 Hz than without an offset."""
+    x = speechlike(4.0, seed=4) + white(4.0, level=0.01, seed=5)
+    x[: RATE // 2] = white(0.5, level=0.01, seed=6)  # a pause first
+    with_offset = x + 0.03  # -30 dBFS, a cheap USB interface
+    y = Denoise(model).process(with_offset, RATE)
+    settled = RATE // 2  # the blocker starts from rest, as the recording did: 0.16 s time constant
+    assert abs(y[settled:].mean()) < 5e-4
+    kept = Denoise(model, remove_dc=False).process(with_offset, RATE)
+    assert abs(kept[settled:].mean()) > 5e-3
+    if model == "noisenil_fb":  # its gains follow the voice: unblocked, the offset wanders
+        means = _window_means(kept[settled:])
+        assert means.max() - means.min() > 5e-3
+        without_offset = _below_20_hz_db(Denoise(model).process(x, RATE), settled)
+        assert abs(_below_20_hz_db(y, settled) - without_offset) < 1.5  # measured 0.7 dB
+        assert _below_20_hz_db(kept, settled) > without_offset + 6.0  # measured 9.9 dB
+
+
+def test_remove_dc_switches_while_streaming_and_travels_with_the_effect():
+    x = speechlike(1.0, seed=7) + 0.05
+    effect = Denoise(remove_dc=False)
+    first = effect.process(x[: RATE // 2], RATE, reset=False)
+    effect.remove_dc = True  # from the next hop, starting from rest
+    second = effect.process(x[RATE // 2 :], RATE, reset=False)
+    assert abs(first[RATE // 4 :].mean()) > 0.01 > abs(second[RATE // 4 :].mean())
+    copy = pickle.loads(pickle.dumps(Denoise(remove_dc=False)))
+    assert copy.remove_dc is False and "remove_dc=False" in repr(copy)
+    assert Denoise().remove_dc is True and "remove_dc" not in repr(Denoise())
+    with pytest.raises(ParameterError, match="remove_dc must be True or False, got 'yes'"):
+        Denoise(remove_dc="yes")
 
 
 def test_channels_are_independent_and_layouts_kept(noisy):

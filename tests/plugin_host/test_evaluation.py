@@ -172,6 +172,28 @@ def test_eval_on_a_set_of_your_own(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and err.startswith(f"error: {tmp_path / 'set' / 'noisy' / 'take1.wav'}: cannot read")
 
 
+def test_eval_scores_what_users_get_and_keep_dc_scores_without_the_dc_blocker(tmp_path):
+    """The engine takes a DC offset out before any model; ``--keep-dc`` scores the models as the
+    tables dated before that did. On takes recorded with an offset the difference shows."""
+    import soundfile as sf
+
+    _write_pair_set(tmp_path / "set", (10.0, 20.0), rate=48000, seed=6)
+    for path in (tmp_path / "set" / "noisy").iterdir():
+        x, rate = sf.read(path, dtype="float32")
+        sf.write(path, x + 0.1, rate)
+    si_sdr_out = {}
+    for flags in ((), ("--keep-dc",)):
+        out = tmp_path / f"table{len(flags)}.md"
+        assert main(["eval", "--set", str(tmp_path / "set"), "--model", "noisenil_fb", "auto", "--fast", "--out", str(out), *flags]) == 0
+        rows = {}
+        for line in out.read_text().splitlines():  # the first table: one row per model
+            if line.startswith("| "):
+                rows.setdefault(line.split("|")[1].strip(), line.split("|"))
+        si_sdr_out[flags] = {name: float(rows[name][4]) for name in ("noisenil_fb", "auto")}
+    for name in ("noisenil_fb", "auto"):
+        assert si_sdr_out[()][name] > si_sdr_out[("--keep-dc",)][name] + 2.0, si_sdr_out  # measured 19.93 against 16.66 dB
+
+
 def test_band_limit_baseline_keeps_the_band_below_8k_and_removes_the_rest(tmp_path):
     """``noisy_at_16k``: the input through 16 kHz and back, the row a 16 kHz model's gain is read against."""
     from plugin_host.evaluation import BandLimitBaseline

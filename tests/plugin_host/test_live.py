@@ -75,7 +75,7 @@ def test_virtual_device_latency_is_exact_and_as_reported(block):
     lag = int(np.argmax(np.abs(y[:, 0]))) - 12345
     assert lag == engine.pipeline.latency_samples + engine._prefill
     assert lag / RATE * 1000 == pytest.approx(engine.latency.total_ms, abs=1e-9)
-    assert y[:, 0].max() == pytest.approx(1.0, abs=1e-5)
+    assert y[:, 0].max() == pytest.approx(1.0, abs=1e-4)  # 0.99993: the DC blocker in front takes its share of a click
     np.testing.assert_array_equal(y[:, 0], y[:, 1])  # mono mic to both ears
     if block % 480 == 0:  # whole hops per block at the model rate: no hop buffering
         assert engine.pipeline.latency_samples == 480
