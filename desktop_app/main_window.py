@@ -170,6 +170,7 @@ class MainWindow(QMainWindow):
             rec = self.session.add(Path(p))
             if rec is not None:
                 self.queue.addItem(rec.label())
+                self.queue.item(self.queue.count() - 1).setToolTip(rec.tooltip())
                 added += 1
                 self.settings.last_open_dir = str(Path(p).parent)
         if added and self.queue.currentRow() < 0:
@@ -306,6 +307,7 @@ class MainWindow(QMainWindow):
             item = self.queue.item(i)
             if item is not None and item.text() != rec.label():
                 item.setText(rec.label())
+                item.setToolTip(rec.tooltip())
 
     def select(self, row: int) -> None:
         self.session.current = row

@@ -33,6 +33,7 @@ class Recording:
     loudness_cleaned: float = float("-inf")
     progress: float = 0.0
     noise_label: str = ""  # what the classifier heard (auto mode)
+    clipped: str = ""  # where the recording clipped ("clipped in 3 places (first at ...)"), "" if it never did
     settings_key: tuple = field(default_factory=tuple)  # the settings the cleaned audio was made with
 
     @property
@@ -47,7 +48,11 @@ class Recording:
         extra = f" {self.progress:.0%}" if self.status in (Status.LOADING, Status.RENDERING) else ""
         why = f": {self.message}" if self.message and self.status == Status.FAILED else ""
         heard = f"  · noise: {self.noise_label.replace('_', '/')}" if self.noise_label else ""
-        return f"{self.name} [{self.status.value}{extra}]{why}{heard}"
+        clipped = f"  · {self.clipped.split(' (')[0]}" if self.clipped else ""  # the where is in the tooltip
+        return f"{self.name} [{self.status.value}{extra}]{why}{heard}{clipped}"
+
+    def tooltip(self) -> str:
+        return str(self.path) + (f"\n{self.clipped[0].upper()}{self.clipped[1:]}: a denoiser cannot bring back what was cut off" if self.clipped else "")
 
 
 class Session:

@@ -20,7 +20,7 @@ from PySide6.QtCore import QThread, Signal
 
 from plugin_host import NoiseNilError
 from plugin_host.audio_io import probe, read_chunks
-from plugin_host.loudness import LoudnessMeter
+from plugin_host.loudness import ClipCounter, LoudnessMeter
 from plugin_host.render import RenderOptions, render_file
 
 from .session import Recording, Status
@@ -197,7 +197,7 @@ class RenderJob(QThread):
         hop = hop_for(info.frames)
         rec.spec_seconds_per_column = hop / info.sample_rate
         spec = Spectrogram(hop)
-        meter = LoudnessMeter(info.sample_rate, info.channels)
+        meter, clips = LoudnessMeter(info.sample_rate, info.channels), ClipCounter(info.sample_rate)
         audio, done, last = Filling(info.channels, info.frames), 0, time.monotonic()
         for chunk in read_chunks(info, int(CHUNK_SECONDS * info.sample_rate)):
             if self._cancel:
@@ -205,6 +205,7 @@ class RenderJob(QThread):
             audio.add(chunk)
             spec.add(chunk)
             meter.add(chunk)
+            clips.add(chunk)
             done += chunk.shape[1]
             rec.progress = 0.3 * done / info.frames
             self.progress.emit(rec.progress)
@@ -215,6 +216,7 @@ class RenderJob(QThread):
         rec.noisy = audio.array()
         rec.spec_noisy = spec.array()
         rec.loudness_noisy = meter.integrated_lufs()
+        rec.clipped = clips.finish().describe() or ""
         self.partial.emit()
 
     def _render(self, rec: Recording) -> None:

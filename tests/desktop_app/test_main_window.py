@@ -68,6 +68,24 @@ def test_open_render_and_spectrograms(qtbot, window, short_example):
     assert "[done]" in window.queue.item(0).text()
 
 
+def test_a_clipped_recording_says_so_in_the_queue(qtbot, window, short_example, tmp_path):
+    """The queue names a take that clipped (its tooltip says where); a clean take says nothing."""
+    from plugin_host.loudness import ClipCounter
+
+    x, rate = read_audio(short_example)
+    hot = write_audio(tmp_path / "guest.wav", np.clip(8.0 * x, -1.0, 1.0), rate, bit_depth=16)
+    expected = ClipCounter(rate)
+    expected.add(read_audio(hot)[0])
+    expected = expected.finish().describe()
+    assert expected is not None
+    window.open_files([short_example, hot])
+    wait_rendered(qtbot, window)
+    calm, clipped = window.queue.item(0), window.queue.item(1)
+    assert "clipped" not in calm.text() and calm.toolTip() == str(short_example)
+    assert clipped.text().endswith("  · " + expected.split(" (")[0])
+    assert clipped.toolTip() == f"{hot}\nC{expected[1:]}: a denoiser cannot bring back what was cut off"
+
+
 def test_ab_toggle_keeps_the_playhead_and_matches_loudness(qtbot, window, short_example):
     window.open_files([short_example])
     wait_rendered(qtbot, window)
