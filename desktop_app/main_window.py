@@ -193,6 +193,7 @@ class MainWindow(QMainWindow):
             attenuation_limit_db=s.attenuation_limit_db,
             loudness_lufs=s.loudness_lufs if s.loudness_enabled else None,
             bitrate_kbps=s.bitrate_kbps or None,
+            declip=s.declip,
         )
 
     def _needs_render(self, rec: Recording) -> bool:

@@ -60,6 +60,7 @@ class Settings:
     loudness_enabled: bool = False
     loudness_lufs: float = DEFAULT_LOUDNESS_LUFS
     bitrate_kbps: int = 0  # lossy exports (MP3, M4A, Opus, Ogg); 0 = as the input
+    declip: bool = False  # fill in clipped peaks before denoising
     last_open_dir: str = ""
     last_export_dir: str = ""
     # the Live page

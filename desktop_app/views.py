@@ -184,6 +184,12 @@ class ControlsPanel(QGroupBox):
             "a WAV or FLAC recording exported as MP3 gets 320 kbps, as M4A or Opus 64 or 48 kbps per channel. Lossless exports are not affected."
         )
         form.addRow("Lossy bit rate", self.bitrate)
+        self.declip = QCheckBox("Fill in clipped peaks")
+        self.declip.setToolTip(
+            "Declip: flat tops at full scale up to 5 ms long are filled in from the samples around them, before denoising. "
+            "An export without a loudness target is turned down just enough to hold the restored peaks."
+        )
+        form.addRow("Declip", self.declip)
         self.apply(settings)
         self.model.currentIndexChanged.connect(self._changed)
         self.strength.valueChanged.connect(self._changed)
@@ -191,6 +197,7 @@ class ControlsPanel(QGroupBox):
         self.loudness_on.toggled.connect(self._changed)
         self.loudness.valueChanged.connect(self._changed)
         self.bitrate.currentIndexChanged.connect(self._changed)
+        self.declip.toggled.connect(self._changed)
 
     def apply(self, s: Settings) -> None:
         idx = self.model.findData(s.model)
@@ -200,6 +207,7 @@ class ControlsPanel(QGroupBox):
         self.loudness_on.setChecked(s.loudness_enabled)
         self.loudness.setValue(s.loudness_lufs)
         self.bitrate.setCurrentIndex(max(0, self.bitrate.findData(s.bitrate_kbps)))
+        self.declip.setChecked(s.declip)
         self._refresh_labels()
 
     def _refresh_labels(self) -> None:
@@ -216,6 +224,7 @@ class ControlsPanel(QGroupBox):
         s.loudness_enabled = self.loudness_on.isChecked()
         s.loudness_lufs = float(self.loudness.value())
         s.bitrate_kbps = int(self.bitrate.currentData())
+        s.declip = self.declip.isChecked()
         self._refresh_labels()
         self.changed.emit()
 

@@ -148,7 +148,7 @@ def classify(rec: Recording) -> str:
 
 
 def settings_key(options: RenderOptions) -> tuple:
-    return (options.model, options.preset, options.attenuation_limit_db)
+    return (options.model, options.preset, options.attenuation_limit_db, options.declip)
 
 
 class RenderJob(QThread):

@@ -2,6 +2,7 @@
 
 from .chain import Chain, load_preset, preset_names
 from .classify import ClassifyNoise
+from .declip import Declip
 from .effects import Denoise
 from .errors import AudioFileError, ModelError, NoiseNilError, ParameterError, UnknownNameError
 from .registry import CLASSIFIERS, DEFAULT_DENOISER, DENOISERS
@@ -10,6 +11,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Chain",
     "Denoise",
+    "Declip",
     "ClassifyNoise",
     "load_preset",
     "preset_names",

@@ -173,6 +173,7 @@ def cmd_render(args) -> int:
         bit_depth=args.bit_depth,
         channels=args.channels,
         bitrate_kbps=args.bitrate_kbps,
+        declip=args.declip,
     )
     options.build()  # bad model / preset / parameters: fail once, before any file
     out_suffix = Path(args.output).suffix.lower() if args.output else ""
@@ -537,6 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", help="denoiser name (see `noisenil models`), manifest path, or 'auto' (the noise classifier picks per file)")
     r.add_argument("--preset", help="chain preset name (see `noisenil presets`) or JSON path")
     r.add_argument("--attenuation-limit-db", type=float, help="at most this much noise reduction, 0..100 dB (100 = no limit)")
+    r.add_argument("--declip", action="store_true", help="fill in clipped peaks (flat tops up to 5 ms) before denoising; the restored peaks need a loudness target or a float WAV to stay above full scale")
     r.add_argument("--loudness-lufs", type=float, help="normalise integrated loudness to this target, e.g. -16")
     r.add_argument("--true-peak-dbtp", type=float, default=-1.0, help="true-peak ceiling for loudness normalisation (default -1)")
     r.add_argument("--format", choices=[e.lstrip(".") for e in WRITE_EXTENSIONS], help="output format (default: the input's)")

@@ -14,6 +14,7 @@ import pedalboard
 from .audio_io import CODEC_RATES_SUFFIX, LOSSY_WRITE, VIDEO_OUT, lossy_output, SafeWriter, check_free_space, output_bit_depth, output_sample_rate, probe, read_chunks, remove_stale_partials
 from .bitrate import BITRATE_RANGE_KBPS, output_quality, source_kbps
 from .chain import LOUDNESS_RANGE_LUFS, NATIVE_BUFFER_SIZE, TRUE_PEAK_RANGE_DBTP, Chain, load_preset, prime_native
+from .declip import Declip
 from .effects import Denoise
 from .engine import Resampler, check_sample_rate
 from .errors import AudioFileError, ParameterError, check_range
@@ -35,6 +36,7 @@ class RenderOptions:
     bit_depth: int | None = None
     channels: int | None = None
     bitrate_kbps: float | None = None  # lossy outputs (MP3, M4A, Opus, Ogg, video); None: a lossy input's own, else the format's default
+    declip: bool = False  # fill in clipped peaks first (a Declip step in front of the chain)
 
     def resolved(self, label: str | None) -> RenderOptions:
         """With ``model="auto"``: the options the classifier's ``label`` calls for (see auto_policy.json)."""
@@ -69,6 +71,8 @@ class RenderOptions:
         else:
             limit = MAX_ATTENUATION_DB if self.attenuation_limit_db is None else self.attenuation_limit_db
             chain, target, ceiling = Chain([Denoise(self.model, attenuation_limit_db=limit)]), None, self.true_peak_dbtp
+        if self.declip and not any(isinstance(step, Declip) for step in chain):
+            chain.insert(0, Declip())
         if self.sample_rate is not None:
             check_sample_rate(self.sample_rate)
         if self.loudness_lufs is not None:
@@ -93,6 +97,7 @@ class RenderResult:
     notes: list[str] = field(default_factory=list)
 
 
+FULL_SCALE_MARGIN_DB = -0.01  # where a declipped file's highest sample lands when it is turned down
 SILENT_CHANNEL_DB = 40.0  # a channel this far below the loudest (RMS over the file) is a dead input, not a voice
 CHANNEL_NAMES = {2: ("left", "right")}
 MAX_CHANNELS = {".mp3": 2, ".flac": 8, ".m4a": 2, ".m4b": 2, ".opus": 2, ".mp4": 2, ".mov": 2, ".mkv": 2, ".webm": 2}  # what their encoders hold; WAV, AIFF and Ogg Vorbis take more
@@ -311,7 +316,9 @@ def render_file(
         auto_note = f"auto: {heard} -> {options.model}, attenuation limit {options.attenuation_limit_db:g} dB"
     chain, target, ceiling = options.build()
     frames_out = int(round(info.frames * rate / info.sample_rate))
-    check_free_space(dst.parent if dst.parent.exists() else Path("."), _bytes_needed(dst, frames_out, rate, channels, bit_depth, quality, codec, target is not None))
+    headroom = options.declip and target is None  # restored peaks go over full scale: the file is turned down to fit them
+    two_pass = target is not None or headroom
+    check_free_space(dst.parent if dst.parent.exists() else Path("."), _bytes_needed(dst, frames_out, rate, channels, bit_depth, quality, codec, two_pass))
 
     result = RenderResult(src, dst, info.seconds, 0.0)
     tracks_note = None
@@ -328,10 +335,10 @@ def render_file(
     def finish(tmp: Path) -> None:  # the input's tags, timecode and markers, into the finished output
         result.notes.extend(carry_metadata(src, tmp, dst, rate / info.sample_rate))
 
-    stage1 = SafeWriter(pass1, rate, channels, 32) if target is not None else SafeWriter(dst, rate, channels, bit_depth, quality, codec, video_from, start)
+    stage1 = SafeWriter(pass1, rate, channels, 32) if two_pass else SafeWriter(dst, rate, channels, bit_depth, quality, codec, video_from, start)
     try:
         pipe = chain.offline_pipeline(rate, channels)
-        meter = LoudnessMeter(rate, channels) if target is not None else None
+        meter = LoudnessMeter(rate, channels) if two_pass else None
         to_rate = Resampler(info.sample_rate, rate, channels)  # soxr, aligned; identity if equal
         written = 0
 
@@ -359,6 +366,16 @@ def render_file(
         if meter is None:
             stage1.commit(finish)
             result.clipped_samples = stage1.clipped
+        elif target is None:  # declipped, no loudness target: down just enough for the restored peaks
+            stage1.close()
+            temps.append(stage1.tmp)
+            gain_db = min(0.0, FULL_SCALE_MARGIN_DB - meter.sample_peak_dbfs)
+            with SafeWriter(dst, rate, channels, bit_depth, quality, codec, video_from, start) as final:
+                _copy_with_gain(stage1.tmp, final, gain_db)
+                final.commit(finish)
+            result.gain_db, result.clipped_samples = gain_db, final.clipped
+            if gain_db < 0.0:
+                result.notes.append(f"turned down {-gain_db:.1f} dB so the restored peaks fit under full scale")
         else:
             stage1.close()
             temps.append(stage1.tmp)
@@ -376,8 +393,12 @@ def render_file(
     elif dead:  # a multitrack recorder's unused input
         result.notes.append(f"{channel_names(dead, info.channels)} {'are' if len(dead) > 1 else 'is'} silent")
     result.input_clips = clips.finish().count
-    if result.input_clips:  # a podcaster wants to know which guest's track clipped, and where
-        result.notes.append(f"the input {clips.describe()}: a denoiser cannot bring back what was cut off")
+    declips = [step for step in chain if isinstance(step, Declip)]
+    if declips:
+        filled, left = declips[0].repaired, declips[0].left
+        result.notes.append(f"declipped: {filled} flat top{'s' if filled != 1 else ''} filled in" + (f", {left} left as {'they were' if left != 1 else 'it was'} (longer than {declips[0].max_gap_ms:g} ms, or past prediction)" if left else ""))
+    elif result.input_clips:  # a podcaster wants to know which guest's track clipped, and where
+        result.notes.append(f"the input {clips.describe()}: a denoiser cannot bring back what was cut off (--declip fills in short flat tops)")
     if result.clipped_samples:
         result.notes.append(f"{result.clipped_samples} samples clipped at full scale")
     result.elapsed = time.perf_counter() - t0

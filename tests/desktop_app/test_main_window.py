@@ -86,6 +86,26 @@ def test_a_clipped_recording_says_so_in_the_queue(qtbot, window, short_example, 
     assert clipped.toolTip() == f"{hot}\nC{expected[1:]}: a denoiser cannot bring back what was cut off"
 
 
+def test_declip_fills_in_a_clipped_take_and_its_export_fits_under_full_scale(qtbot, window, short_example, tmp_path):
+    x, rate = read_audio(short_example)
+    hot = write_audio(tmp_path / "guest.wav", np.clip(1.6 * x / np.max(np.abs(x)), -1.0, 1.0), rate, bit_depth=16)
+    window.open_files([hot])
+    wait_rendered(qtbot, window)
+    assert np.max(np.abs(window.session.selected.cleaned)) <= 1.0  # the flat tops stay flat without it
+    window.controls.declip.setChecked(True)
+    window._rerender.timeout.emit()  # as the settle timer would
+    qtbot.waitUntil(lambda: window.session.selected.settings_key[-1] is True, timeout=60000)
+    wait_rendered(qtbot, window)
+    assert Settings.load().declip is True
+    assert np.max(np.abs(window.session.selected.cleaned)) > 1.05  # the peaks are back, over full scale
+    out = tmp_path / "fixed.wav"
+    window.export_current(out)
+    qtbot.waitUntil(lambda: window.session.selected.status == Status.EXPORTED, timeout=60000)
+    assert "declipped: " in window.status.text() and "turned down " in window.status.text()
+    y, _ = read_audio(out)
+    assert 0.99 < np.max(np.abs(y)) <= 1.0
+
+
 def test_ab_toggle_keeps_the_playhead_and_matches_loudness(qtbot, window, short_example):
     window.open_files([short_example])
     wait_rendered(qtbot, window)

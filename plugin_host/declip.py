@@ -1,0 +1,174 @@
+"""Declip: fill in the flat tops of a recording that clipped, streaming, with a fixed lookahead.
+
+A guest too hot into the interface leaves flat tops at full scale: the peaks are cut off and the
+voice crackles. Each flat top (``CLIP_RUN`` or more samples in a row at or above ``threshold_db``,
+as ``loudness.ClipCounter`` counts them) is treated as missing and filled in by least-squares
+autoregressive interpolation (Janssen et al., 1986): an AR model is fitted to the unclipped
+samples around it, the missing samples are those that make the prediction error smallest, and
+they are kept on the clipped side of the threshold (a clipped sample was at least that loud).
+
+Runs longer than ``max_gap_ms`` are left as they are (speech is no longer predictable over them).
+The output is ``max_gap_ms + CONTEXT_MS`` late while streaming (offline, aligned as every effect).
+The restored peaks go above full scale: a loudness target (its limiter) or a float file keeps
+them; a 16- or 24-bit file without one clips them again, and the render says so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .effects import StreamingEffect
+from .errors import ParameterError, check_range
+from .loudness import CLIP_RUN
+
+CONTEXT_MS = 4.0  # unclipped samples used on each side of a gap
+AR_ORDER = 24
+MAX_RESTORE = 4.0  # a fill more than 12 dB over the clip level is a fit that ran away, not a peak
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
+def fill_gap(window: np.ndarray, unknown: np.ndarray, order: int = AR_ORDER) -> np.ndarray:
+    """The least-squares AR interpolation of ``window`` at the ``unknown`` positions (a boolean mask).
+
+    The AR coefficients are fitted by least squares to the stretches of the window that are
+    wholly known (the covariance method: a zero-filled autocorrelation pulls the fill towards
+    zero); the unknown samples then minimise the energy of the prediction error over the whole
+    window, a second small least-squares problem.
+    """
+    n = len(window)
+    order = min(order, max(2, int(np.sum(~unknown)) // 8))
+    lagged = sliding_window_view(window, order + 1)  # row t: window[t .. t + order]
+    whole = ~sliding_window_view(unknown, order + 1).any(axis=1)
+    if np.sum(whole) < 2 * order:
+        return window[unknown]
+    X, target = lagged[whole, :order][:, ::-1], lagged[whole, order]
+    ridge = 1e-9 * np.trace(X.T @ X) / order  # keeps a silent or pure-tone context solvable
+    phi = np.linalg.solve(X.T @ X + ridge * np.eye(order), X.T @ target)
+    a = np.concatenate(([1.0], -phi))
+    rows = n - order
+    A = np.zeros((rows, n))  # prediction error e[t] = sum_k a[k] x[t + order - k]
+    for k in range(order + 1):
+        A[np.arange(rows), np.arange(rows) + order - k] = a[k]
+    y, *_ = np.linalg.lstsq(A[:, unknown], -A[:, ~unknown] @ window[~unknown], rcond=None)
+    return y
+
+
+class DeclipProcessor:
+    """One channel: a hop in, the hop ``latency_samples`` earlier out, with its flat tops filled."""
+
+    def __init__(self, sample_rate: int, threshold: float, max_gap: int, context: int, hop: int):
+        self.hop_length = self.frame_size = hop
+        self.max_gap, self.context, self.threshold = max_gap, context, threshold
+        self.latency_samples = max_gap + context
+        self._n = context + hop + self.latency_samples  # left context, the hop going out, the lookahead
+        self.repaired = 0  # flat tops filled in
+        self.left = 0  # flat tops too long to fill
+        self.reset()
+
+    def reset(self) -> None:
+        self._buf = np.zeros(self._n)
+        self._done = np.zeros(self._n, bool)  # filled in, or judged too long: never looked at again
+
+    def process_frame(self, hop: np.ndarray) -> np.ndarray:
+        h, ctx = self.hop_length, self.context
+        self._buf[:-h], self._buf[-h:] = self._buf[h:], hop
+        self._done[:-h], self._done[-h:] = self._done[h:], False
+        clipped = (np.abs(self._buf) >= self.threshold) & ~self._done
+        starts, ends = _runs(clipped)
+        for start, end in zip(starts, ends):
+            if start < ctx or start >= ctx + h or self._done[start]:  # handled, or not in the hop going out yet
+                continue
+            length = end - start
+            if length < CLIP_RUN:
+                continue
+            if length > self.max_gap or end >= self._n - ctx:  # too long to predict (or longer than we can see)
+                self._done[start:end] = True
+                self.left += 1
+                continue
+            # this flat top and every other one within its window are filled in together (nearby
+            # ones are no evidence); those wholly inside the window are written and done
+            lo, hi = start - ctx, min(self._n, end + ctx)
+            unknown = clipped[lo:hi] & ~self._done[lo:hi]
+            y = fill_gap(self._buf[lo:hi], unknown)
+            filled = np.where(unknown, 0.0, np.nan)
+            filled[unknown] = y
+            run_starts, run_ends = _runs(unknown)
+            for rs, re in zip(run_starts + lo, run_ends + lo):
+                if re - rs < CLIP_RUN or (re == hi and hi < self._n):  # a transient, or runs on past the window
+                    continue
+                sign = np.sign(self._buf[rs:re])
+                guess = sign * filled[rs - lo : re - lo]
+                if np.all(np.isfinite(guess)) and np.max(guess) < MAX_RESTORE * self.threshold:
+                    self._buf[rs:re] = sign * np.maximum(guess, self.threshold)  # a clipped sample was at least that loud
+                    self.repaired += 1
+                else:  # the fit ran away: leave the flat top as it came
+                    self.left += 1
+                self._done[rs:re] = True
+        return self._buf[ctx : ctx + h].astype(np.float32)
+
+
+class Declip(StreamingEffect):
+    """Fill in clipped peaks (pedalboard's effect contract, as ``Denoise``).
+
+    threshold_db: a sample at or above this level (dBFS) is at the clip; -0.01 dB finds what
+    clipped at full scale; a recording clipped and then turned down needs its own level.
+    max_gap_ms: longer flat tops are left as they are; the lookahead is this plus 4 ms of context.
+    """
+
+    def __init__(self, threshold_db: float = -0.01, max_gap_ms: float = 5.0):
+        super().__init__()
+        self.threshold_db = threshold_db
+        self.max_gap_ms = max_gap_ms
+        self._rate: int | None = None
+        self._processors: list[DeclipProcessor] = []
+
+    @property
+    def threshold_db(self) -> float:
+        return self._threshold_db
+
+    @threshold_db.setter
+    def threshold_db(self, value: float) -> None:
+        self._threshold_db = check_range("threshold_db", value, -40.0, 0.0)
+
+    @property
+    def max_gap_ms(self) -> float:
+        return self._max_gap_ms
+
+    @max_gap_ms.setter
+    def max_gap_ms(self, value: float) -> None:
+        if self._stream is not None:
+            raise ParameterError("max_gap_ms sets the lookahead: change it before streaming, or reset() first")
+        self._max_gap_ms = check_range("max_gap_ms", value, 0.1, 20.0)
+
+    @property
+    def repaired(self) -> int:
+        """Flat tops filled in by the last render or the stream going on (all channels)."""
+        return sum(p.repaired for p in self._processors)
+
+    @property
+    def left(self) -> int:
+        """Flat tops longer than ``max_gap_ms``, left as they were."""
+        return sum(p.left for p in self._processors)
+
+    def _make(self, cls, sample_rate: int, channels: int, **kwargs):
+        self._rate = sample_rate  # no model rate: it runs at the host's
+        return cls(self._make_processors, sample_rate, sample_rate, channels, **kwargs)
+
+    def _make_processors(self, channels: int) -> list:
+        rate = self._rate
+        max_gap = max(CLIP_RUN, int(round(self._max_gap_ms * rate / 1000)))
+        context = int(round(CONTEXT_MS * rate / 1000))
+        threshold = 10.0 ** (self._threshold_db / 20.0)
+        self._processors = [DeclipProcessor(rate, threshold, max_gap, context, hop=max_gap) for _ in range(channels)]
+        return self._processors
+
+    def __reduce__(self):
+        return (type(self), (self._threshold_db, self._max_gap_ms))
+
+    def __repr__(self) -> str:
+        return f"<plugin_host.Declip threshold_db={self._threshold_db:g} max_gap_ms={self._max_gap_ms:g}>"
