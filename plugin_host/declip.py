@@ -67,7 +67,7 @@ class DeclipProcessor:
         self.latency_samples = max_gap + context
         self._n = context + hop + self.latency_samples  # left context, the hop going out, the lookahead
         self.repaired = 0  # flat tops filled in
-        self.left = 0  # flat tops too long to fill
+        self.left = 0  # flat tops left as they came: too long, or the fill ran away
         self.reset()
 
     def reset(self) -> None:
@@ -152,7 +152,7 @@ class Declip(StreamingEffect):
 
     @property
     def left(self) -> int:
-        """Flat tops longer than ``max_gap_ms``, left as they were."""
+        """Flat tops left as they were: longer than ``max_gap_ms``, or whose fill ran away."""
         return sum(p.left for p in self._processors)
 
     def _make(self, cls, sample_rate: int, channels: int, **kwargs):
