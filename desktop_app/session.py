@@ -34,6 +34,7 @@ class Recording:
     progress: float = 0.0
     noise_label: str = ""  # what the classifier heard (auto mode)
     clipped: str = ""  # where the recording clipped ("clipped in 3 places (first at ...)"), "" if it never did
+    clip_seconds: list = field(default_factory=list)  # where each flat top starts (the first 10,000), for the waveform
     settings_key: tuple = field(default_factory=tuple)  # the settings the cleaned audio was made with
 
     @property

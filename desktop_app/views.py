@@ -29,6 +29,9 @@ EMPTY_KHZ, EMPTY_SECONDS = 24.0, 10.0  # the axes when there is nothing to show
 pg.setConfigOptions(antialias=True, imageAxisOrder="row-major")
 
 
+WAVE_TITLE = "Waveform: original (grey), cleaned (teal)"
+
+
 class SpectrogramView(pg.GraphicsLayoutWidget):
     """Waveform overview plus before/after spectrograms; time axes linked, one colour scale."""
 
@@ -41,9 +44,11 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.overview.setMaximumHeight(90)
         self.overview.hideAxis("left")
         self.overview.setMouseEnabled(x=False, y=False)
-        self.overview.setTitle("Waveform: original (grey), cleaned (teal)", color="#c8c8c8", size="9pt")
+        self.overview.setTitle(WAVE_TITLE, color="#c8c8c8", size="9pt")
         self.wave_noisy = self.overview.plot(pen=pg.mkPen("#7a7a7a"))
         self.wave_clean = self.overview.plot(pen=pg.mkPen("#2ec4b6"))
+        # where the original clipped: a red mark over the waveform at each flat top
+        self.clip_marks = self.overview.plot(pen=None, symbol="t", symbolSize=7, symbolPen=None, symbolBrush=pg.mkBrush("#ff4d4d"))
         self.before = self.addPlot(row=1, col=0)
         self.after = self.addPlot(row=2, col=0)
         cmap = pg.colormap.get("inferno")
@@ -85,6 +90,11 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
             img.clear()
         self.wave_noisy.clear()
         self.wave_clean.clear()
+        self.clip_marks.clear()
+        clipped = rec is not None and bool(rec.clip_seconds)
+        self.overview.setTitle(WAVE_TITLE + (", clipped (red marks)" if clipped else ""), color="#c8c8c8", size="9pt")
+        if clipped:
+            self.clip_marks.setData(np.asarray(rec.clip_seconds), np.ones(len(rec.clip_seconds)))
         if rec is None or rec.spec_noisy is None:  # nothing (yet), or a file that could not be read
             for plot in (self.before, self.after):
                 plot.setYRange(0, EMPTY_KHZ, padding=0)

@@ -20,7 +20,8 @@ from PySide6.QtCore import QThread, Signal
 
 from plugin_host import NoiseNilError
 from plugin_host.audio_io import probe, read_chunks
-from plugin_host.loudness import ClipCounter, LoudnessMeter
+from plugin_host.clipping import ClipCounter
+from plugin_host.loudness import LoudnessMeter
 from plugin_host.render import RenderOptions, render_file
 
 from .session import Recording, Status
@@ -217,6 +218,7 @@ class RenderJob(QThread):
         rec.spec_noisy = spec.array()
         rec.loudness_noisy = meter.integrated_lufs()
         rec.clipped = clips.finish().describe() or ""
+        rec.clip_seconds = clips.positions
         self.partial.emit()
 
     def _render(self, rec: Recording) -> None:

@@ -356,7 +356,8 @@ def cmd_info(args) -> int:
     import numpy as np
 
     from .bitrate import source_kbps
-    from .loudness import ClipCounter, LoudnessMeter
+    from .clipping import ClipCounter
+    from .loudness import LoudnessMeter
     from .render import channel_names, rms_db, silent_channels
     from .metadata import describe
 

@@ -2,7 +2,7 @@
 
 A guest too hot into the interface leaves flat tops at full scale: the peaks are cut off and the
 voice crackles. Each flat top (``CLIP_RUN`` or more samples in a row at or above ``threshold_db``,
-as ``loudness.ClipCounter`` counts them) is treated as missing and filled in by least-squares
+as ``clipping.ClipCounter`` counts them) is treated as missing and filled in by least-squares
 autoregressive interpolation (Janssen et al., 1986): an AR model is fitted to the unclipped
 samples around it, the missing samples are those that make the prediction error smallest, and
 they are kept on the clipped side of the threshold (a clipped sample was at least that loud).
@@ -20,7 +20,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .effects import StreamingEffect
 from .errors import ParameterError, check_range
-from .loudness import CLIP_RUN
+from .clipping import CLIP_RUN
 
 CONTEXT_MS = 4.0  # unclipped samples used on each side of a gap
 AR_ORDER = 24

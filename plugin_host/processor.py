@@ -12,7 +12,6 @@ from collections import deque
 from typing import Protocol
 
 import numpy as np
-from scipy.signal import lfilter
 
 from .errors import check_range
 from .registry import LoadedModel
@@ -142,6 +141,9 @@ class DCBlocker:
     """
 
     def __init__(self, channels: int, sample_rate: int, cutoff_hz: float = DC_CUTOFF_HZ):
+        from scipy.signal import lfilter  # here, not at the top: scipy.signal costs 0.6 s of every start-up
+
+        self._lfilter = lfilter
         pole = math.exp(-2.0 * math.pi * cutoff_hz / sample_rate)
         g = (1.0 + pole) / 2.0
         self._b, self._a = np.array([g, -g]), np.array([1.0, -pole])
@@ -152,7 +154,7 @@ class DCBlocker:
         self._zi = np.zeros((self._channels, 1))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        y, self._zi = lfilter(self._b, self._a, x, axis=1, zi=self._zi)
+        y, self._zi = self._lfilter(self._b, self._a, x, axis=1, zi=self._zi)
         return y.astype(np.float32)
 
 

@@ -18,7 +18,8 @@ from .declip import Declip
 from .effects import Denoise
 from .engine import Resampler, check_sample_rate
 from .errors import AudioFileError, ParameterError, check_range
-from .loudness import ClipCounter, LoudnessMeter, normalization_gain_db
+from .clipping import ClipCounter
+from .loudness import LoudnessMeter, normalization_gain_db
 from .metadata import carry as carry_metadata
 from .processor import MAX_ATTENUATION_DB
 

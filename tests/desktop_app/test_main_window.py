@@ -70,13 +70,13 @@ def test_open_render_and_spectrograms(qtbot, window, short_example):
 
 def test_a_clipped_recording_says_so_in_the_queue(qtbot, window, short_example, tmp_path):
     """The queue names a take that clipped (its tooltip says where); a clean take says nothing."""
-    from plugin_host.loudness import ClipCounter
+    from plugin_host.clipping import ClipCounter
 
     x, rate = read_audio(short_example)
     hot = write_audio(tmp_path / "guest.wav", np.clip(8.0 * x, -1.0, 1.0), rate, bit_depth=16)
-    expected = ClipCounter(rate)
-    expected.add(read_audio(hot)[0])
-    expected = expected.finish().describe()
+    counted = ClipCounter(rate)
+    counted.add(read_audio(hot)[0])
+    expected = counted.finish().describe()
     assert expected is not None
     window.open_files([short_example, hot])
     wait_rendered(qtbot, window)
@@ -84,6 +84,12 @@ def test_a_clipped_recording_says_so_in_the_queue(qtbot, window, short_example, 
     assert "clipped" not in calm.text() and calm.toolTip() == str(short_example)
     assert clipped.text().endswith("  · " + expected.split(" (")[0])
     assert clipped.toolTip() == f"{hot}\nC{expected[1:]}: a denoiser cannot bring back what was cut off"
+    # the waveform marks each flat top of the shown recording, and says what the marks are
+    assert window.view.clip_marks.getData()[0] is None and "clipped" not in window.view.overview.titleLabel.text
+    window.queue.setCurrentRow(1)
+    xs, ys = window.view.clip_marks.getData()
+    assert len(xs) == counted.count and xs[0] == pytest.approx(counted.first_seconds) and set(ys) == {1.0}
+    assert "clipped (red marks)" in window.view.overview.titleLabel.text
 
 
 def test_declip_fills_in_a_clipped_take_and_its_export_fits_under_full_scale(qtbot, window, short_example, tmp_path):

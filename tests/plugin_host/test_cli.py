@@ -939,7 +939,7 @@ def test_a_clipped_recording_is_named_by_info_and_render(tmp_path, capsys):
     loud = np.clip(4.0 * speechlike(2.0, seed=3), -1.0, 1.0)
     hot = write_audio(tmp_path / "guest.wav", loud, bit_depth=16)
     calm = write_audio(tmp_path / "host.wav", 0.5 * speechlike(2.0, seed=3), bit_depth=16)
-    from plugin_host.loudness import ClipCounter
+    from plugin_host.clipping import ClipCounter
 
     expected = ClipCounter(RATE)
     expected.add(read_audio(hot)[0])

@@ -7,7 +7,7 @@ from conftest import read_audio, speechlike, write_audio
 from plugin_host import Chain, Declip, Denoise, ParameterError, load_preset
 from plugin_host.cli import main
 from plugin_host.declip import fill_gap
-from plugin_host.loudness import ClipCounter
+from plugin_host.clipping import ClipCounter
 
 RATE = 48000
 
