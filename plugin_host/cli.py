@@ -352,6 +352,9 @@ def _inputs_or_errors(inputs: list[str]) -> tuple[list[tuple[Path, Path]], int]:
     return found, EXIT_FAILED if bad else EXIT_OK
 
 
+DC_OFFSET_SHOWN = 10 ** (-60 / 20)  # an offset from -60 dBFS up is worth a line in `info`
+
+
 def cmd_info(args) -> int:
     import numpy as np
 
@@ -366,11 +369,12 @@ def cmd_info(args) -> int:
         try:
             info = probe(path)
             meter = LoudnessMeter(info.sample_rate, info.channels)
-            power, clips = np.zeros(info.channels), ClipCounter(info.sample_rate)
+            power, total, clips = np.zeros(info.channels), np.zeros(info.channels), ClipCounter(info.sample_rate)
             for chunk in read_chunks(info, info.sample_rate * 10):
                 meter.add(chunk)
                 clips.add(chunk)
                 power += np.sum(np.square(chunk, dtype=np.float64), axis=1)
+                total += np.sum(chunk, axis=1, dtype=np.float64)
             lufs = meter.integrated_lufs()
             kbps = source_kbps(info) if info.lossy else None
             dead = silent_channels(rms_db(power, info.frames))
@@ -383,6 +387,9 @@ def cmd_info(args) -> int:
             clipped = clips.finish().describe()
             if clipped:
                 print(f"  {clipped}")
+            offset = float(np.max(np.abs(total))) / max(1, info.frames)
+            if offset >= DC_OFFSET_SHOWN:  # an interface's offset: the denoisers take it out (Denoise.remove_dc)
+                print(f"  DC offset {20 * np.log10(offset):.1f} dBFS (denoising takes it out)")
             carried = describe(info.path, info.sample_rate)
             if carried:
                 print(f"  tags: {carried}")

@@ -949,6 +949,10 @@ def test_a_clipped_recording_is_named_by_info_and_render(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == f"  {expected.describe()}" and lines[2].startswith(f"{calm}: WAV")
     assert len(lines) == 3  # nothing about clipping for the calm take
+    # an interface's DC offset gets a line too (the calm take has none)
+    offset = write_audio(tmp_path / "usb_mic.wav", 0.3 * speechlike(2.0, seed=3) + 0.03, bit_depth=16)
+    assert main(["info", str(offset)]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == "  DC offset -30.5 dBFS (denoising takes it out)"
     assert main(["render", str(hot), str(calm), "-o", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
     assert f"note {hot}: the input {expected.describe()}: a denoiser cannot bring back what was cut off" in err
