@@ -200,6 +200,12 @@ class ControlsPanel(QGroupBox):
             "An export without a loudness target is turned down just enough to hold the restored peaks."
         )
         form.addRow("Declip", self.declip)
+        self.level = QCheckBox("Even out voice levels")
+        self.level.setToolTip(
+            "Leveler: a quiet guest turned up and a loud host down (at most 15 dB either way), from the speech's level over a few seconds; "
+            "long pauses keep their gain. An export without a loudness target is turned down just enough to hold the raised peaks."
+        )
+        form.addRow("Level", self.level)
         self.apply(settings)
         self.model.currentIndexChanged.connect(self._changed)
         self.strength.valueChanged.connect(self._changed)
@@ -208,6 +214,7 @@ class ControlsPanel(QGroupBox):
         self.loudness.valueChanged.connect(self._changed)
         self.bitrate.currentIndexChanged.connect(self._changed)
         self.declip.toggled.connect(self._changed)
+        self.level.toggled.connect(self._changed)
 
     def apply(self, s: Settings) -> None:
         idx = self.model.findData(s.model)
@@ -218,6 +225,7 @@ class ControlsPanel(QGroupBox):
         self.loudness.setValue(s.loudness_lufs)
         self.bitrate.setCurrentIndex(max(0, self.bitrate.findData(s.bitrate_kbps)))
         self.declip.setChecked(s.declip)
+        self.level.setChecked(s.level)
         self._refresh_labels()
 
     def _refresh_labels(self) -> None:
@@ -235,6 +243,7 @@ class ControlsPanel(QGroupBox):
         s.loudness_lufs = float(self.loudness.value())
         s.bitrate_kbps = int(self.bitrate.currentData())
         s.declip = self.declip.isChecked()
+        s.level = self.level.isChecked()
         self._refresh_labels()
         self.changed.emit()
 

@@ -149,7 +149,7 @@ def classify(rec: Recording) -> str:
 
 
 def settings_key(options: RenderOptions) -> tuple:
-    return (options.model, options.preset, options.attenuation_limit_db, options.declip)
+    return (options.model, options.preset, options.attenuation_limit_db, options.declip, options.level)
 
 
 class RenderJob(QThread):

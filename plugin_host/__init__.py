@@ -4,6 +4,7 @@ from .chain import Chain, load_preset, preset_names
 from .classify import ClassifyNoise
 from .declip import Declip
 from .effects import Denoise
+from .level import Level
 from .errors import AudioFileError, ModelError, NoiseNilError, ParameterError, UnknownNameError
 from .registry import CLASSIFIERS, DEFAULT_DENOISER, DENOISERS
 
@@ -12,6 +13,7 @@ __all__ = [
     "Chain",
     "Denoise",
     "Declip",
+    "Level",
     "ClassifyNoise",
     "load_preset",
     "preset_names",

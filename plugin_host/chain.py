@@ -45,8 +45,9 @@ def native_plugin_names() -> list[str]:
 def _our_effects() -> dict:
     from .classify import ClassifyNoise
     from .declip import Declip
+    from .level import Level
 
-    return {"Denoise": Denoise, "Declip": Declip, "ClassifyNoise": ClassifyNoise}
+    return {"Denoise": Denoise, "Declip": Declip, "Level": Level, "ClassifyNoise": ClassifyNoise}
 
 
 NATIVE_BUFFER_SIZE = 8192  # constant: pedalboard re-prepares (resets) plugins when buffer_size changes

@@ -174,6 +174,7 @@ def cmd_render(args) -> int:
         channels=args.channels,
         bitrate_kbps=args.bitrate_kbps,
         declip=args.declip,
+        level=args.level,
     )
     options.build()  # bad model / preset / parameters: fail once, before any file
     out_suffix = Path(args.output).suffix.lower() if args.output else ""
@@ -546,6 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", help="denoiser name (see `noisenil models`), manifest path, or 'auto' (the noise classifier picks per file)")
     r.add_argument("--preset", help="chain preset name (see `noisenil presets`) or JSON path")
     r.add_argument("--attenuation-limit-db", type=float, help="at most this much noise reduction, 0..100 dB (100 = no limit)")
+    r.add_argument("--level", action="store_true", help="even out the voices' levels (a quiet guest up, a loud host down) after denoising; 1.5 s of lookahead")
     r.add_argument("--declip", action="store_true", help="fill in clipped peaks (flat tops up to 5 ms) before denoising; the restored peaks need a loudness target or a float WAV to stay above full scale")
     r.add_argument("--loudness-lufs", type=float, help="normalise integrated loudness to this target, e.g. -16")
     r.add_argument("--true-peak-dbtp", type=float, default=-1.0, help="true-peak ceiling for loudness normalisation (default -1)")

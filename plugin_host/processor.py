@@ -171,9 +171,12 @@ class HopAdapter:
         self.processors = processors
         self.hop_length = processors[0].hop_length
         self.latency_samples = processors[0].latency_samples
-        self._buf = np.zeros((len(processors), self.hop_length), dtype=np.float32)
+        # one processor with ``multichannel = True`` takes every channel's hop at once, (channels, hop)
+        self.multichannel = bool(getattr(processors[0], "multichannel", False))
+        channels = processors[0].channels if self.multichannel else len(processors)
+        self._buf = np.zeros((channels, self.hop_length), dtype=np.float32)
         self._fill = 0
-        self._dc = DCBlocker(len(processors), sample_rate, dc_cutoff_hz) if dc_cutoff_hz else None
+        self._dc = DCBlocker(channels, sample_rate, dc_cutoff_hz) if dc_cutoff_hz else None
         self.remove_dc = self._dc is not None
 
     @property
@@ -198,7 +201,7 @@ class HopAdapter:
     def push(self, x: np.ndarray) -> np.ndarray:
         h, n = self.hop_length, x.shape[1]
         n_hops = (self._fill + n) // h
-        out = np.empty((len(self.processors), n_hops * h), dtype=np.float32)
+        out = np.empty((self._buf.shape[0], n_hops * h), dtype=np.float32)
         pos = 0
         for k in range(n_hops):
             take = h - self._fill
@@ -206,6 +209,9 @@ class HopAdapter:
             pos += take
             self._fill = 0
             hops = self._dc(self._buf) if self._remove_dc else self._buf
+            if self.multichannel:
+                out[:, k * h : (k + 1) * h] = self.processors[0].process_frame(hops)
+                continue
             for c, p in enumerate(self.processors):
                 out[c, k * h : (k + 1) * h] = p.process_frame(hops[c])
         rest = n - pos

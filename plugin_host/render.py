@@ -15,6 +15,7 @@ from .audio_io import CODEC_RATES_SUFFIX, LOSSY_WRITE, VIDEO_OUT, lossy_output, 
 from .bitrate import BITRATE_RANGE_KBPS, output_quality, source_kbps
 from .chain import LOUDNESS_RANGE_LUFS, NATIVE_BUFFER_SIZE, TRUE_PEAK_RANGE_DBTP, Chain, load_preset, prime_native
 from .declip import Declip
+from .level import Level
 from .effects import Denoise
 from .engine import Resampler, check_sample_rate
 from .errors import AudioFileError, ParameterError, check_range
@@ -38,6 +39,7 @@ class RenderOptions:
     channels: int | None = None
     bitrate_kbps: float | None = None  # lossy outputs (MP3, M4A, Opus, Ogg, video); None: a lossy input's own, else the format's default
     declip: bool = False  # fill in clipped peaks first (a Declip step in front of the chain)
+    level: bool = False  # even out the voices' levels last (a Level step at the end of the chain)
 
     def resolved(self, label: str | None) -> RenderOptions:
         """With ``model="auto"``: the options the classifier's ``label`` calls for (see auto_policy.json)."""
@@ -74,6 +76,8 @@ class RenderOptions:
             chain, target, ceiling = Chain([Denoise(self.model, attenuation_limit_db=limit)]), None, self.true_peak_dbtp
         if self.declip and not any(isinstance(step, Declip) for step in chain):
             chain.insert(0, Declip())
+        if self.level and not any(isinstance(step, Level) for step in chain):
+            chain.append(Level())
         if self.sample_rate is not None:
             check_sample_rate(self.sample_rate)
         if self.loudness_lufs is not None:
@@ -146,6 +150,10 @@ def channel_rms_db(info) -> np.ndarray:
 
 
 LIMITER_HEADROOM_DB = 1.5  # the limiter aims this far below the true-peak ceiling (inter-sample overs)
+
+
+def _signed(db: float) -> str:
+    return f"{db:+.1f}".replace("+0.0", "0.0").replace("-0.0", "0.0")
 
 
 def _copy_with_gain(src: Path, writer: SafeWriter, gain_db: float, effect=None, meter: LoudnessMeter | None = None) -> None:
@@ -317,7 +325,7 @@ def render_file(
         auto_note = f"auto: {heard} -> {options.model}, attenuation limit {options.attenuation_limit_db:g} dB"
     chain, target, ceiling = options.build()
     frames_out = int(round(info.frames * rate / info.sample_rate))
-    headroom = options.declip and target is None  # restored peaks go over full scale: the file is turned down to fit them
+    headroom = (options.declip or options.level) and target is None  # restored or raised peaks over full scale: the file is turned down to fit them
     two_pass = target is not None or headroom
     check_free_space(dst.parent if dst.parent.exists() else Path("."), _bytes_needed(dst, frames_out, rate, channels, bit_depth, quality, codec, two_pass))
 
@@ -376,7 +384,8 @@ def render_file(
                 final.commit(finish)
             result.gain_db, result.clipped_samples = gain_db, final.clipped
             if gain_db < 0.0:
-                result.notes.append(f"turned down {-gain_db:.1f} dB so the restored peaks fit under full scale")
+                raised = "restored and raised" if options.declip and options.level else "raised" if options.level else "restored"
+                result.notes.append(f"turned down {-gain_db:.1f} dB so the {raised} peaks fit under full scale")
         else:
             stage1.close()
             temps.append(stage1.tmp)
@@ -394,6 +403,10 @@ def render_file(
     elif dead:  # a multitrack recorder's unused input
         result.notes.append(f"{channel_names(dead, info.channels)} {'are' if len(dead) > 1 else 'is'} silent")
     result.input_clips = clips.finish().count
+    levels = [step for step in chain if isinstance(step, Level)]
+    if levels and len(levels[0].gains_db):
+        gains = levels[0].gains_db
+        result.notes.append(f"levelled: voices turned {_signed(float(np.min(gains)))} to {_signed(float(np.max(gains)))} dB (median {_signed(float(np.median(gains)))} dB)")
     declips = [step for step in chain if isinstance(step, Declip)]
     if declips:
         filled, left = declips[0].repaired, declips[0].left

@@ -100,7 +100,7 @@ def test_declip_fills_in_a_clipped_take_and_its_export_fits_under_full_scale(qtb
     assert np.max(np.abs(window.session.selected.cleaned)) <= 1.0  # the flat tops stay flat without it
     window.controls.declip.setChecked(True)
     window._rerender.timeout.emit()  # as the settle timer would
-    qtbot.waitUntil(lambda: window.session.selected.settings_key[-1] is True, timeout=60000)
+    qtbot.waitUntil(lambda: window.session.selected.settings_key[-2] is True, timeout=60000)
     wait_rendered(qtbot, window)
     assert Settings.load().declip is True
     assert np.max(np.abs(window.session.selected.cleaned)) > 1.05  # the peaks are back, over full scale
@@ -110,6 +110,26 @@ def test_declip_fills_in_a_clipped_take_and_its_export_fits_under_full_scale(qtb
     assert "declipped: " in window.status.text() and "turned down " in window.status.text()
     y, _ = read_audio(out)
     assert 0.99 < np.max(np.abs(y)) <= 1.0
+
+
+def test_level_evens_out_two_voices_in_the_preview_and_the_export(qtbot, window, short_example, tmp_path):
+    x, rate = read_audio(short_example)
+    half = x.shape[1] // 2
+    uneven = write_audio(tmp_path / "interview.wav", np.concatenate([0.3 * x[:, :half], x[:, half:]], axis=1), rate, bit_depth=24)
+    window.open_files([uneven])
+    wait_rendered(qtbot, window)
+    halves = lambda y: 10 * np.log10(np.mean(y[0, :half].astype(float) ** 2) / np.mean(y[0, half:].astype(float) ** 2))
+    plain = halves(window.session.selected.cleaned)
+    window.controls.level.setChecked(True)
+    window._rerender.timeout.emit()
+    qtbot.waitUntil(lambda: window.session.selected.settings_key[-1] is True, timeout=60000)
+    wait_rendered(qtbot, window)
+    levelled = halves(window.session.selected.cleaned)
+    assert plain < -8.0 and levelled > plain + 4.0, (plain, levelled)
+    out = tmp_path / "even.wav"
+    window.export_current(out)
+    qtbot.waitUntil(lambda: window.session.selected.status == Status.EXPORTED, timeout=60000)
+    assert "levelled: voices turned " in window.status.text()
 
 
 def test_ab_toggle_keeps_the_playhead_and_matches_loudness(qtbot, window, short_example):
