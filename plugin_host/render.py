@@ -102,7 +102,7 @@ class RenderResult:
     notes: list[str] = field(default_factory=list)
 
 
-FULL_SCALE_MARGIN_DB = -0.01  # where a declipped file's highest sample lands when it is turned down
+FULL_SCALE_MARGIN_DB = -0.01  # where a declipped or levelled file's highest sample lands when it is turned down
 SILENT_CHANNEL_DB = 40.0  # a channel this far below the loudest (RMS over the file) is a dead input, not a voice
 CHANNEL_NAMES = {2: ("left", "right")}
 MAX_CHANNELS = {".mp3": 2, ".flac": 8, ".m4a": 2, ".m4b": 2, ".opus": 2, ".mp4": 2, ".mov": 2, ".mkv": 2, ".webm": 2}  # what their encoders hold; WAV, AIFF and Ogg Vorbis take more
@@ -375,7 +375,7 @@ def render_file(
         if meter is None:
             stage1.commit(finish)
             result.clipped_samples = stage1.clipped
-        elif target is None:  # declipped, no loudness target: down just enough for the restored peaks
+        elif target is None:  # declipped or levelled, no loudness target: down just enough for the peaks over full scale
             stage1.close()
             temps.append(stage1.tmp)
             gain_db = min(0.0, FULL_SCALE_MARGIN_DB - meter.sample_peak_dbfs)
