@@ -521,7 +521,7 @@ def test_bad_options_are_one_line_errors(tmp_path, src, capsys):
     assert main(["render", str(src), "-o", str(tmp_path), "--model", "auto", "--attenuation-limit-db", "200"]) == 2  # auto's cap too
     assert capsys.readouterr().err.strip() == "error: attenuation_limit_db must be in [0, 100], got 200.0"
     r = run_cli("render", src, "-o", tmp_path, "--preset", "radio")
-    assert r.returncode == 2 and "unknown preset 'radio'; valid: denoise_only, podcast_voice" in r.stderr
+    assert r.returncode == 2 and "unknown preset 'radio'; valid: denoise_only, podcast_interview, podcast_voice" in r.stderr
     for flags, message in (
         (["--loudness-lufs", "3"], "error: loudness target (LUFS) must be in [-70, 0], got 3.0"),
         (["--loudness-lufs", "-16", "--true-peak-dbtp", "5"], "error: true-peak ceiling (dBTP) must be in [-20, 0], got 5.0"),
