@@ -13,7 +13,6 @@ length, offline, on this machine.
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import soundfile as sf
 import soxr
 
 from plugin_host import Declip
-from plugin_host.evaluation import default_data_dir
+from plugin_host.evaluation import _corpus
 
 OVERDRIVES_DB = (1.0, 3.0, 6.0, 10.0)
 
@@ -31,9 +30,9 @@ def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
     return float(10 * np.log10(np.sum(reference**2) / np.sum((reference - estimate) ** 2)))
 
 
-def voices(data: Path, files: int, seed: int = 2026) -> list[tuple[str, np.ndarray, int]]:
-    with open(data / "manifest.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["kind"] == "speech" and r["split"] == "dev"]
+def voices(data: Path | None, files: int, seed: int = 2026) -> list[tuple[str, np.ndarray, int]]:
+    data, rows = _corpus(data)  # the folder and its manifest, as eval reads them
+    rows = [r for r in rows if r["kind"] == "speech" and r["split"] == "dev"]
     pick = np.random.default_rng(seed).choice(len(rows), min(files, len(rows)), replace=False)
     out = []
     for i in sorted(pick):
@@ -49,8 +48,7 @@ def main() -> None:
     parser.add_argument("--data", default=None)
     parser.add_argument("--out")
     args = parser.parse_args()
-    data = Path(args.data) if args.data else default_data_dir()
-    clips = voices(data, args.files)
+    clips = voices(args.data, args.files)
     seconds = sum(len(x) / r for _, x, r in clips)
     lines = [
         f"{len(clips)} dev-split voices ({seconds:.0f} s; LibriSpeech 16 kHz and KLettres 44.1 kHz sources), each peak-normalised, driven over full scale and clipped there.",

@@ -13,7 +13,6 @@ with its defaults, averaged over the conversations; RTF: its time over the audio
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import soundfile as sf
 import soxr
 
 from plugin_host import Level
-from plugin_host.evaluation import default_data_dir
+from plugin_host.evaluation import _corpus
 
 RATE = 48000
 
@@ -37,9 +36,8 @@ def main() -> None:
     parser.add_argument("--data", default=None)
     parser.add_argument("--out")
     args = parser.parse_args()
-    data = Path(args.data) if args.data else default_data_dir()
-    with open(data / "manifest.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["kind"] == "speech" and r["split"] == "dev" and float(r["seconds"]) >= 2.5]
+    data, rows = _corpus(args.data)  # the folder and its manifest, as eval reads them
+    rows = [r for r in rows if r["kind"] == "speech" and r["split"] == "dev" and float(r["seconds"]) >= 2.5]
     rng = np.random.default_rng(2026)
     spread_in, spread_out, range_in, range_out, elapsed, audio = [], [], [], [], 0.0, 0.0
     for _ in range(args.conversations):

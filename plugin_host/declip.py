@@ -61,7 +61,7 @@ def fill_gap(window: np.ndarray, unknown: np.ndarray, order: int = AR_ORDER) -> 
 class DeclipProcessor:
     """One channel: a hop in, the hop ``latency_samples`` earlier out, with its flat tops filled."""
 
-    def __init__(self, sample_rate: int, threshold: float, max_gap: int, context: int, hop: int):
+    def __init__(self, threshold: float, max_gap: int, context: int, hop: int):
         self.hop_length = self.frame_size = hop
         self.max_gap, self.context, self.threshold = max_gap, context, threshold
         self.latency_samples = max_gap + context
@@ -124,7 +124,6 @@ class Declip(StreamingEffect):
         super().__init__()
         self.threshold_db = threshold_db
         self.max_gap_ms = max_gap_ms
-        self._rate: int | None = None
         self._processors: list[DeclipProcessor] = []
 
     @property
@@ -155,16 +154,12 @@ class Declip(StreamingEffect):
         """Flat tops left as they were: longer than ``max_gap_ms``, or whose fill ran away."""
         return sum(p.left for p in self._processors)
 
-    def _make(self, cls, sample_rate: int, channels: int, **kwargs):
-        self._rate = sample_rate  # no model rate: it runs at the host's
-        return cls(self._make_processors, sample_rate, sample_rate, channels, **kwargs)
-
     def _make_processors(self, channels: int) -> list:
         rate = self._rate
         max_gap = max(CLIP_RUN, int(round(self._max_gap_ms * rate / 1000)))
         context = int(round(CONTEXT_MS * rate / 1000))
         threshold = 10.0 ** (self._threshold_db / 20.0)
-        self._processors = [DeclipProcessor(rate, threshold, max_gap, context, hop=max_gap) for _ in range(channels)]
+        self._processors = [DeclipProcessor(threshold, max_gap, context, hop=max_gap) for _ in range(channels)]
         return self._processors
 
     def __reduce__(self):

@@ -56,7 +56,8 @@ def run_offline(pipeline, x: np.ndarray, buffer_size: int) -> np.ndarray:
 class StreamingEffect:
     """Shared plumbing: layout handling, buffer splitting, offline vs. streaming pipelines."""
 
-    model_rate: int
+    #: the rate its frame processors run at; None: the host's (``_rate`` says which, once made)
+    model_rate: int | None = None
     #: corner of the DC blocker in front of the frame processors; None: none
     dc_cutoff_hz: float | None = None
     remove_dc = False
@@ -68,7 +69,8 @@ class StreamingEffect:
         raise NotImplementedError
 
     def _make(self, cls, sample_rate: int, channels: int, **kwargs):
-        pipeline = cls(self._make_processors, sample_rate, self.model_rate, channels, dc_cutoff_hz=self.dc_cutoff_hz, **kwargs)
+        self._rate = self.model_rate or sample_rate
+        pipeline = cls(self._make_processors, sample_rate, self._rate, channels, dc_cutoff_hz=self.dc_cutoff_hz, **kwargs)
         if self.dc_cutoff_hz:
             pipeline.adapter.remove_dc = self.remove_dc
         return pipeline

@@ -22,6 +22,7 @@ import numpy as np
 
 from .effects import StreamingEffect
 from .errors import check_range
+from .processor import DCBlocker
 
 HOP_S = 0.01
 LOOKAHEAD_S = 1.5  # the speech level at t is the median over t - 1 s .. t + 1.5 s
@@ -48,17 +49,12 @@ class LevelProcessor:
         self._window = self.lookahead_hops + int(round(LOOKBACK_S / HOP_S)) + 1
         self._floor_rise = FLOOR_RISE_DB_PER_S * hop_s
         self._slew = SLEW_DB_PER_S * hop_s
-        from scipy.signal import lfilter  # here, not at import: scipy.signal is slow to load
-
-        self._lfilter = lfilter
-        pole = math.exp(-2.0 * math.pi * DETECTOR_HIGHPASS_HZ / sample_rate)
-        g = (1.0 + pole) / 2.0
-        self._hp_b, self._hp_a = np.array([g, -g]), np.array([1.0, -pole])
+        self._detector = DCBlocker(channels, sample_rate, DETECTOR_HIGHPASS_HZ)  # the same one-pole high-pass, higher
         self.reset()
 
     def reset(self) -> None:
         self._delay = np.zeros((self.channels, self.latency_samples + self.hop_length))
-        self._hp_zi = np.zeros((self.channels, 1))  # the detector's high-pass
+        self._detector.reset()
         self._floor_db = None
         self._levels = np.full(self._window, np.nan)  # speech hops' levels (dB) in the window, NaN for the others
         self._wanted_db = None
@@ -67,8 +63,8 @@ class LevelProcessor:
 
     def _hop_level_db(self, hop: np.ndarray) -> float:
         """Mean-square level of the hop after the detector's high-pass (dBFS, over all channels)."""
-        y, self._hp_zi = self._lfilter(self._hp_b, self._hp_a, np.asarray(hop, np.float64), axis=1, zi=self._hp_zi)
-        return 10.0 * math.log10(float(np.mean(y**2)) + 1e-12)
+        y = self._detector(hop)
+        return 10.0 * math.log10(float(np.mean(np.square(y, dtype=np.float64))) + 1e-12)
 
     def _step_gain(self, level_db: float) -> None:
         """Take the newest hop's level; move the gain of the hop ``lookahead_hops`` older.
@@ -122,10 +118,6 @@ class Level(StreamingEffect):
         """The gain given to each 10 ms hop of the audio in the last render (or in the stream going on)."""
         p = self._processor
         return np.asarray(p.gains_db[p.lookahead_hops :] if p else [], dtype=np.float32)
-
-    def _make(self, cls, sample_rate: int, channels: int, **kwargs):
-        self._rate = sample_rate  # no model rate: it runs at the host's
-        return cls(self._make_processors, sample_rate, sample_rate, channels, **kwargs)
 
     def _make_processors(self, channels: int) -> list:
         self._processor = LevelProcessor(self._rate, channels, self.target_db, self.max_gain_db, self.max_cut_db)

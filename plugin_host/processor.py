@@ -131,7 +131,8 @@ class SpectralModelProcessor(Controls):
 
 
 class DCBlocker:
-    """One-pole high-pass at ``cutoff_hz`` for (channels, n) blocks: takes out a DC offset and slow drift.
+    """One-pole high-pass at ``cutoff_hz`` for (channels, n) blocks: takes out a DC offset and slow drift
+    (and, at 100 Hz, the rumble the leveler's level detector leaves out).
 
     A denoiser's gains rise and fall with the voice; on an offset (cheap interfaces and USB mics
     record with one) they would turn it into a wandering level, thumps below 20 Hz at every
