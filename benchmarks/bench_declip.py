@@ -6,13 +6,16 @@ Takes ``--files`` speech files of the corpus' dev split (seeded pick; ../shared/
 $NOISENIL_DATA), resamples each to the rate, scales its peak to 0 dBFS, then drives it 1, 3, 6 and
 10 dB over full scale and clips it there. The reference is the driven voice before clipping; the
 score is its SNR against the clipped file and against the declipped one (whole file), averaged
-over the files, with the worst single file's change. RTF: Declip's time over the audio's
+over the files, with the worst single file's change. Each is also normalised to -1 dBFS at 16 bits
+after clipping (a take clipped and then turned down in an editor): ``Declip()`` has to find that
+level itself, and the restored file is turned back up by as much before it is scored. RTF: Declip's time over the audio's
 length, offline, on this machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from plugin_host import Declip
 from plugin_host.evaluation import _corpus
 
 OVERDRIVES_DB = (1.0, 3.0, 6.0, 10.0)
+TURNED_DOWN_DB = -1.0  # a clipped take normalised to this peak afterwards
 
 
 def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -57,26 +61,30 @@ def main() -> None:
         "| rate | driven over full scale | flat tops | clipped SNR | declipped SNR | change | worst file | left (too long) | RTF |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for rate in args.rates:
-        for over_db in OVERDRIVES_DB:
-            before, after, filled, left, elapsed, audio = [], [], 0, 0, 0.0, 0.0
-            for _, x, source_rate in clips:
-                y = soxr.resample(x, source_rate, rate) if source_rate != rate else x
-                reference = y / np.max(np.abs(y)) * 10 ** (over_db / 20)
-                clipped = np.clip(reference, -1.0, 1.0).astype(np.float32)
-                effect = Declip()
-                t0 = time.perf_counter()
-                restored = effect(clipped, rate)
-                elapsed += time.perf_counter() - t0
-                audio += len(y) / rate
-                before.append(snr_db(reference, clipped))
-                after.append(snr_db(reference, restored))
-                filled, left = filled + effect.repaired, left + effect.left
-            change = np.array(after) - np.array(before)
-            lines.append(
-                f"| {rate} | {over_db:g} dB | {filled} | {np.mean(before):.1f} | {np.mean(after):.1f} | {np.mean(change):+.1f} | {np.min(change):+.2f} | {left} | {elapsed / audio:.3f} |"
-            )
-            print(lines[-1], flush=True)
+    for turned_down_db, rate, over_db in itertools.product((None, TURNED_DOWN_DB), args.rates, OVERDRIVES_DB):
+        before, after, filled, left, elapsed, audio = [], [], 0, 0, 0.0, 0.0
+        for _, x, source_rate in clips:
+            y = soxr.resample(x, source_rate, rate) if source_rate != rate else x
+            reference = y / np.max(np.abs(y)) * 10 ** (over_db / 20)
+            clipped = np.clip(reference, -1.0, 1.0).astype(np.float32)
+            gain = 1.0
+            if turned_down_db is not None:  # normalised in an editor and written at 16 bits
+                gain = 10 ** (turned_down_db / 20)
+                clipped = (np.round(clipped * gain * 32768) / 32768).astype(np.float32)
+            effect = Declip()
+            t0 = time.perf_counter()
+            restored = effect(clipped, rate) / gain
+            elapsed += time.perf_counter() - t0
+            audio += len(y) / rate
+            before.append(snr_db(reference, clipped / gain))
+            after.append(snr_db(reference, restored))
+            filled, left = filled + effect.repaired, left + effect.left
+        change = np.array(after) - np.array(before)
+        how = f"{over_db:g} dB" + ("" if turned_down_db is None else f", then {turned_down_db:g} dBFS at 16 bits")
+        lines.append(
+            f"| {rate} | {how} | {filled} | {np.mean(before):.1f} | {np.mean(after):.1f} | {np.mean(change):+.1f} | {np.min(change):+.2f} | {left} | {elapsed / audio:.3f} |"
+        )
+        print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
     if args.out:
         Path(args.out).write_text(text)

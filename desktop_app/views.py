@@ -196,7 +196,8 @@ class ControlsPanel(QGroupBox):
         form.addRow("Lossy bit rate", self.bitrate)
         self.declip = QCheckBox("Fill in clipped peaks")
         self.declip.setToolTip(
-            "Declip: flat tops at full scale up to 5 ms long are filled in from the samples around them, before denoising. "
+            "Declip: flat tops up to 5 ms long are filled in from the samples around them, before denoising: at full scale, "
+            "or at the level a take clipped at before it was turned down. "
             "An export without a loudness target is turned down just enough to hold the restored peaks."
         )
         form.addRow("Declip", self.declip)

@@ -155,6 +155,9 @@ class Chain(MutableSequence):
         size = check_buffer_size(buffer_size)
         x, layout = as_channels_first(input_array)
         if reset:
+            first = self._plugins[0] if self._plugins else None
+            if hasattr(first, "look_ahead") and np.all(np.isfinite(x)):  # a Declip first finds the level the input clipped at
+                first.look_ahead(x, rate)
             y = run_offline(self.offline_pipeline(rate, x.shape[0]), x, size)
         else:
             for segment in self.segments:

@@ -1,8 +1,9 @@
 """Declip: fill in the flat tops of a recording that clipped, streaming, with a fixed lookahead.
 
 A guest too hot into the interface leaves flat tops at full scale: the peaks are cut off and the
-voice crackles. Each flat top (``CLIP_RUN`` or more samples in a row at or above ``threshold_db``,
-as ``clipping.ClipCounter`` counts them) is treated as missing and filled in by least-squares
+voice crackles. A take that clipped and was then turned down has them at a lower level, which
+``clipping.ClipCounter`` finds in the whole file (``threshold_db=None``). Each flat top
+(``CLIP_RUN`` or more samples in a row at or above that level) is treated as missing and filled in by least-squares
 autoregressive interpolation (Janssen et al., 1986): an AR model is fitted to the unclipped
 samples around it, the missing samples are those that make the prediction error smallest, and
 they are kept on the clipped side of the threshold (a clipped sample was at least that loud).
@@ -18,13 +19,14 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .effects import StreamingEffect
+from .effects import StreamingEffect, as_channels_first
 from .errors import ParameterError, check_range
-from .clipping import CLIP_RUN
+from .clipping import CLIP_RUN, ClipCounter
 
 CONTEXT_MS = 4.0  # unclipped samples used on each side of a gap
 AR_ORDER = 24
 MAX_RESTORE = 4.0  # a fill more than 12 dB over the clip level is a fit that ran away, not a peak
+FULL_SCALE_DB = -0.01  # the clip level where none was found below full scale
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -115,24 +117,58 @@ class DeclipProcessor:
 class Declip(StreamingEffect):
     """Fill in clipped peaks (pedalboard's effect contract, as ``Denoise``).
 
-    threshold_db: a sample at or above this level (dBFS) is at the clip; -0.01 dB finds what
-    clipped at full scale; a recording clipped and then turned down needs its own level.
+    threshold_db: a sample at or above this level (dBFS) is at the clip. None (the default): the
+    level the recording clipped at, found in the whole input first: full scale, or where a take
+    clipped and was then turned down, that level. The input is looked at by ``process`` with
+    ``reset=True``, by a ``Chain`` that starts with this step, and by ``render``; streaming
+    (``reset=False``) uses the level last found, full scale until one is.
     max_gap_ms: longer flat tops are left as they are; the lookahead is this plus 4 ms of context.
     """
 
-    def __init__(self, threshold_db: float = -0.01, max_gap_ms: float = 5.0):
+    def __init__(self, threshold_db: float | None = None, max_gap_ms: float = 5.0):
         super().__init__()
         self.threshold_db = threshold_db
         self.max_gap_ms = max_gap_ms
+        self._found_db = FULL_SCALE_DB
         self._processors: list[DeclipProcessor] = []
 
     @property
-    def threshold_db(self) -> float:
+    def threshold_db(self) -> float | None:
         return self._threshold_db
 
     @threshold_db.setter
-    def threshold_db(self, value: float) -> None:
-        self._threshold_db = check_range("threshold_db", value, -40.0, 0.0)
+    def threshold_db(self, value: float | None) -> None:
+        self._threshold_db = None if value is None else check_range("threshold_db", value, -40.0, 0.0)
+
+    @property
+    def clip_level_db(self) -> float:
+        """The level in use: ``threshold_db``, or the one found in the input."""
+        return self._found_db if self._threshold_db is None else self._threshold_db
+
+    def find_level(self, chunks, sample_rate: int) -> ClipCounter:
+        """Look at the whole input (an iterable of (channels, n) chunks) for the level it clipped
+        at, and use it while ``threshold_db`` is None; returns the counter (places, positions)."""
+        counter = ClipCounter(sample_rate)
+        for chunk in chunks:
+            counter.add(chunk)
+        counter.finish()
+        below = counter.count and counter.level is not None and counter.level_db < FULL_SCALE_DB
+        self._found_db = float(counter.level_db) - 1e-6 if below else FULL_SCALE_DB  # just under it: that rail counts
+        return counter
+
+    def look_ahead(self, x: np.ndarray, sample_rate: int) -> None:
+        """A whole input about to be processed from the start (``process``, ``Chain.process``)."""
+        if self._threshold_db is None:
+            self.find_level([x], sample_rate)
+
+    def process(self, input_array, sample_rate: float, buffer_size: int = 8192, reset: bool = True) -> np.ndarray:
+        if reset and self._threshold_db is None:
+            x, _ = as_channels_first(input_array)
+            if np.all(np.isfinite(x)):  # the base class names the bad samples
+                self.look_ahead(x, int(sample_rate))
+        return super().process(input_array, sample_rate, buffer_size, reset)
+
+    __call__ = process
 
     @property
     def max_gap_ms(self) -> float:
@@ -158,7 +194,7 @@ class Declip(StreamingEffect):
         rate = self._rate
         max_gap = max(CLIP_RUN, int(round(self._max_gap_ms * rate / 1000)))
         context = int(round(CONTEXT_MS * rate / 1000))
-        threshold = 10.0 ** (self._threshold_db / 20.0)
+        threshold = 10.0 ** (self.clip_level_db / 20.0)
         self._processors = [DeclipProcessor(threshold, max_gap, context, hop=max_gap) for _ in range(channels)]
         return self._processors
 
@@ -166,4 +202,5 @@ class Declip(StreamingEffect):
         return (type(self), (self._threshold_db, self._max_gap_ms))
 
     def __repr__(self) -> str:
-        return f"<plugin_host.Declip threshold_db={self._threshold_db:g} max_gap_ms={self._max_gap_ms:g}>"
+        level = "auto" if self._threshold_db is None else f"{self._threshold_db:g}"
+        return f"<plugin_host.Declip threshold_db={level} max_gap_ms={self._max_gap_ms:g}>"

@@ -14,7 +14,7 @@ import pedalboard
 from .audio_io import CODEC_RATES_SUFFIX, LOSSY_WRITE, VIDEO_OUT, lossy_output, SafeWriter, check_free_space, output_bit_depth, output_sample_rate, probe, read_chunks, remove_stale_partials
 from .bitrate import BITRATE_RANGE_KBPS, output_quality, source_kbps
 from .chain import LOUDNESS_RANGE_LUFS, NATIVE_BUFFER_SIZE, TRUE_PEAK_RANGE_DBTP, Chain, load_preset, prime_native
-from .declip import Declip
+from .declip import FULL_SCALE_DB, Declip
 from .level import Level
 from .effects import Denoise
 from .engine import Resampler, check_sample_rate
@@ -324,6 +324,11 @@ def render_file(
         heard = f"mostly {label}" if label else "too short to classify"
         auto_note = f"auto: {heard} -> {options.model}, attenuation limit {options.attenuation_limit_db:g} dB"
     chain, target, ceiling = options.build()
+    declip = chain[0] if len(chain) and isinstance(chain[0], Declip) else None
+    if declip is not None:  # it runs on the input as it came: resampling or a downmix would ripple the flat tops away
+        del chain[0]
+        if declip.threshold_db is None:  # the level the take clipped at: full scale, or where it was turned down to
+            declip.find_level(read_chunks(info, int(CHUNK_SECONDS * info.sample_rate)), info.sample_rate)
     frames_out = int(round(info.frames * rate / info.sample_rate))
     headroom = (options.declip or options.level) and target is None  # restored or raised peaks over full scale: the file is turned down to fit them
     two_pass = target is not None or headroom
@@ -347,6 +352,7 @@ def render_file(
     stage1 = SafeWriter(pass1, rate, channels, 32) if two_pass else SafeWriter(dst, rate, channels, bit_depth, quality, codec, video_from, start)
     try:
         pipe = chain.offline_pipeline(rate, channels)
+        before = declip.offline_pipeline(info.sample_rate, info.channels) if declip is not None else None
         meter = LoudnessMeter(rate, channels) if two_pass else None
         to_rate = Resampler(info.sample_rate, rate, channels)  # soxr, aligned; identity if equal
         written = 0
@@ -363,10 +369,14 @@ def render_file(
         for x in read_chunks(info, int(CHUNK_SECONDS * info.sample_rate)):
             power += np.sum(np.square(x, dtype=np.float64), axis=1)
             clips.add(x)
-            emit(pipe.push(to_rate(_convert_channels(x, channels, live))))
             done += x.shape[1]
+            if before is not None:
+                x = before.push(x)
+            emit(pipe.push(to_rate(_convert_channels(x, channels, live))))
             if progress:
                 progress(done / info.sample_rate)
+        if before is not None:
+            emit(pipe.push(to_rate(_convert_channels(before.finish(), channels, live))))
         if not to_rate.identity:
             emit(pipe.push(to_rate(np.zeros((channels, 0), np.float32), last=True)))
         emit(pipe.finish())
@@ -407,10 +417,11 @@ def render_file(
     if levels and len(levels[0].gains_db):
         gains = levels[0].gains_db
         result.notes.append(f"levelled: voices turned {_signed(float(np.min(gains)))} to {_signed(float(np.max(gains)))} dB (median {_signed(float(np.median(gains)))} dB)")
-    declips = [step for step in chain if isinstance(step, Declip)]
+    declips = [declip] if declip is not None else [step for step in chain if isinstance(step, Declip)]
     if declips:
-        filled, left = declips[0].repaired, declips[0].left
-        result.notes.append(f"declipped: {filled} flat top{'s' if filled != 1 else ''} filled in" + (f", {left} left as {'they were' if left != 1 else 'it was'} (longer than {declips[0].max_gap_ms:g} ms, or past prediction)" if left else ""))
+        filled, left, level_db = declips[0].repaired, declips[0].left, declips[0].clip_level_db
+        at = f" at {level_db:.1f} dBFS" if level_db < FULL_SCALE_DB - 0.05 else ""
+        result.notes.append(f"declipped{at}: {filled} flat top{'s' if filled != 1 else ''} filled in" + (f", {left} left as {'they were' if left != 1 else 'it was'} (longer than {declips[0].max_gap_ms:g} ms, or past prediction)" if left else ""))
     elif result.input_clips:  # a podcaster wants to know which guest's track clipped, and where
         result.notes.append(f"the input {clips.describe()}: a denoiser cannot bring back what was cut off (--declip fills in short flat tops)")
     if result.clipped_samples:

@@ -115,6 +115,7 @@ def test_parameters_pickling_and_chains(tmp_path, voice):
     reference, clipped = clip(voice, 1.0)
     quieter = (clipped * 10 ** (-6.0 / 20)).astype(np.float32)
     assert snr_db(reference * 10 ** (-6.0 / 20), Declip(threshold_db=-6.02)(quieter, RATE)) > snr_db(reference, clipped) + 20.0
+    assert repr(Declip()) == "<plugin_host.Declip threshold_db=auto max_gap_ms=5>" and pickle.loads(pickle.dumps(Declip())).threshold_db is None
     # in a chain, and in a preset file
     chain = Chain([Declip(), Denoise("wiener")])
     assert chain.streaming_latency_samples(RATE) == Declip().streaming_latency_samples(RATE) + Denoise("wiener").streaming_latency_samples(RATE)
@@ -143,3 +144,48 @@ def test_render_declip_fills_in_and_turns_the_file_down_to_fit(tmp_path, capsys)
     # without --declip the note says it clipped and what would help
     assert main(["render", str(src), "-o", str(tmp_path / "plain.wav"), "--model", "wiener"]) == 0
     assert "(--declip fills in short flat tops)" in capsys.readouterr().err
+
+
+def test_a_take_clipped_and_then_turned_down_is_found_and_filled_in(voice):
+    reference, clipped = clip(voice, 1.0)
+    step = 2.0**-15
+    quieter = (np.round(clipped * 10 ** (-6.0 / 20) / step) * step).astype(np.float32)  # normalised in an editor, 16-bit
+    at_full_scale = Declip()
+    restored_full = at_full_scale(clipped, RATE)
+    effect = Declip()  # threshold_db=None: found in the input
+    y = effect(quieter, RATE)
+    assert effect.clip_level_db == pytest.approx(-6.0, abs=0.01) and at_full_scale.clip_level_db == -0.01
+    assert effect.repaired == pytest.approx(at_full_scale.repaired, abs=3) and effect.repaired > 400
+    gain = 10 ** (6.0 / 20)
+    assert snr_db(reference, gain * y) > snr_db(reference, clipped) + 20.0  # measured 32.5 -> 60 dB, as at full scale
+    assert snr_db(restored_full, gain * y) > 50.0
+    assert Declip(threshold_db=-0.01)(quieter, RATE).tolist() == quieter.tolist()  # a fixed full-scale level finds nothing
+    chain = Chain([Declip(), Denoise("wiener", mix=0.0, remove_dc=False)])  # first in a chain: the chain shows it the input
+    np.testing.assert_allclose(chain(quieter, RATE), y, atol=1e-6)
+    assert chain[0].clip_level_db == pytest.approx(-6.0, abs=0.01)
+    streamed = Declip()  # streaming cannot look ahead: full scale, until a level is found
+    np.testing.assert_array_equal(streamed.process(quieter, RATE, reset=False)[672:], quieter[:-672])
+    streamed.find_level([quieter[None]], RATE)
+    assert streamed.clip_level_db == pytest.approx(-6.0, abs=0.01)
+
+
+def test_render_declips_at_the_input_rate_and_at_the_level_found(tmp_path, capsys):
+    """Resampling before declipping ripples the flat tops away: a 44.1 kHz take rendered at 48 kHz
+    is declipped at 44.1 kHz first, and one clipped and turned down is declipped at its level."""
+    import soxr
+
+    x = soxr.resample(speechlike(3.0, seed=5), RATE, 44100)
+    clipped = np.clip(1.12 * x / np.max(np.abs(x)), -1.0, 1.0)
+    src = write_audio(tmp_path / "hot44.wav", clipped, sample_rate=44100, bit_depth=16)
+    counts = []
+    for name, extra in (("same.wav", []), ("up.wav", ["--sample-rate", "48000"]), ("stereo.flac", ["--channels", "2"])):
+        assert main(["render", str(src), "-o", str(tmp_path / name), "--model", "wiener", "--declip", *extra]) == 0
+        err = capsys.readouterr().err
+        counts.append(int(err.split("declipped: ")[1].split(" flat top")[0]))
+    assert counts[0] > 50 and counts == [counts[0]] * 3
+    quieter = write_audio(tmp_path / "normalised.wav", clipped * 10 ** (-3.0 / 20), sample_rate=44100, bit_depth=16)
+    assert main(["render", str(quieter), "-o", str(tmp_path / "q.wav"), "--model", "wiener", "--declip"]) == 0
+    err = capsys.readouterr().err
+    assert f"declipped at -3.0 dBFS: {counts[0]} flat tops filled in" in err
+    assert main(["info", str(quieter)]) == 0
+    assert " places at -3.0 dBFS (first at 0:00." in capsys.readouterr().out
