@@ -230,11 +230,14 @@ class RenderJob(QThread):
             options = options.resolved(rec.noise_label or None)
         chain, _, _ = options.build()
         channels, n = rec.noisy.shape
+        step = int(CHUNK_SECONDS * rec.sample_rate)
+        if len(chain) and hasattr(chain[0], "find_level") and chain[0].threshold_db is None:  # Declip: the level the take clipped at
+            chain[0].find_level((rec.noisy[:, i : i + step] for i in range(0, n, step)), rec.sample_rate)
         pipe = chain.offline_pipeline(rec.sample_rate, channels)
         hop = int(round(rec.spec_seconds_per_column * rec.sample_rate))
         spec = Spectrogram(hop)
         meter = LoudnessMeter(rec.sample_rate, channels)
-        cleaned, step, last = Filling(channels, n), int(CHUNK_SECONDS * rec.sample_rate), time.monotonic()
+        cleaned, last = Filling(channels, n), time.monotonic()
         for start in range(0, n, step):
             if self._cancel:
                 return

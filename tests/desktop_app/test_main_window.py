@@ -92,24 +92,29 @@ def test_a_clipped_recording_says_so_in_the_queue(qtbot, window, short_example, 
     assert "clipped (red marks)" in window.view.overview.titleLabel.text
 
 
-def test_declip_fills_in_a_clipped_take_and_its_export_fits_under_full_scale(qtbot, window, short_example, tmp_path):
+@pytest.mark.parametrize("turned_down_db", [0.0, -3.0])  # -3: a take clipped and then normalised in an editor
+def test_declip_fills_in_a_clipped_take_and_its_export_fits_under_full_scale(qtbot, window, short_example, tmp_path, turned_down_db):
     x, rate = read_audio(short_example)
-    hot = write_audio(tmp_path / "guest.wav", np.clip(1.6 * x / np.max(np.abs(x)), -1.0, 1.0), rate, bit_depth=16)
+    gain = 10 ** (turned_down_db / 20)
+    hot = write_audio(tmp_path / "guest.wav", gain * np.clip(1.6 * x / np.max(np.abs(x)), -1.0, 1.0), rate, bit_depth=16)
     window.open_files([hot])
     wait_rendered(qtbot, window)
-    assert np.max(np.abs(window.session.selected.cleaned)) <= 1.0  # the flat tops stay flat without it
+    assert np.max(np.abs(window.session.selected.cleaned)) <= gain  # the flat tops stay flat without it
+    assert window.session.selected.clipped.startswith("clipped in ") and ("dBFS" in window.session.selected.clipped) == (turned_down_db < 0)
     window.controls.declip.setChecked(True)
     window._rerender.timeout.emit()  # as the settle timer would
     qtbot.waitUntil(lambda: window.session.selected.settings_key[-2] is True, timeout=60000)
     wait_rendered(qtbot, window)
     assert Settings.load().declip is True
-    assert np.max(np.abs(window.session.selected.cleaned)) > 1.05  # the peaks are back, over full scale
+    assert np.max(np.abs(window.session.selected.cleaned)) > 1.05 * gain  # the peaks are back, over the clip level
     out = tmp_path / "fixed.wav"
     window.export_current(out)
     qtbot.waitUntil(lambda: window.session.selected.status == Status.EXPORTED, timeout=60000)
-    assert "declipped: " in window.status.text() and "turned down " in window.status.text()
+    at = f" at {turned_down_db:.1f} dBFS" if turned_down_db < 0 else ""
+    assert f"declipped{at}: " in window.status.text()
+    assert ("turned down " in window.status.text()) == (turned_down_db == 0.0)  # 3 dB under full scale, the restored peaks fit
     y, _ = read_audio(out)
-    assert 0.99 < np.max(np.abs(y)) <= 1.0
+    assert (0.99 if turned_down_db == 0.0 else 1.05 * gain) < np.max(np.abs(y)) <= 1.0
 
 
 def test_level_evens_out_two_voices_in_the_preview_and_the_export(qtbot, window, short_example, tmp_path):
