@@ -194,6 +194,7 @@ class MainWindow(QMainWindow):
             loudness_lufs=s.loudness_lufs if s.loudness_enabled else None,
             bitrate_kbps=s.bitrate_kbps or None,
             declip=s.declip,
+            dehum=s.dehum,
             level=s.level,
         )
 

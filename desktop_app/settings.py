@@ -61,6 +61,7 @@ class Settings:
     loudness_lufs: float = DEFAULT_LOUDNESS_LUFS
     bitrate_kbps: int = 0  # lossy exports (MP3, M4A, Opus, Ogg); 0 = as the input
     declip: bool = False  # fill in clipped peaks before denoising
+    dehum: bool = False  # notch out mains hum before denoising
     level: bool = False  # even out the voices' levels after denoising
     last_open_dir: str = ""
     last_export_dir: str = ""

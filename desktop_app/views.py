@@ -201,6 +201,12 @@ class ControlsPanel(QGroupBox):
             "An export without a loudness target is turned down just enough to hold the restored peaks."
         )
         form.addRow("Declip", self.declip)
+        self.dehum = QCheckBox("Remove mains hum")
+        self.dehum.setToolTip(
+            "Dehum: the 50 or 60 Hz hum of a ground loop, and its harmonics that stand out, found in the recording and "
+            "notched out with narrow filters before denoising (a denoiser lets hum under a voice through). Nothing is notched where no hum is found."
+        )
+        form.addRow("Dehum", self.dehum)
         self.level = QCheckBox("Even out voice levels")
         self.level.setToolTip(
             "Leveler: a quiet guest turned up and a loud host down (at most 15 dB either way), from the speech's level over a few seconds; "
@@ -215,6 +221,7 @@ class ControlsPanel(QGroupBox):
         self.loudness.valueChanged.connect(self._changed)
         self.bitrate.currentIndexChanged.connect(self._changed)
         self.declip.toggled.connect(self._changed)
+        self.dehum.toggled.connect(self._changed)
         self.level.toggled.connect(self._changed)
 
     def apply(self, s: Settings) -> None:
@@ -226,6 +233,7 @@ class ControlsPanel(QGroupBox):
         self.loudness.setValue(s.loudness_lufs)
         self.bitrate.setCurrentIndex(max(0, self.bitrate.findData(s.bitrate_kbps)))
         self.declip.setChecked(s.declip)
+        self.dehum.setChecked(s.dehum)
         self.level.setChecked(s.level)
         self._refresh_labels()
 
@@ -244,6 +252,7 @@ class ControlsPanel(QGroupBox):
         s.loudness_lufs = float(self.loudness.value())
         s.bitrate_kbps = int(self.bitrate.currentData())
         s.declip = self.declip.isChecked()
+        s.dehum = self.dehum.isChecked()
         s.level = self.level.isChecked()
         self._refresh_labels()
         self.changed.emit()

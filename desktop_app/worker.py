@@ -22,6 +22,7 @@ from plugin_host import NoiseNilError
 from plugin_host.audio_io import probe, read_chunks
 from plugin_host.clipping import ClipCounter
 from plugin_host.loudness import LoudnessMeter
+from plugin_host.chain import scan_input
 from plugin_host.render import RenderOptions, render_file
 
 from .session import Recording, Status
@@ -149,7 +150,7 @@ def classify(rec: Recording) -> str:
 
 
 def settings_key(options: RenderOptions) -> tuple:
-    return (options.model, options.preset, options.attenuation_limit_db, options.declip, options.level)
+    return (options.model, options.preset, options.attenuation_limit_db, options.dehum, options.declip, options.level)
 
 
 class RenderJob(QThread):
@@ -231,8 +232,8 @@ class RenderJob(QThread):
         chain, _, _ = options.build()
         channels, n = rec.noisy.shape
         step = int(CHUNK_SECONDS * rec.sample_rate)
-        if len(chain) and hasattr(chain[0], "find_level") and chain[0].threshold_db is None:  # Declip: the level the take clipped at
-            chain[0].find_level((rec.noisy[:, i : i + step] for i in range(0, n, step)), rec.sample_rate)
+        # a Declip's level and a Dehum's hum, found in the whole recording first
+        scan_input(chain, (rec.noisy[:, i : i + step] for i in range(0, n, step)), rec.sample_rate)
         pipe = chain.offline_pipeline(rec.sample_rate, channels)
         hop = int(round(rec.spec_seconds_per_column * rec.sample_rate))
         spec = Spectrogram(hop)

@@ -3,6 +3,7 @@
 from .chain import Chain, load_preset, preset_names
 from .classify import ClassifyNoise
 from .declip import Declip
+from .dehum import Dehum
 from .effects import Denoise
 from .level import Level
 from .errors import AudioFileError, ModelError, NoiseNilError, ParameterError, UnknownNameError
@@ -13,6 +14,7 @@ __all__ = [
     "Chain",
     "Denoise",
     "Declip",
+    "Dehum",
     "Level",
     "ClassifyNoise",
     "load_preset",

@@ -45,9 +45,10 @@ def native_plugin_names() -> list[str]:
 def _our_effects() -> dict:
     from .classify import ClassifyNoise
     from .declip import Declip
+    from .dehum import Dehum
     from .level import Level
 
-    return {"Denoise": Denoise, "Declip": Declip, "Level": Level, "ClassifyNoise": ClassifyNoise}
+    return {"Denoise": Denoise, "Declip": Declip, "Dehum": Dehum, "Level": Level, "ClassifyNoise": ClassifyNoise}
 
 
 NATIVE_BUFFER_SIZE = 8192  # constant: pedalboard re-prepares (resets) plugins when buffer_size changes
@@ -81,6 +82,25 @@ def _check_plugin(plugin, owner=None):
     if _is_native(plugin) or (callable(getattr(plugin, "process", None)) and callable(getattr(plugin, "reset", None))):
         return plugin
     raise ParameterError(f"a Chain holds pedalboard plugins or NoiseNil effects, got {plugin!r}")
+
+
+def scan_input(steps, chunks, sample_rate: int) -> None:
+    """Show a whole input, once, to the steps at the head of a chain that look at it before they
+    run (``Declip`` and ``Dehum`` with a level or hum to find: their ``scanner``); the first step
+    without one ends the head, as the steps after it hear something else."""
+    scanners = []
+    for step in steps:
+        if not hasattr(step, "scanner"):
+            break
+        scanner = step.scanner(sample_rate)
+        if scanner is not None:
+            scanners.append(scanner)
+    if scanners:
+        for chunk in chunks:
+            for scanner in scanners:
+                scanner.add(chunk)
+        for scanner in scanners:
+            scanner.finish()
 
 
 class Chain(MutableSequence):
@@ -155,9 +175,8 @@ class Chain(MutableSequence):
         size = check_buffer_size(buffer_size)
         x, layout = as_channels_first(input_array)
         if reset:
-            first = self._plugins[0] if self._plugins else None
-            if hasattr(first, "look_ahead") and np.all(np.isfinite(x)):  # a Declip first finds the level the input clipped at
-                first.look_ahead(x, rate)
+            if np.all(np.isfinite(x)):  # a Declip or Dehum at the head finds its level or hum in the whole input
+                scan_input(self._plugins, [x], rate)
             y = run_offline(self.offline_pipeline(rate, x.shape[0]), x, size)
         else:
             for segment in self.segments:

@@ -174,6 +174,7 @@ def cmd_render(args) -> int:
         channels=args.channels,
         bitrate_kbps=args.bitrate_kbps,
         declip=args.declip,
+        dehum=args.dehum,
         level=args.level,
     )
     options.build()  # bad model / preset / parameters: fail once, before any file
@@ -361,6 +362,7 @@ def cmd_info(args) -> int:
 
     from .bitrate import source_kbps
     from .clipping import ClipCounter
+    from .dehum import HumFinder
     from .loudness import LoudnessMeter
     from .render import channel_names, rms_db, silent_channels
     from .metadata import describe
@@ -371,9 +373,11 @@ def cmd_info(args) -> int:
             info = probe(path)
             meter = LoudnessMeter(info.sample_rate, info.channels)
             power, total, clips = np.zeros(info.channels), np.zeros(info.channels), ClipCounter(info.sample_rate)
+            hum = HumFinder(info.sample_rate)
             for chunk in read_chunks(info, info.sample_rate * 10):
                 meter.add(chunk)
                 clips.add(chunk)
+                hum.add(chunk)
                 power += np.sum(np.square(chunk, dtype=np.float64), axis=1)
                 total += np.sum(chunk, axis=1, dtype=np.float64)
             lufs = meter.integrated_lufs()
@@ -388,6 +392,9 @@ def cmd_info(args) -> int:
             clipped = clips.finish().describe()
             if clipped:
                 print(f"  {clipped}")
+            found = hum.finish()
+            if found:
+                print(f"  {found.describe()}: --dehum notches it")
             offset = float(np.max(np.abs(total))) / max(1, info.frames)
             if offset >= DC_OFFSET_SHOWN:  # an interface's offset: the denoisers take it out (Denoise.remove_dc)
                 print(f"  DC offset {20 * np.log10(offset):.1f} dBFS (denoising takes it out)")
@@ -548,6 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--preset", help="chain preset name (see `noisenil presets`) or JSON path")
     r.add_argument("--attenuation-limit-db", type=float, help="at most this much noise reduction, 0..100 dB (100 = no limit)")
     r.add_argument("--level", action="store_true", help="even out the voices' levels (a quiet guest up, a loud host down) after denoising; 1.5 s of lookahead")
+    r.add_argument("--dehum", action="store_true", help="notch out mains hum (50 or 60 Hz and the harmonics that stand out, found in the file) before denoising")
     r.add_argument("--declip", action="store_true", help="fill in clipped peaks (flat tops up to 5 ms) before denoising; the restored peaks need a loudness target or a float WAV to stay above full scale")
     r.add_argument("--loudness-lufs", type=float, help="normalise integrated loudness to this target, e.g. -16")
     r.add_argument("--true-peak-dbtp", type=float, default=-1.0, help="true-peak ceiling for loudness normalisation (default -1)")

@@ -114,6 +114,22 @@ class DeclipProcessor:
         return self._buf[ctx : ctx + h].astype(np.float32)
 
 
+class _LevelScan:
+    """Finds the level a whole input clipped at, for a ``Declip`` (see ``Declip.scanner``)."""
+
+    def __init__(self, effect: Declip, sample_rate: int):
+        self.effect, self.counter = effect, ClipCounter(sample_rate)
+
+    def add(self, chunk: np.ndarray) -> None:
+        self.counter.add(chunk)
+
+    def finish(self) -> ClipCounter:
+        counter = self.counter.finish()
+        below = counter.count and counter.level is not None and counter.level_db < FULL_SCALE_DB
+        self.effect._found_db = float(counter.level_db) - 1e-6 if below else FULL_SCALE_DB  # just under it: that rail counts
+        return counter
+
+
 class Declip(StreamingEffect):
     """Fill in clipped peaks (pedalboard's effect contract, as ``Denoise``).
 
@@ -145,27 +161,24 @@ class Declip(StreamingEffect):
         """The level in use: ``threshold_db``, or the one found in the input."""
         return self._found_db if self._threshold_db is None else self._threshold_db
 
+    def scanner(self, sample_rate: int) -> _LevelScan | None:
+        """Something to show the whole input to (``add(chunk)``, then ``finish()``), which then sets
+        the level in use; None with a ``threshold_db`` of its own."""
+        return _LevelScan(self, sample_rate) if self._threshold_db is None else None
+
     def find_level(self, chunks, sample_rate: int) -> ClipCounter:
         """Look at the whole input (an iterable of (channels, n) chunks) for the level it clipped
         at, and use it while ``threshold_db`` is None; returns the counter (places, positions)."""
-        counter = ClipCounter(sample_rate)
+        scan = _LevelScan(self, sample_rate)
         for chunk in chunks:
-            counter.add(chunk)
-        counter.finish()
-        below = counter.count and counter.level is not None and counter.level_db < FULL_SCALE_DB
-        self._found_db = float(counter.level_db) - 1e-6 if below else FULL_SCALE_DB  # just under it: that rail counts
-        return counter
-
-    def look_ahead(self, x: np.ndarray, sample_rate: int) -> None:
-        """A whole input about to be processed from the start (``process``, ``Chain.process``)."""
-        if self._threshold_db is None:
-            self.find_level([x], sample_rate)
+            scan.add(chunk)
+        return scan.finish()
 
     def process(self, input_array, sample_rate: float, buffer_size: int = 8192, reset: bool = True) -> np.ndarray:
         if reset and self._threshold_db is None:
             x, _ = as_channels_first(input_array)
             if np.all(np.isfinite(x)):  # the base class names the bad samples
-                self.look_ahead(x, int(sample_rate))
+                self.find_level([x], int(sample_rate))
         return super().process(input_array, sample_rate, buffer_size, reset)
 
     __call__ = process

@@ -13,8 +13,9 @@ import pedalboard
 
 from .audio_io import CODEC_RATES_SUFFIX, LOSSY_WRITE, VIDEO_OUT, lossy_output, SafeWriter, check_free_space, output_bit_depth, output_sample_rate, probe, read_chunks, remove_stale_partials
 from .bitrate import BITRATE_RANGE_KBPS, output_quality, source_kbps
-from .chain import LOUDNESS_RANGE_LUFS, NATIVE_BUFFER_SIZE, TRUE_PEAK_RANGE_DBTP, Chain, load_preset, prime_native
+from .chain import LOUDNESS_RANGE_LUFS, NATIVE_BUFFER_SIZE, TRUE_PEAK_RANGE_DBTP, Chain, load_preset, prime_native, scan_input
 from .declip import FULL_SCALE_DB, Declip
+from .dehum import Dehum
 from .level import Level
 from .effects import Denoise
 from .engine import Resampler, check_sample_rate
@@ -39,6 +40,7 @@ class RenderOptions:
     channels: int | None = None
     bitrate_kbps: float | None = None  # lossy outputs (MP3, M4A, Opus, Ogg, video); None: a lossy input's own, else the format's default
     declip: bool = False  # fill in clipped peaks first (a Declip step in front of the chain)
+    dehum: bool = False  # notch out mains hum before denoising (a Dehum step, after any Declip)
     level: bool = False  # even out the voices' levels last (a Level step at the end of the chain)
 
     def resolved(self, label: str | None) -> RenderOptions:
@@ -74,6 +76,8 @@ class RenderOptions:
         else:
             limit = MAX_ATTENUATION_DB if self.attenuation_limit_db is None else self.attenuation_limit_db
             chain, target, ceiling = Chain([Denoise(self.model, attenuation_limit_db=limit)]), None, self.true_peak_dbtp
+        if self.dehum and not any(isinstance(step, Dehum) for step in chain):
+            chain.insert(1 if len(chain) and isinstance(chain[0], Declip) else 0, Dehum())
         if self.declip and not any(isinstance(step, Declip) for step in chain):
             chain.insert(0, Declip())
         if self.level and not any(isinstance(step, Level) for step in chain):
@@ -327,8 +331,8 @@ def render_file(
     declip = chain[0] if len(chain) and isinstance(chain[0], Declip) else None
     if declip is not None:  # it runs on the input as it came: resampling or a downmix would ripple the flat tops away
         del chain[0]
-        if declip.threshold_db is None:  # the level the take clipped at: full scale, or where it was turned down to
-            declip.find_level(read_chunks(info, int(CHUNK_SECONDS * info.sample_rate)), info.sample_rate)
+    # the level the take clipped at (full scale, or where it was turned down to) and the hum in it: one look at the whole input
+    scan_input(([declip] if declip is not None else []) + list(chain), read_chunks(info, int(CHUNK_SECONDS * info.sample_rate)), info.sample_rate)
     frames_out = int(round(info.frames * rate / info.sample_rate))
     headroom = (options.declip or options.level) and target is None  # restored or raised peaks over full scale: the file is turned down to fit them
     two_pass = target is not None or headroom
@@ -417,6 +421,10 @@ def render_file(
     if levels and len(levels[0].gains_db):
         gains = levels[0].gains_db
         result.notes.append(f"levelled: voices turned {_signed(float(np.min(gains)))} to {_signed(float(np.max(gains)))} dB (median {_signed(float(np.median(gains)))} dB)")
+    dehums = [step for step in chain if isinstance(step, Dehum)]
+    if dehums and dehums[0].frequency_hz is None:
+        hum = dehums[0].found
+        result.notes.append(f"dehummed: {hum.describe()}, notched" if hum else "dehum: no mains hum found, nothing notched")
     declips = [declip] if declip is not None else [step for step in chain if isinstance(step, Declip)]
     if declips:
         filled, left, level_db = declips[0].repaired, declips[0].left, declips[0].clip_level_db

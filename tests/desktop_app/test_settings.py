@@ -19,7 +19,7 @@ def stored(tmp_path, data) -> Settings:
 
 
 def test_settings_round_trip(tmp_path):
-    s = Settings(model="spectral_subtraction", attenuation_limit_db=24.0, preset="podcast_voice", loudness_enabled=True, loudness_lufs=-19.0, live_block_size=480, live_sample_rate=44100, bitrate_kbps=96, declip=True, level=True)
+    s = Settings(model="spectral_subtraction", attenuation_limit_db=24.0, preset="podcast_voice", loudness_enabled=True, loudness_lufs=-19.0, live_block_size=480, live_sample_rate=44100, bitrate_kbps=96, declip=True, dehum=True, level=True)
     s.save()
     assert Settings.load() == s
 

@@ -116,7 +116,7 @@ def test_preset_from_path_and_errors(tmp_path):
     with pytest.raises(UnknownNameError, match="unknown preset 'nope'; valid: .*podcast_voice"):
         load_preset("nope")
     path.write_text(json.dumps({"steps": [{"plugin": "Reverbz"}]}))
-    with pytest.raises(UnknownNameError, match=f"^{path}: unknown plugin 'Reverbz'; valid: ClassifyNoise, Declip, Denoise, .*Compressor"):
+    with pytest.raises(UnknownNameError, match=f"^{path}: unknown plugin 'Reverbz'; valid: ClassifyNoise, Declip, Dehum, Denoise, .*Compressor"):
         load_preset(str(path))
     assert "PluginContainer" not in str(_unknown_plugin_message(path)) and "_klass" not in str(_unknown_plugin_message(path))
     # every other mistake is one line that names the file, the step and what would be right
