@@ -35,6 +35,7 @@ class Recording:
     noise_label: str = ""  # what the classifier heard (auto mode)
     clipped: str = ""  # where the recording clipped ("clipped in 3 places (first at ...)"), "" if it never did
     clip_seconds: list = field(default_factory=list)  # where each flat top starts (the first 10,000), for the waveform
+    hum: str = ""  # the mains hum found in it ("mains hum at 50.0 Hz, -41 dBFS (5 lines up to 350 Hz)"), "" if none
     settings_key: tuple = field(default_factory=tuple)  # the settings the cleaned audio was made with
 
     @property
@@ -50,10 +51,16 @@ class Recording:
         why = f": {self.message}" if self.message and self.status == Status.FAILED else ""
         heard = f"  · noise: {self.noise_label.replace('_', '/')}" if self.noise_label else ""
         clipped = f"  · {self.clipped.split(' (')[0]}" if self.clipped else ""  # the where is in the tooltip
-        return f"{self.name} [{self.status.value}{extra}]{why}{heard}{clipped}"
+        hum = f"  · {self.hum.split(',')[0].replace('mains hum at', 'hum at')}" if self.hum else ""  # its level and lines too
+        return f"{self.name} [{self.status.value}{extra}]{why}{heard}{clipped}{hum}"
 
     def tooltip(self) -> str:
-        return str(self.path) + (f"\n{self.clipped[0].upper()}{self.clipped[1:]}: a denoiser cannot bring back what was cut off" if self.clipped else "")
+        lines = [str(self.path)]
+        if self.clipped:
+            lines.append(f"{self.clipped[0].upper()}{self.clipped[1:]}: a denoiser cannot bring back what was cut off")
+        if self.hum:
+            lines.append(f"{self.hum[0].upper()}{self.hum[1:]}: Remove mains hum notches it")
+        return "\n".join(lines)
 
 
 class Session:

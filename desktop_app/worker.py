@@ -21,6 +21,7 @@ from PySide6.QtCore import QThread, Signal
 from plugin_host import NoiseNilError
 from plugin_host.audio_io import probe, read_chunks
 from plugin_host.clipping import ClipCounter
+from plugin_host.dehum import HumFinder
 from plugin_host.loudness import LoudnessMeter
 from plugin_host.chain import scan_input
 from plugin_host.render import RenderOptions, render_file
@@ -199,7 +200,7 @@ class RenderJob(QThread):
         hop = hop_for(info.frames)
         rec.spec_seconds_per_column = hop / info.sample_rate
         spec = Spectrogram(hop)
-        meter, clips = LoudnessMeter(info.sample_rate, info.channels), ClipCounter(info.sample_rate)
+        meter, clips, hum = LoudnessMeter(info.sample_rate, info.channels), ClipCounter(info.sample_rate), HumFinder(info.sample_rate)
         audio, done, last = Filling(info.channels, info.frames), 0, time.monotonic()
         for chunk in read_chunks(info, int(CHUNK_SECONDS * info.sample_rate)):
             if self._cancel:
@@ -208,6 +209,7 @@ class RenderJob(QThread):
             spec.add(chunk)
             meter.add(chunk)
             clips.add(chunk)
+            hum.add(chunk)
             done += chunk.shape[1]
             rec.progress = 0.3 * done / info.frames
             self.progress.emit(rec.progress)
@@ -220,6 +222,8 @@ class RenderJob(QThread):
         rec.loudness_noisy = meter.integrated_lufs()
         rec.clipped = clips.finish().describe() or ""
         rec.clip_seconds = clips.positions
+        found = hum.finish()
+        rec.hum = found.describe() if found else ""
         self.partial.emit()
 
     def _render(self, rec: Recording) -> None:
