@@ -15,6 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -163,6 +164,12 @@ class LivePage(QWidget):
         self.strength_label = QLabel()
         self.strength_label.setMinimumWidth(70)
         pform.addRow("Max. reduction", hbox(self.strength, self.strength_label))
+        self.dehum = QCheckBox("Remove mains hum")
+        self.dehum.setToolTip(
+            "Listens to the mic for 50/60 Hz hum and notches out the lines it finds in front of the denoiser "
+            "(the first look takes about 11 s)."
+        )
+        pform.addRow("Dehum", self.dehum)
         left.addWidget(processing)
         buttons = QHBoxLayout()
         self.start_button = QPushButton("Start monitoring")
@@ -187,11 +194,12 @@ class LivePage(QWidget):
             mform.addWidget(m)
         left.addWidget(meters)
         self.noise_label = QLabel("Noise: -")
+        self.hum_label = QLabel("Hum: -")
         self.latency_label = QLabel("Latency: -")
         self.xrun_label = QLabel("Dropouts: -")
         self.status_label = QLabel("Stopped.")
         self.status_label.setWordWrap(True)
-        for w in (self.noise_label, self.latency_label, self.xrun_label, self.status_label):
+        for w in (self.noise_label, self.hum_label, self.latency_label, self.xrun_label, self.status_label):
             left.addWidget(w)
         self.restart_button = QPushButton("Restart audio")
         self.restart_button.setVisible(False)
@@ -206,6 +214,7 @@ class LivePage(QWidget):
         self.bypass_button.toggled.connect(self._bypass_toggled)
         self.record_button.toggled.connect(self._record_toggled)
         self.strength.valueChanged.connect(self._strength_changed)
+        self.dehum.toggled.connect(self._dehum_toggled)
         self.model.currentIndexChanged.connect(self._model_changed)
         self.folder_button.clicked.connect(self._choose_folder)
         self.restart_button.clicked.connect(self.restart)
@@ -223,6 +232,7 @@ class LivePage(QWidget):
         self.block.setCurrentIndex(max(0, self.block.findData(s.live_block_size)))
         self.model.setCurrentIndex(max(0, self.model.findData(s.live_model)))
         self.strength.setValue(int(round(s.live_attenuation_limit_db)))
+        self.dehum.setChecked(s.live_dehum)
         self._labels()
 
     def _labels(self) -> None:
@@ -262,6 +272,11 @@ class LivePage(QWidget):
         if self.state.running:
             self.restart()
 
+    def _dehum_toggled(self, on: bool) -> None:
+        self.settings.live_dehum = on
+        if self.engine is not None:
+            self.engine.dehum = on  # at the next block
+
     def _strength_changed(self, value: int) -> None:
         self.settings.live_attenuation_limit_db = float(value)
         self._labels()
@@ -285,6 +300,7 @@ class LivePage(QWidget):
             model=s.live_model or None,
             attenuation_limit_db=s.live_attenuation_limit_db,
             safety_ms=s.live_safety_ms,
+            dehum=s.live_dehum,
         )
 
     def start(self) -> bool:
@@ -414,6 +430,10 @@ class LivePage(QWidget):
         self.noise_label.setText(
             f"Noise: {st.noise_class.replace('_', ' ')} ({st.noise_probability:.0%})" if st.noise_class else "Noise: listening…"
         )
+        if st.hum:
+            self.hum_label.setText(f"Hum: {st.hum.removeprefix('mains hum at ')}" + (", notched" if engine.dehum else " (Dehum notches it)"))
+        else:
+            self.hum_label.setText("Hum: none found" if st.hum_checked else "Hum: listening…")
         clip = f", {st.clipped_input} clipped input samples" if st.clipped_input else ""
         self.xrun_label.setText(
             f"Dropouts: {st.xruns} (device {st.device_xruns}, engine late {st.late_blocks}){clip}"

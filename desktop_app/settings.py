@@ -73,6 +73,7 @@ class Settings:
     live_model: str = DEFAULT_DENOISER
     live_attenuation_limit_db: float = DEFAULT_ATTENUATION_LIMIT_DB
     live_safety_ms: float = DEFAULT_SAFETY_MS
+    live_dehum: bool = False  # notch out the mains hum found in the mic
     live_record_dir: str = ""  # "" = ~/NoiseNil recordings
 
     @classmethod

@@ -617,11 +617,20 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--input-channel", type=int, default=1, help="which input channel is the mic (1-based)")
     lv.add_argument("--output-channels", type=int, default=2, choices=(1, 2), help="mono mic to 1 or 2 outputs")
     lv.add_argument("--safety-ms", type=float, default=DEFAULT_SAFETY_MS, help="extra buffering against dropouts")
+    lv.add_argument("--dehum", action="store_true", help="notch out the mains hum found in the mic (the first look takes about 11 s)")
     lv.add_argument("--bypass", action="store_true", help="start bypassed (monitor the raw mic)")
     lv.add_argument("--no-classify", action="store_true", help="do not run the noise classifier")
     lv.add_argument("--duration", type=float, help="stop after this many seconds")
     lv.set_defaults(func=cmd_live)
     return parser
+
+
+def _hum_status(hum: str | None, notching: bool) -> str:
+    """The live status line's word on hum: ``hum 50.0 Hz notched``, or a hint where it is not."""
+    if not hum:
+        return ""
+    where = hum.removeprefix("mains hum at ").split(",")[0]
+    return f"hum {where} {'notched' if notching else '(--dehum)'}  "
 
 
 def cmd_live(args) -> int:
@@ -649,6 +658,7 @@ def cmd_live(args) -> int:
         attenuation_limit_db=args.attenuation_limit_db,
         safety_ms=args.safety_ms,
         classify=not args.no_classify,
+        dehum=args.dehum,
     )
     engine = LiveEngine(config)
     engine.bypass = args.bypass
@@ -678,7 +688,7 @@ def cmd_live(args) -> int:
                 st = engine.stats()
                 line = (
                     f"in {st.in_peak_db:6.1f} dB  out {st.out_peak_db:6.1f} dB  reduction {st.gain_reduction_db:4.1f} dB  "
-                    f"noise {st.noise_class or '-'}  xruns {st.xruns}  clipped {st.clipped_input}"
+                    f"noise {st.noise_class or '-'}  {_hum_status(st.hum, engine.dehum)}xruns {st.xruns}  clipped {st.clipped_input}"
                 )
                 print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
     except KeyboardInterrupt:

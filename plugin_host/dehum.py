@@ -75,21 +75,22 @@ class HumFinder:
         self._window = np.hanning(self.n)
         self._power = np.zeros(self._bins)
         self._segments = 0
-        self._pending: list[np.ndarray] = []
-        self._pending_n = 0
+        self._buf = np.zeros(self.n)  # the segment being filled (preallocated: live monitoring feeds it for hours)
+        self._fill = 0
 
     def add(self, chunk: np.ndarray) -> None:
         """chunk: (channels, n)."""
-        mono = np.mean(np.asarray(chunk, np.float64), axis=0)
-        self._pending.append(mono)
-        self._pending_n += len(mono)
-        if self._pending_n >= self.n:
-            buf = np.concatenate(self._pending)
-            used = 0
-            while len(buf) - used >= self.n:
-                self._segment(buf[used : used + self.n])
-                used += self.n
-            self._pending, self._pending_n = [buf[used:]], len(buf) - used
+        chunk = np.asarray(chunk)
+        done = 0
+        while done < chunk.shape[1]:
+            take = min(chunk.shape[1] - done, self.n - self._fill)
+            part = chunk[:, done : done + take]
+            self._buf[self._fill : self._fill + take] = part[0] if len(part) == 1 else np.mean(part, axis=0, dtype=np.float64)
+            self._fill += take
+            done += take
+            if self._fill == self.n:
+                self._segment(self._buf)
+                self._fill = 0
 
     def _segment(self, x: np.ndarray) -> None:
         spectrum = np.fft.rfft(x * self._window)[: self._bins]
@@ -98,14 +99,24 @@ class HumFinder:
 
     def finish(self) -> Hum | None:
         """The hum found, or None."""
-        if self._segments == 0 and self._pending_n >= SHORTEST_S * self.sample_rate:  # shorter than a segment: as it is
-            x = np.concatenate(self._pending)
+        if self._segments == 0 and self._fill >= SHORTEST_S * self.sample_rate:  # shorter than a segment: as it is
+            x = self._buf[: self._fill].copy()
             self.n = 1 << int(np.log2(len(x)))
             self._bins = int(min(MAX_HZ + 2 * NEIGHBOURHOOD_HZ, self.sample_rate / 2) * self.n / self.sample_rate) + 1
             self._window = np.hanning(self.n)
             self._power = np.zeros(self._bins)
             self._segment(x[-self.n :])
-        self._pending, self._pending_n = [], 0  # what is left over: under one segment
+        self._fill = 0  # what is left over (under one segment) is not looked at
+        return self.result()
+
+    @property
+    def segments(self) -> int:
+        """Segments looked at so far (one per ``n`` samples)."""
+        return self._segments
+
+    def result(self) -> Hum | None:
+        """The hum in what has been looked at so far (whole segments), or None; for an input
+        still coming in (live monitoring). ``finish`` also looks at a short input whole."""
         if self._segments == 0 or not np.any(self._power):
             return None
         found = [self._harmonics(mains) for mains in MAINS_HZ]

@@ -314,6 +314,7 @@ class LiveConfig:
     mix: float = 1.0
     safety_ms: float = DEFAULT_SAFETY_MS  # extra buffering: the worker may run this late without a dropout
     classify: bool = True
+    dehum: bool = False  # notch out mains hum once it is found in the mic (the first after ~11 s)
 
 
 @dataclass
@@ -357,6 +358,8 @@ class LiveStats:
     gain_reduction_db: float
     noise_class: str | None
     noise_probability: float
+    hum: str | None = None  # the mains hum found in the mic so far (notched while dehum is on)
+    hum_checked: bool = False  # a first segment (~11 s) of the mic has been looked at for hum
     recording: list[str] = field(default_factory=list)
     record_dropped: int = 0
     latency: Latency | None = None
@@ -405,6 +408,9 @@ class LiveEngine:
         self._record_swap: list | None = None  # recorders handed to the side thread
         self._running = False
         self.bypass = False
+        self.dehum = c.dehum  # notch out the hum found in the mic (switches at the next block)
+        self.hum = None  # what was found (dehum.Hum), on or off
+        self._notch = self._next_notch = None
         self.on_failure = None  # called (from the side thread) with the message when the device fails
         self.cb_times_ns = np.zeros(1 << 16, np.int64)  # callback durations, a ring
         self.latency: Latency | None = None
@@ -473,6 +479,12 @@ class LiveEngine:
         self._spec_window = np.hanning(SPEC_FFT).astype(np.float32)
         self.spec_hop = max(1, rate // 100)
         self._in_col = slice(in_ch - 1, in_ch)
+        from .dehum import HumFinder
+
+        self._hum_finder = HumFinder(rate)  # fed the raw mic by the side thread
+        self._hum_segments = 0
+        self._notch = self._next_notch = None  # notches in use (engine worker), and new ones handed over (side thread)
+        self.hum = None
         self._reset_counters()
         self.out_ring.write_zeros(self._prefill)
 
@@ -711,7 +723,10 @@ class LiveEngine:
     def process_block(self, x: np.ndarray) -> None:
         """One device block through the denoiser into the output ring (the worker's whole job)."""
         n = len(x)
-        y = self.pipeline.process(x[None])[0]
+        if self._next_notch is not None:  # the side thread found (other) hum: notch it from this block on
+            self._notch, self._next_notch = self._next_notch, None
+        notched = self._notch.process_frame(x) if self._notch is not None and self.dehum else x
+        y = self.pipeline.process(notched[None])[0]
         dry = self._dry(x)
         target = 0.0 if self.bypass else 1.0
         if self._wet != target or target != 1.0:
@@ -771,12 +786,35 @@ class LiveEngine:
             self._record_swap = None
         if taps is None:
             return
+        self._listen_for_hum(taps[:, 0])
         if self._classifier is not None:
             if self._classifier.push(taps[:, 0][None]):
                 i = int(np.argmax(self._classifier.smoothed))
                 self.noise_class = self._classifier.labels[i]
                 self.noise_probability = float(self._classifier.smoothed[i])
         self._spectrogram(taps)
+
+    def _listen_for_hum(self, raw: np.ndarray) -> None:
+        """The long-term spectrum of the mic, a segment (~11 s) at a time; new notches when the hum found changes."""
+        finder = self._hum_finder
+        finder.add(raw[None])
+        if finder.segments == self._hum_segments:
+            return
+        self._hum_segments = finder.segments
+        hum = finder.result()
+        if hum is None:  # none (yet), or no longer standing out of the whole: what was found stays notched
+            return
+        before = self.hum
+        same = before is not None and hum is not None and [k for k, _, _ in before.harmonics] == [k for k, _, _ in hum.harmonics] and all(
+            abs(a[1] - b[1]) < 0.05 for a, b in zip(before.harmonics, hum.harmonics)
+        )
+        self.hum = hum
+        if same:
+            return
+        from .dehum import NotchProcessor, notch_sos
+
+        lines = [(k, hz) for k, hz, _ in hum.harmonics]
+        self._next_notch = NotchProcessor(notch_sos(lines, 1.0, self.sample_rate), self.block_size)
 
     def _spectrogram(self, taps: np.ndarray) -> None:
         buf = np.concatenate([self._spec_tail, taps]) if len(self._spec_tail) else taps
@@ -820,6 +858,8 @@ class LiveEngine:
             gain_reduction_db=max(0.0, _db(self._dry_pow / max(self._out_pow, 1e-12), power=True)),
             noise_class=self.noise_class,
             noise_probability=self.noise_probability,
+            hum=self.hum.describe() if self.hum else None,
+            hum_checked=getattr(self, "_hum_segments", 0) > 0,
             recording=[str(r.path) for r in self._recorders],
             record_dropped=self._record_dropped,
             latency=self.latency,

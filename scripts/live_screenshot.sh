@@ -14,7 +14,7 @@ pids+=($!)
 sleep 2
 # settings of its own, so that the picture shows the defaults, not this user's choices
 printf '{"live_input": "system", "live_output": "system", "live_record_dir": "%s"}\n' "$tmp/takes" >"$tmp/settings.json"
-NOISENIL_CONFIG_DIR=$tmp xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/noisenil-gui --live --live-seconds 10 --screenshot "$out" &
+NOISENIL_CONFIG_DIR=$tmp xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/noisenil-gui --live --live-seconds 13 --screenshot "$out" &
 gui=$!
 pids+=($gui)
 port=""

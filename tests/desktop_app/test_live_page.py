@@ -44,8 +44,13 @@ def play_noise(jack, tmp_path, seconds=6.0, level=0.03):
 def test_live_page_monitors_records_and_reports(qtbot, live_window, jack, tmp_path):
     page = live_window.live
     assert page.input.currentData() == "system" and page.output.currentData() == "system"
+    page.dehum.setChecked(True)
+    assert live_window.settings.live_dehum is True
     qtbot.mouseClick(page.start_button, Qt.LeftButton)
     assert page.engine is not None and page.engine.state == "running", page.status_label.text()
+    assert page.engine.dehum is True
+    page.dehum.setChecked(False)  # reaches the running engine (at its next block)
+    assert page.engine.dehum is False and live_window.settings.live_dehum is False
     assert "ms" in page.latency_label.text() and "model" in page.latency_label.text()
     qtbot.mouseClick(page.record_button, Qt.LeftButton)
     assert len(page.state.recording) == 2
@@ -62,6 +67,7 @@ def test_live_page_monitors_records_and_reports(qtbot, live_window, jack, tmp_pa
         assert page.engine.bypass
         qtbot.waitUntil(lambda: page.engine.stats(reset_peaks=False).gain_reduction_db < 1.0, timeout=5000)
         assert "Dropouts:" in page.xrun_label.text()
+        assert page.hum_label.text() == "Hum: listening…"  # 6 s of hiss: no segment (~11 s) looked at yet
     finally:
         player.wait(timeout=30)
     qtbot.mouseClick(page.start_button, Qt.LeftButton)  # stop

@@ -957,3 +957,11 @@ def test_a_clipped_recording_is_named_by_info_and_render(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"note {hot}: the input {expected.describe()}: a denoiser cannot bring back what was cut off" in err
     assert "host.wav: the input clipped" not in err
+
+
+def test_live_status_names_the_hum():
+    from plugin_host.cli import _hum_status
+
+    hum = "mains hum at 50.0 Hz, -41 dBFS (5 lines up to 350 Hz)"
+    assert _hum_status(hum, True) == "hum 50.0 Hz notched  " and _hum_status(hum, False) == "hum 50.0 Hz (--dehum)  "
+    assert _hum_status(None, True) == ""
