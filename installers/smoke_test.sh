@@ -29,8 +29,9 @@ head -c 8 "$work/shot.png" | od -An -c | grep -q "P   N   G" || fail "screenshot
 
 "$app/noisenil" render "$example" -o "$work/clean.wav" -q > "$work/render.log" 2>&1 || fail "CLI render"
 "$app/noisenil" info "$example" "$work/clean.wav" > "$work/info.log" 2>&1 || fail "CLI info"
-dur_in=$(sed -n 1p "$work/info.log" | grep -o '([0-9.]* s)')
-dur_out=$(sed -n 2p "$work/info.log" | grep -o '([0-9.]* s)')
+# each file's own line starts with its path (the lines under it name clipping, hum, tags)
+dur_in=$(grep "^$example: " "$work/info.log" | grep -o '([0-9.]* s)' || true)
+dur_out=$(grep "^$work/clean.wav: " "$work/info.log" | grep -o '([0-9.]* s)' || true)
 [ -n "$dur_in" ] && [ "$dur_in" = "$dur_out" ] || fail "output length $dur_out differs from input $dur_in"
 # Ogg Opus goes through the bundled libsndfile (soundfile), not pedalboard
 .venv/bin/python -c "import sys, soundfile as sf, mutagen; x, r = sf.read(sys.argv[1], frames=96000); sf.write(sys.argv[2], x, r, format='OGG', subtype='OPUS'); m = mutagen.File(sys.argv[2]); m['title'] = 'Smoke'; m.save()" "$example" "$work/voice.opus"
