@@ -54,7 +54,8 @@ class RenderOptions:
         model, limit = choice_for(label) if label else (load_policy()["default"]["model"], 100.0)
         if self.attenuation_limit_db is not None:  # the user's limit still caps it
             limit = min(limit, self.attenuation_limit_db)
-        return replace(self, model=model, attenuation_limit_db=limit)
+        # and mains hum, which no denoiser takes out from under a voice, is notched where the file has any
+        return replace(self, model=model, attenuation_limit_db=limit, dehum=True)
 
     def build(self) -> tuple[Chain, float | None, float]:
         """The chain to run, the loudness target (None = leave as is) and the true-peak ceiling."""
@@ -318,6 +319,7 @@ def render_file(
             live = [i for i in range(info.channels) if i not in dead]
             channel_note = f"mono from {channel_names(live, info.channels)} alone ({channel_names(dead, info.channels)} {'are' if len(dead) > 1 else 'is'} silent)"
     auto_note = None
+    asked_dehum = options.dehum  # auto turns it on too, and says nothing where there is no hum
     from .auto import AUTO
 
     if options.model == AUTO:
@@ -424,7 +426,8 @@ def render_file(
     dehums = [step for step in chain if isinstance(step, Dehum)]
     if dehums and dehums[0].frequency_hz is None:
         hum = dehums[0].found
-        result.notes.append(f"dehummed: {hum.describe()}, notched" if hum else "dehum: no mains hum found, nothing notched")
+        if hum or asked_dehum:
+            result.notes.append(f"dehummed: {hum.describe()}, notched" if hum else "dehum: no mains hum found, nothing notched")
     declips = [declip] if declip is not None else [step for step in chain if isinstance(step, Declip)]
     if declips:
         filled, left, level_db = declips[0].repaired, declips[0].left, declips[0].clip_level_db

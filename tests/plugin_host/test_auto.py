@@ -47,6 +47,10 @@ def test_render_with_model_auto(tmp_path, capsys):
     assert main(["render", str(src), "-o", str(tmp_path / "out.wav"), "--model", "auto"]) == 0
     err = capsys.readouterr().err
     assert "auto: mostly hum_hiss -> noisenil_fb, attenuation limit 100 dB" in err
+    assert "dehummed: mains hum at 50.0 Hz" in err  # auto notches the hum it finds too
+    calm = write_audio(tmp_path / "calm.wav", speechlike(3.0) + 0.003 * np.random.default_rng(0).standard_normal(3 * RATE))
+    assert main(["render", str(calm), "-o", str(tmp_path / "calm_out.wav"), "--model", "auto"]) == 0
+    assert "dehum" not in capsys.readouterr().err  # and says nothing where there is none
 
 
 def test_eval_auto_runs(shared_data, tmp_path):
