@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fresh machine -> cleaned example: set up, then render the bundled noisy recording with the
-# podcast preset (high-pass, denoise, compression, -16 LUFS) and print where the result is.
+# podcast preset (dehum, high-pass, denoise, compression, -16 LUFS) and print where the result is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NOISENIL_EXTRAS=eval bash scripts/setup.sh

@@ -102,10 +102,10 @@ def test_pedalboard_audiofile_chunk_loop(tmp_path, noisy):
 def test_bundled_presets_load():
     assert {"podcast_voice", "denoise_only"} <= set(preset_names())
     preset = load_preset("podcast_voice")
-    assert [type(p).__name__ for p in preset.chain] == ["HighpassFilter", "Denoise", "Compressor"]
+    assert [type(p).__name__ for p in preset.chain] == ["Dehum", "HighpassFilter", "Denoise", "Compressor"]
     assert preset.loudness_lufs == -16.0 and preset.true_peak_dbtp == -1.0
-    assert preset.chain[1].attenuation_limit_db == 30.0
-    assert load_preset("podcast_voice", model="spectral_subtraction").chain[1].model == "spectral_subtraction"
+    assert preset.chain[2].attenuation_limit_db == 30.0
+    assert load_preset("podcast_voice", model="spectral_subtraction").chain[2].model == "spectral_subtraction"
 
 
 def test_preset_from_path_and_errors(tmp_path):
