@@ -114,3 +114,16 @@ def test_render_dehum_and_info(tmp_path, capsys, voice):
     assert "dehum: no mains hum found, nothing notched" in capsys.readouterr().err
     y = read_audio(out)[0][0].astype(np.float64)
     assert y.shape == voice.shape
+
+
+def test_the_example_hum_is_found_line_by_line_at_its_levels():
+    """examples/make_example.py adds 0.01 * sum(sin(2 pi 50 k t + k) / k) for k = 1, 2, 3, 5, 7 under
+    speech, hiss and a fan: every line, and only those, at its level (RMS 0.01 / k / sqrt 2)."""
+    from pathlib import Path
+
+    x, rate = read_audio(Path(__file__).parents[2] / "examples" / "noisy_podcast.flac")
+    found = find_hum([x], rate)
+    assert [k for k, _, _ in found.harmonics] == [1, 2, 3, 5, 7]
+    for k, hz, level in found.harmonics:
+        assert hz == pytest.approx(50.0 * k, abs=0.02)
+        assert level == pytest.approx(20 * np.log10(0.01 / k / np.sqrt(2)), abs=1.0)
