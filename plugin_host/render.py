@@ -15,7 +15,7 @@ from .audio_io import CODEC_RATES_SUFFIX, LOSSY_WRITE, VIDEO_OUT, lossy_output, 
 from .bitrate import BITRATE_RANGE_KBPS, output_quality, source_kbps
 from .chain import LOUDNESS_RANGE_LUFS, NATIVE_BUFFER_SIZE, TRUE_PEAK_RANGE_DBTP, Chain, load_preset, prime_native, scan_input
 from .declip import FULL_SCALE_DB, Declip
-from .dehum import Dehum
+from .dehum import SHORTEST_S, Dehum
 from .level import Level
 from .effects import Denoise
 from .engine import Resampler, check_sample_rate
@@ -427,7 +427,8 @@ def render_file(
     if dehums and dehums[0].frequency_hz is None:
         hum = dehums[0].found
         if hum or asked_dehum:
-            result.notes.append(f"dehummed: {hum.describe()}, notched" if hum else "dehum: no mains hum found, nothing notched")
+            none = f"too short to look for hum in (it takes {SHORTEST_S:g} s)" if info.seconds < SHORTEST_S else "no mains hum found"
+            result.notes.append(f"dehummed: {hum.describe()}, notched" if hum else f"dehum: {none}, nothing notched")
     declips = [declip] if declip is not None else [step for step in chain if isinstance(step, Declip)]
     if declips:
         filled, left, level_db = declips[0].repaired, declips[0].left, declips[0].clip_level_db

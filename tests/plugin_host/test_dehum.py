@@ -112,6 +112,9 @@ def test_render_dehum_and_info(tmp_path, capsys, voice):
     calm = write_audio(tmp_path / "calm.wav", voice, bit_depth=16)
     assert main(["render", str(calm), "-o", str(tmp_path / "calm_out.wav"), "--model", "wiener", "--dehum"]) == 0
     assert "dehum: no mains hum found, nothing notched" in capsys.readouterr().err
+    short = write_audio(tmp_path / "short.wav", voice[: RATE], bit_depth=16)
+    assert main(["render", str(short), "-o", str(tmp_path / "short_out.wav"), "--model", "wiener", "--dehum"]) == 0
+    assert "dehum: too short to look for hum in (it takes 2 s), nothing notched" in capsys.readouterr().err
     y = read_audio(out)[0][0].astype(np.float64)
     assert y.shape == voice.shape
 
