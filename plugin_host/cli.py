@@ -357,6 +357,46 @@ def _inputs_or_errors(inputs: list[str]) -> tuple[list[tuple[Path, Path]], int]:
 DC_OFFSET_SHOWN = 10 ** (-60 / 20)  # an offset from -60 dBFS up is worth a line in `info`
 
 
+def _finite(value: float, digits: int = 2) -> float | None:
+    """A figure for JSON: rounded, or None for the -inf of silence."""
+    import math
+
+    return round(float(value), digits) if math.isfinite(value) else None
+
+
+def _info_json(info, kbps, dead, lufs, meter, clips, hum, offset, carried) -> dict:
+    """What `info` prints for one file, as one JSON object (levels in dB, times in seconds)."""
+    import math
+
+    return {
+        "path": str(info.path),
+        "format": info.path.suffix.lstrip(".").upper(),
+        "codec": info.codec or None,
+        "sample_type": info.file_dtype,
+        "sample_rate": info.sample_rate,
+        "channels": info.channels,
+        "silent_channels": [i + 1 for i in dead],
+        "kbps": _finite(kbps, 0) if kbps else None,
+        "seconds": round(info.seconds, 3),
+        "loudness_lufs": _finite(lufs, 1),
+        "peak_dbfs": _finite(meter.sample_peak_dbfs, 2),
+        "true_peak_dbtp": _finite(meter.true_peak_dbtp, 2),
+        "clipped": None
+        if not clips.count
+        else {"places": clips.count, "level_dbfs": _finite(clips.level_db, 2), "first_seconds": round(clips.first_seconds, 3), "ms": round(1000 * clips.samples / info.sample_rate, 1)},
+        "hum": None
+        if hum is None
+        else {
+            "mains_hz": hum.mains_hz,
+            "frequency_hz": round(hum.frequency_hz, 3),
+            "level_dbfs": _finite(hum.level_dbfs, 1),
+            "lines": [{"harmonic": k, "hz": round(hz, 2), "level_dbfs": _finite(level, 1)} for k, hz, level in hum.harmonics],
+        },
+        "dc_offset_dbfs": _finite(20 * math.log10(offset), 1) if offset >= DC_OFFSET_SHOWN else None,
+        "tags": carried or None,
+    }
+
+
 def cmd_info(args) -> int:
     import numpy as np
 
@@ -383,22 +423,26 @@ def cmd_info(args) -> int:
             lufs = meter.integrated_lufs()
             kbps = source_kbps(info) if info.lossy else None
             dead = silent_channels(rms_db(power, info.frames))
+            clips.finish()
+            hum_found = hum.finish()
+            offset = float(np.max(np.abs(total))) / max(1, info.frames)
+            carried = describe(info.path, info.sample_rate)
+            if args.json:  # one object per file and line, as `classify --json`
+                print(json.dumps(_info_json(info, kbps, dead, lufs, meter, clips, hum_found, offset, carried)))
+                continue
             silent = f" ({channel_names(dead, info.channels).removeprefix('the ')} silent)" if dead else ""
             print(
                 f"{info.path}: {info.path.suffix.lstrip('.').upper()} {(info.codec.upper() + ' ') if info.codec and info.codec != info.path.suffix.lower().lstrip('.') else ''}{info.file_dtype}, {info.sample_rate} Hz, "
                 f"{info.channels} ch{silent}, {f'{kbps:.0f} kbps, ' if kbps else ''}{_fmt_time(info.seconds)} ({info.seconds:.2f} s), "
                 f"loudness {lufs:.1f} LUFS, peak {meter.sample_peak_dbfs:.1f} dBFS, true peak {meter.true_peak_dbtp:.1f} dBTP"
             )
-            clipped = clips.finish().describe()
+            clipped = clips.describe()
             if clipped:
                 print(f"  {clipped}")
-            found = hum.finish()
-            if found:
-                print(f"  {found.describe()}: --dehum notches it")
-            offset = float(np.max(np.abs(total))) / max(1, info.frames)
+            if hum_found:
+                print(f"  {hum_found.describe()}: --dehum notches it")
             if offset >= DC_OFFSET_SHOWN:  # an interface's offset: the denoisers take it out (Denoise.remove_dc)
                 print(f"  DC offset {20 * np.log10(offset):.1f} dBFS (denoising takes it out)")
-            carried = describe(info.path, info.sample_rate)
             if carried:
                 print(f"  tags: {carried}")
         except NoiseNilError as exc:
@@ -583,6 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("info", help="format, duration, loudness and peak of audio files")
     i.add_argument("files", nargs="+", help="audio files, folders (searched recursively) or glob patterns")
+    i.add_argument("--json", action="store_true", help="one JSON object per file and line: format, loudness, peaks, clipping, hum, DC offset, tags")
     i.set_defaults(func=cmd_info)
 
     c = sub.add_parser("classify", help="name the background noise in files: share of time per class, or a JSON timeline")

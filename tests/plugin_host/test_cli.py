@@ -965,3 +965,29 @@ def test_live_status_names_the_hum():
     hum = "mains hum at 50.0 Hz, -41 dBFS (5 lines up to 350 Hz)"
     assert _hum_status(hum, True) == "hum 50.0 Hz notched  " and _hum_status(hum, False) == "hum 50.0 Hz (--dehum)  "
     assert _hum_status(None, True) == ""
+
+
+def test_info_json_gives_the_same_figures_one_object_per_line(tmp_path, capsys):
+    import json
+    from pathlib import Path
+
+    from plugin_host.clipping import ClipCounter
+
+    hot = write_audio(tmp_path / "guest.wav", np.clip(4.0 * speechlike(2.0, seed=3), -1.0, 1.0), bit_depth=16)
+    offset = write_audio(tmp_path / "usb_mic.wav", 0.3 * speechlike(2.0, seed=3) + 0.03, bit_depth=16)
+    silence = write_audio(tmp_path / "silence.wav", np.zeros(RATE), bit_depth=16)
+    example = Path(__file__).parents[2] / "examples" / "noisy_podcast.flac"
+    assert main(["info", str(hot), str(offset), str(silence), str(example), "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4
+    guest, usb, quiet, episode = (json.loads(line) for line in lines)  # strict JSON: no -Infinity for silence
+    counted = ClipCounter(RATE)
+    counted.add(read_audio(hot)[0])
+    counted.finish()
+    assert guest["path"] == str(hot) and guest["format"] == "WAV" and guest["sample_rate"] == RATE and guest["channels"] == 1
+    assert guest["clipped"]["places"] == counted.count > 10 and guest["clipped"]["first_seconds"] == pytest.approx(counted.first_seconds, abs=1e-3)
+    assert guest["hum"] is None and guest["dc_offset_dbfs"] is None and usb["clipped"] is None
+    assert usb["dc_offset_dbfs"] == -30.5  # as the text says: "DC offset -30.5 dBFS"
+    assert quiet["loudness_lufs"] is None and quiet["peak_dbfs"] is None
+    assert episode["seconds"] == pytest.approx(14.103, abs=1e-3) and episode["hum"]["mains_hz"] == 50.0
+    assert [line["harmonic"] for line in episode["hum"]["lines"]] == [1, 2, 3, 5, 7]
