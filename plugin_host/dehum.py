@@ -65,11 +65,17 @@ class Hum:
 
 
 class HumFinder:
-    """The long-term spectrum of a file streaming past (mono mix), and the hum in it."""
+    """The long-term spectrum of a file streaming past (mono mix), and the hum in it.
 
-    def __init__(self, sample_rate: int, max_harmonics: int = 20):
+    memory: how much of the spectrum so far each new segment keeps (1: all of it, a file's mean;
+    live monitoring forgets, so that hum that starts late stands out within a segment or two).
+    """
+
+    def __init__(self, sample_rate: int, max_harmonics: int = 20, memory: float = 1.0):
         self.sample_rate = sample_rate
         self.max_harmonics = max_harmonics
+        self.memory = memory
+        self._weight = 0.0  # the segments' weights summed (their count while nothing is forgotten)
         self.n = 1 << int(np.ceil(np.log2(SEGMENT_S * sample_rate)))
         self._bins = int(min(MAX_HZ + 2 * NEIGHBOURHOOD_HZ, sample_rate / 2) * self.n / sample_rate) + 1
         self._window = np.hanning(self.n)
@@ -94,7 +100,9 @@ class HumFinder:
 
     def _segment(self, x: np.ndarray) -> None:
         spectrum = np.fft.rfft(x * self._window)[: self._bins]
+        self._power *= self.memory
         self._power += np.abs(spectrum) ** 2
+        self._weight = self.memory * self._weight + 1.0
         self._segments += 1
 
     def finish(self) -> Hum | None:
@@ -133,7 +141,7 @@ class HumFinder:
     def _harmonics(self, mains: float) -> list[tuple[int, float, float, float]]:
         """(number, Hz, dBFS RMS, dB over the floor) of each harmonic of ``mains`` that stands out:
         the first ``LOW_HARMONICS`` within the grid's tolerance, the rest where those put them."""
-        power = self._power / self._segments
+        power = self._power / self._weight
         out = []
         for k in range(1, min(LOW_HARMONICS, self.max_harmonics) + 1):
             line = self._line(power, k * mains, k * MAINS_TOLERANCE_HZ)

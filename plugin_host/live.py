@@ -40,6 +40,8 @@ COMMON_RATES = (8000, 11025, 16000, 22050, 32000, 44100, 48000, 88200, 96000, 17
 BYPASS_FADE_MS = 20.0
 DEFAULT_SAFETY_MS = 10.0  # thread wake-ups are late by up to ~5 ms on a busy 2-core machine
 CLIP_LEVEL = 0.999  # an input sample at or above this is counted as clipped
+HUM_MEMORY = 0.5  # live, each new segment (~11 s) of the mic halves what the hum finder remembers of the earlier ones
+MAX_HUM_LINES = 40  # notched at once while monitoring (a grid's drift could otherwise add lines for hours)
 WATCHDOG_S = 1.0  # no callback for this long while running = the device stopped
 SPEC_FFT = 1024
 SPEC_BINS = SPEC_FFT // 2 + 1
@@ -481,8 +483,9 @@ class LiveEngine:
         self._in_col = slice(in_ch - 1, in_ch)
         from .dehum import HumFinder
 
-        self._hum_finder = HumFinder(rate)  # fed the raw mic by the side thread
+        self._hum_finder = HumFinder(rate, memory=HUM_MEMORY)  # fed the raw mic by the side thread
         self._hum_segments = 0
+        self._hum_lines: list[tuple[int, float]] = []
         self._notch = self._next_notch = None  # notches in use (engine worker), and new ones handed over (side thread)
         self.hum = None
         self._reset_counters()
@@ -723,8 +726,11 @@ class LiveEngine:
     def process_block(self, x: np.ndarray) -> None:
         """One device block through the denoiser into the output ring (the worker's whole job)."""
         n = len(x)
-        if self._next_notch is not None:  # the side thread found (other) hum: notch it from this block on
-            self._notch, self._next_notch = self._next_notch, None
+        if self._next_notch is not None:  # the side thread found (more) hum: notch it from this block on
+            new, old = self._next_notch, self._notch
+            if old is not None and len(old.sos) <= len(new.sos) and np.array_equal(new.sos[: len(old.sos)], old.sos):
+                new._zi[: len(old.sos)] = old._zi  # the lines notched already go on without a restart
+            self._notch, self._next_notch = new, None
         notched = self._notch.process_frame(x) if self._notch is not None and self.dehum else x
         y = self.pipeline.process(notched[None])[0]
         dry = self._dry(x)
@@ -802,18 +808,18 @@ class LiveEngine:
             return
         self._hum_segments = finder.segments
         hum = finder.result()
-        if hum is None:  # none (yet), or no longer standing out of the whole: what was found stays notched
+        if hum is None:  # none (yet), or none lately: what was found stays notched
             return
-        before = self.hum
-        same = before is not None and hum is not None and [k for k, _, _ in before.harmonics] == [k for k, _, _ in hum.harmonics] and all(
-            abs(a[1] - b[1]) < 0.05 for a, b in zip(before.harmonics, hum.harmonics)
-        )
         self.hum = hum
-        if same:
+        lines = list(self._hum_lines)  # lines are added, never dropped: a hum that stops costs its notches little
+        for k, hz, _ in hum.harmonics:
+            if len(lines) < MAX_HUM_LINES and not any(abs(hz - known) < 0.2 for _, known in lines):
+                lines.append((k, hz))
+        if len(lines) == len(self._hum_lines):
             return
         from .dehum import NotchProcessor, notch_sos
 
-        lines = [(k, hz) for k, hz, _ in hum.harmonics]
+        self._hum_lines = lines  # new sections go last: the engine carries the earlier ones' state over
         self._next_notch = NotchProcessor(notch_sos(lines, 1.0, self.sample_rate), self.block_size)
 
     def _spectrogram(self, taps: np.ndarray) -> None:

@@ -478,3 +478,27 @@ def test_dehum_notches_the_mains_hum_it_finds_in_the_mic(clean_speech):
     quiet = LiveEngine(LiveConfig(classify=False, dehum=True))  # a mic without hum: nothing found, nothing notched
     VirtualDevice(quiet, RATE).run(np.resize(clean_speech, 12 * RATE))
     assert quiet.stats().hum is None and quiet.stats().hum_checked and quiet._notch is None
+
+
+def test_dehum_finds_hum_that_starts_late_and_keeps_what_it_notched():
+    """Someone plugs in a charger 35 s into the session: the finder forgets half of what it heard
+    at each new segment, so the new hum stands out within two; the notches found are carried on."""
+    from conftest import speechlike
+
+    n = 70 * RATE
+    speech = np.resize(speechlike(7.0, seed=2), n).astype(np.float64)
+    t = np.arange(n) / RATE
+    hum = 10 ** (-35 / 20) * np.sqrt(2) * np.sin(2 * np.pi * 60.0 * t) * (t >= 35.0)
+    hum += 10 ** (-41 / 20) * np.sqrt(2) * np.sin(2 * np.pi * 180.0 * t + 1.0) * (t >= 35.0)  # between the voice's f0 and 2 f0
+    engine = LiveEngine(LiveConfig(classify=False, dehum=True))
+    dev = VirtualDevice(engine, RATE)
+    found_at = []
+
+    def on_block(b):
+        if engine.hum is not None and not found_at:
+            found_at.append((b + 1) * dev.block / RATE)
+
+    dev.run((speech + hum).astype(np.float32), on_block)
+    assert 35.0 < found_at[0] <= 35.0 + 2 * 10.93  # within two segments of its start
+    assert engine.stats().hum.startswith("mains hum at 60.0 Hz")
+    assert [k for k, _ in engine._hum_lines] == [1, 3] and len(engine._notch.sos) == 2
