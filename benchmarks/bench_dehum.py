@@ -28,16 +28,10 @@ import soundfile as sf
 import soxr
 
 from plugin_host import Chain, Dehum, Denoise
-from plugin_host.evaluation import _corpus
+from plugin_host.evaluation import _corpus, si_sdr
 
 RATE = 48000
 LEVELS_DBFS = (-45.0, -35.0)
-
-
-def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
-    alpha = np.dot(estimate, reference) / np.dot(reference, reference)
-    target = alpha * reference
-    return float(10 * np.log10(np.sum(target**2) / np.sum((estimate - target) ** 2)))
 
 
 def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:

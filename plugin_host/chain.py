@@ -87,10 +87,10 @@ def _check_plugin(plugin, owner=None):
 def scan_input(steps, chunks, sample_rate: int) -> None:
     """Show a whole input, once, to the steps at the head of a chain that look at it before they
     run (``Declip`` and ``Dehum`` with a level or hum to find: their ``scanner``); the first step
-    without one ends the head, as the steps after it hear something else."""
+    that does not look (``scans_input``) ends the head, as the steps after it hear something else."""
     scanners = []
     for step in steps:
-        if not hasattr(step, "scanner"):
+        if not getattr(step, "scans_input", False):
             break
         scanner = step.scanner(sample_rate)
         if scanner is not None:

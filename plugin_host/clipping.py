@@ -101,17 +101,13 @@ class ClipCounter:
         same[0] = y[0] == last
         same[1:] = y[1:] == y[:-1]
         starts = np.flatnonzero(~same)  # where a new run begins in this chunk
-        if len(starts) == 0 or starts[0] != 0:  # the carried run goes on into this chunk
-            first_end = starts[0] if len(starts) else n
+        if same[0]:  # the carried run goes on into this chunk
             run_starts = np.concatenate(([carried_start - self._pos], starts))
         else:
+            if carried_length:  # it ended with the last chunk
+                self._keep(last, carried_start, carried_start + carried_length)
             run_starts = starts
-        run_ends = np.concatenate((run_starts[1:], [n]))
-        lengths = run_ends - run_starts
-        if carried_length and starts.size and starts[0] == 0:  # the carried run ended with the last chunk
-            self._keep(last, carried_start, carried_start + carried_length)
-        elif carried_length and (len(starts) == 0 or starts[0] != 0):
-            lengths[0] = carried_length + first_end
+        lengths = np.diff(np.concatenate((run_starts, [n])))
         values = y[np.maximum(run_starts, 0)]
         closed = slice(0, len(run_starts) - 1)  # the last run may go on
         long = lengths[closed] >= CLIP_RUN

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .effects import StreamingEffect, as_channels_first
+from .effects import StreamingEffect, feed
 from .errors import ParameterError, check_range
 from .clipping import CLIP_RUN, ClipCounter
 
@@ -161,27 +161,16 @@ class Declip(StreamingEffect):
         """The level in use: ``threshold_db``, or the one found in the input."""
         return self._found_db if self._threshold_db is None else self._threshold_db
 
+    scans_input = True
+
     def scanner(self, sample_rate: int) -> _LevelScan | None:
-        """Something to show the whole input to (``add(chunk)``, then ``finish()``), which then sets
-        the level in use; None with a ``threshold_db`` of its own."""
+        """The level the input clipped at, to be found (None with a ``threshold_db`` of its own)."""
         return _LevelScan(self, sample_rate) if self._threshold_db is None else None
 
     def find_level(self, chunks, sample_rate: int) -> ClipCounter:
         """Look at the whole input (an iterable of (channels, n) chunks) for the level it clipped
         at, and use it while ``threshold_db`` is None; returns the counter (places, positions)."""
-        scan = _LevelScan(self, sample_rate)
-        for chunk in chunks:
-            scan.add(chunk)
-        return scan.finish()
-
-    def process(self, input_array, sample_rate: float, buffer_size: int = 8192, reset: bool = True) -> np.ndarray:
-        if reset and self._threshold_db is None:
-            x, _ = as_channels_first(input_array)
-            if np.all(np.isfinite(x)):  # the base class names the bad samples
-                self.find_level([x], int(sample_rate))
-        return super().process(input_array, sample_rate, buffer_size, reset)
-
-    __call__ = process
+        return feed(_LevelScan(self, sample_rate), chunks)
 
     @property
     def max_gap_ms(self) -> float:

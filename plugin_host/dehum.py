@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .effects import StreamingEffect, as_channels_first
+from .effects import StreamingEffect, feed
 from .errors import ParameterError, check_range
 
 MAINS_HZ = (50.0, 60.0)
@@ -43,6 +43,7 @@ PRESENT_DB = 10.0  # a harmonic this far over its floor is notched
 STRONG_DB = 20.0  # a fundamental this far over it is hum even alone
 MAX_HZ = 4000.0  # no notches above this: a buzz's upper harmonics are left to the denoiser
 HOP_S = 0.01
+BANDWIDTH_HZ = 1.0  # each notch's width (-3 dB)
 
 
 @dataclass
@@ -248,7 +249,7 @@ class Dehum(StreamingEffect):
     max_harmonics: the highest harmonic notched (20: 1 kHz at 50 Hz; a buzz above is left to the denoiser).
     """
 
-    def __init__(self, frequency_hz: float | None = None, bandwidth_hz: float = 1.0, max_harmonics: int = 20):
+    def __init__(self, frequency_hz: float | None = None, bandwidth_hz: float = BANDWIDTH_HZ, max_harmonics: int = 20):
         super().__init__()
         self.frequency_hz = frequency_hz
         self.bandwidth_hz = bandwidth_hz
@@ -293,27 +294,16 @@ class Dehum(StreamingEffect):
             return []
         return [(k, hz) for k, hz, _ in self.found.harmonics if k <= self._max_harmonics]
 
+    scans_input = True
+
     def scanner(self, sample_rate: int) -> _HumScan | None:
-        """Something to show the whole input to (``add(chunk)``, then ``finish()``), which then sets
-        the notches; None with a ``frequency_hz`` of its own."""
+        """The hum in the input, to be found (None with a ``frequency_hz`` of its own)."""
         return _HumScan(self, sample_rate) if self._frequency_hz is None else None
 
     def find_hum(self, chunks, sample_rate: int) -> Hum | None:
         """Look at the whole input (an iterable of (channels, n) chunks) for hum and notch what is
         found while ``frequency_hz`` is None; returns it."""
-        scan = _HumScan(self, sample_rate)
-        for chunk in chunks:
-            scan.add(chunk)
-        return scan.finish()
-
-    def process(self, input_array, sample_rate: float, buffer_size: int = 8192, reset: bool = True) -> np.ndarray:
-        if reset and self._frequency_hz is None:
-            x, _ = as_channels_first(input_array)
-            if np.all(np.isfinite(x)):  # the base class names the bad samples
-                self.find_hum([x], int(sample_rate))
-        return super().process(input_array, sample_rate, buffer_size, reset)
-
-    __call__ = process
+        return feed(_HumScan(self, sample_rate), chunks)
 
     def _make_processors(self, channels: int) -> list:
         rate = self._rate

@@ -53,6 +53,13 @@ def run_offline(pipeline, x: np.ndarray, buffer_size: int) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
+def feed(scanner, chunks):
+    """Every chunk to a scanner (``add``), then its ``finish()``."""
+    for chunk in chunks:
+        scanner.add(chunk)
+    return scanner.finish()
+
+
 class StreamingEffect:
     """Shared plumbing: layout handling, buffer splitting, offline vs. streaming pipelines."""
 
@@ -61,9 +68,22 @@ class StreamingEffect:
     #: corner of the DC blocker in front of the frame processors; None: none
     dc_cutoff_hz: float | None = None
     remove_dc = False
+    #: it looks at a whole input before it runs (``scanner``: Declip's clip level, Dehum's hum)
+    scans_input = False
 
     def __init__(self):
         self._stream: RealtimePipeline | None = None
+
+    def scanner(self, sample_rate: int):
+        """Something to show a whole input to before it runs (``add(chunk)``, then ``finish()``,
+        which sets what the effect found); None where there is nothing to find."""
+        return None
+
+    def scan(self, chunks, sample_rate: int):
+        """Show a whole input (an iterable of (channels, n) chunks) to ``scanner``; returns what
+        ``finish()`` found, None where there is nothing to find."""
+        scanner = self.scanner(sample_rate)
+        return None if scanner is None else feed(scanner, chunks)
 
     def _make_processors(self, channels: int) -> list:
         raise NotImplementedError
@@ -109,6 +129,7 @@ class StreamingEffect:
             raise ParameterError("input_array contains NaN or Inf samples")
         channels = x.shape[0]
         if reset:
+            self.scan([x], rate)  # the whole input, before it runs: a level or hum to find
             self._stream = None
             y = run_offline(self.offline_pipeline(rate, channels), x, size)
         else:

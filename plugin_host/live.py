@@ -412,6 +412,7 @@ class LiveEngine:
         self.bypass = False
         self.dehum = c.dehum  # notch out the hum found in the mic (switches at the next block)
         self.hum = None  # what was found (dehum.Hum), on or off
+        self._hum_segments = 0  # segments of the mic looked at
         self._notch = self._next_notch = None
         self.on_failure = None  # called (from the side thread) with the message when the device fails
         self.cb_times_ns = np.zeros(1 << 16, np.int64)  # callback durations, a ring
@@ -817,10 +818,10 @@ class LiveEngine:
                 lines.append((k, hz))
         if len(lines) == len(self._hum_lines):
             return
-        from .dehum import NotchProcessor, notch_sos
+        from .dehum import BANDWIDTH_HZ, NotchProcessor, notch_sos
 
         self._hum_lines = lines  # new sections go last: the engine carries the earlier ones' state over
-        self._next_notch = NotchProcessor(notch_sos(lines, 1.0, self.sample_rate), self.block_size)
+        self._next_notch = NotchProcessor(notch_sos(lines, BANDWIDTH_HZ, self.sample_rate), self.block_size)
 
     def _spectrogram(self, taps: np.ndarray) -> None:
         buf = np.concatenate([self._spec_tail, taps]) if len(self._spec_tail) else taps
@@ -865,7 +866,7 @@ class LiveEngine:
             noise_class=self.noise_class,
             noise_probability=self.noise_probability,
             hum=self.hum.describe() if self.hum else None,
-            hum_checked=getattr(self, "_hum_segments", 0) > 0,
+            hum_checked=self._hum_segments > 0,
             recording=[str(r.path) for r in self._recorders],
             record_dropped=self._record_dropped,
             latency=self.latency,
